@@ -1,0 +1,297 @@
+"""Activation shaping (ASH, Djurisic et al., ICLR 2023) and ReAct clipping: pure tensor functions.
+
+Every function takes a batch ``x`` of shape ``(N, ...)`` -- ``(N, D)`` features or ``(N, C, H, W)``
+feature maps -- and treats each sample as one vector of its ``n = x[0].numel()`` values, as the
+paper's Algorithms 1-3 do over ``C*H*W``. The result is a new tensor of the same shape, dtype and
+device; the caller's tensor is never modified (the official code works in place).
+
+Which values are kept (the rest are set to zero) is chosen in one of two ways:
+
+* ``percentile=p`` (local threshold, the paper's default): per sample, exactly
+  ``k = n - round(n * p / 100)`` values are kept, the ``k`` largest (``torch.topk``, as in the
+  official code). ``round`` is round-half-to-even, like the official ``np.round``: ``n=10, p=65``
+  prunes 6 values, ``n=10, p=75`` prunes 8. Ties: among values equal to the ``k``-th largest,
+  ``torch.topk`` decides which are kept. Kept zeros count as kept (ASH-B fills them too).
+* ``threshold=t`` (global threshold, paper Section 5, Figure 4, Table A4): a number fitted once
+  on ID training activations with :func:`fit_global_threshold`; values ``>= t`` are kept, so the
+  kept count ``k_i`` varies per sample (and is ``n`` wherever ``t <= min``).
+
+Degenerate samples give zeros, never NaN: ``k = 0`` (``p = 100``) for every variant, and a zero
+sum after pruning (``s2 = 0``) for ASH-S. ASH-S computes ``exp(s1 / s2)`` as the paper does; for
+non-negative (post-ReLU) activations ``s1 / s2 >= 1`` stays moderate, while mixed-sign inputs
+with ``s2`` near zero can overflow to ``inf``, as in the official code.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from numbers import Real
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ashlib._checks import ParameterError, check_choice, check_percentile
+
+__all__ = [
+    "ash_p",
+    "ash_b",
+    "ash_s",
+    "ash_rand",
+    "react_clip",
+    "fit_global_threshold",
+    "fit_react_threshold",
+    "kept_count",
+    "SHAPERS",
+    "METHODS",
+    "make_shaper",
+]
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+def _check_batch(x) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise ParameterError(f"x of type {type(x).__name__} is not allowed: expected a torch.Tensor.")
+    if x.dim() < 2:
+        raise ParameterError(
+            f"x with shape {tuple(x.shape)} is not allowed: expected a batch (N, ...) with at least "
+            "2 dimensions, e.g. (N, D) or (N, C, H, W)."
+        )
+    return x
+
+
+def _check_number(name: str, value) -> float:
+    """A finite real number (a 0-d tensor is accepted too)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ParameterError(f"{name}={value!r} is not allowed: expected a finite real number.")
+    return float(value)
+
+
+def _check_one_of(percentile, threshold) -> tuple[float | None, float | None]:
+    """Exactly one of ``percentile`` (local) or ``threshold`` (global) must be given."""
+    if (percentile is None) == (threshold is None):
+        given = "both" if percentile is not None else "neither"
+        raise ParameterError(
+            f"percentile={percentile!r}, threshold={threshold!r} is not allowed ({given} given): "
+            "expected exactly one, percentile in [0, 100] for a per-sample (local) threshold or "
+            "threshold (a number from fit_global_threshold) for a global one."
+        )
+    if percentile is not None:
+        return check_percentile("percentile", percentile), None
+    return None, _check_number("threshold", threshold)
+
+
+def kept_count(n: int, percentile: float) -> int:
+    """Values kept per sample at a local ``percentile``: ``n - round(n * p / 100)`` (half to even)."""
+    check_percentile("percentile", percentile)
+    return n - int(np.round(n * percentile / 100.0))
+
+
+# ----------------------------------------------------------------------------- pruning
+
+def _prune_mask(flat: Tensor, percentile: float | None, threshold: float | None) -> Tensor:
+    """Boolean (N, n) mask of the kept values (step "set every value below t to zero")."""
+    if threshold is not None:
+        return flat >= threshold
+    k = kept_count(flat.shape[1], percentile)
+    mask = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
+    if k > 0:
+        idx = torch.topk(flat, k, dim=1).indices
+        mask.scatter_(1, idx, True)
+    return mask
+
+
+def _prepare(x: Tensor, percentile, threshold) -> tuple[Tensor, Tensor]:
+    x = _check_batch(x)
+    percentile, threshold = _check_one_of(percentile, threshold)
+    flat = x.reshape(x.shape[0], -1)
+    return flat, _prune_mask(flat, percentile, threshold)
+
+
+def ash_p(x: Tensor, percentile: float | None = None, *, threshold: float | None = None) -> Tensor:
+    """ASH-P (Algorithm 1): zero all but the kept values, leave those unchanged."""
+    flat, mask = _prepare(x, percentile, threshold)
+    return torch.where(mask, flat, torch.zeros_like(flat)).reshape(x.shape)
+
+
+def ash_b(x: Tensor, percentile: float | None = None, *, threshold: float | None = None) -> Tensor:
+    """ASH-B (Algorithm 2): set every kept value to ``s1 / k``, ``s1`` the sum before pruning.
+
+    The per-sample sum is preserved (``k * s1 / k = s1``); ``k = 0`` gives zeros.
+    """
+    flat, mask = _prepare(x, percentile, threshold)
+    s1 = flat.sum(dim=1)
+    k = mask.sum(dim=1)
+    fill = torch.where(k > 0, s1 / k.clamp(min=1).to(s1.dtype), torch.zeros_like(s1))
+    return torch.where(mask, fill[:, None].expand_as(flat), torch.zeros_like(flat)).reshape(x.shape)
+
+
+def ash_s(x: Tensor, percentile: float | None = None, *, threshold: float | None = None) -> Tensor:
+    """ASH-S (Algorithm 3): multiply the kept values by ``exp(s1 / s2)``.
+
+    ``s1``, ``s2``: per-sample sums before and after pruning; ``s2 = 0`` gives zeros.
+    """
+    flat, mask = _prepare(x, percentile, threshold)
+    zeros = torch.zeros_like(flat)
+    pruned = torch.where(mask, flat, zeros)
+    s1 = flat.sum(dim=1)
+    s2 = pruned.sum(dim=1)
+    ok = s2 != 0
+    scale = torch.where(ok, torch.exp(s1 / torch.where(ok, s2, torch.ones_like(s2))), torch.zeros_like(s2))
+    return torch.where(mask, pruned * scale[:, None], zeros).reshape(x.shape)
+
+
+def ash_rand(
+    x: Tensor,
+    percentile: float | None = None,
+    *,
+    threshold: float | None = None,
+    low: float = 0.0,
+    high: float = 10.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """ASH-RAND (Section 4.4, Table 4): replace the kept values by draws from U[low, high].
+
+    Pass a seeded ``generator`` (on ``x``'s device) for reproducible draws. One value is drawn
+    for every element (kept or not), so the random stream differs from the official code's.
+    """
+    flat, mask = _prepare(x, percentile, threshold)
+    low, high = _check_low_high(low, high)
+    draws = torch.empty_like(flat).uniform_(low, high, generator=generator)
+    return torch.where(mask, draws, torch.zeros_like(flat)).reshape(x.shape)
+
+
+def _check_low_high(low, high) -> tuple[float, float]:
+    low, high = _check_number("low", low), _check_number("high", high)
+    if low > high:
+        raise ParameterError(f"low={low!r}, high={high!r} is not allowed: expected low <= high.")
+    return low, high
+
+
+# ----------------------------------------------------------------------------- ReAct
+
+def react_clip(x: Tensor, threshold: float) -> Tensor:
+    """ReAct (Sun et al., 2021, Eq. 1): ``min(x, c)`` elementwise, as a new tensor."""
+    if not isinstance(x, Tensor):
+        raise ParameterError(f"x of type {type(x).__name__} is not allowed: expected a torch.Tensor.")
+    return x.clamp(max=_check_number("threshold", threshold))
+
+
+# ----------------------------------------------------------------------------- fitted thresholds
+
+def fit_global_threshold(activations: Tensor | np.ndarray, percentile: float) -> float:
+    """The ``percentile``-th percentile of all values of one layer's ID *training* activations.
+
+    This is the global threshold of the paper's Section 5 (Figure 4, Table A4): pass it as
+    ``threshold=`` to the ASH functions. Interpolation is linear between order statistics, the
+    default of ``numpy.percentile``: with ``m`` values sorted ascending, position
+    ``q = (p / 100) * (m - 1)``. Uses ``torch.kthvalue`` (no size limit, unlike
+    ``torch.quantile``); only the values given are used.
+    """
+    check_percentile("percentile", percentile)
+    flat = _flat_values("activations", activations)
+    m = flat.numel()
+    pos = (percentile / 100.0) * (m - 1)
+    lo = min(int(math.floor(pos)), m - 1)
+    frac = pos - lo
+    a = float(torch.kthvalue(flat, lo + 1).values)
+    if frac == 0.0 or lo + 1 > m - 1:
+        return a
+    b = float(torch.kthvalue(flat, lo + 2).values)
+    return a + (b - a) * frac
+
+
+def fit_react_threshold(activations: Tensor | np.ndarray, percentile: float = 90) -> float:
+    """ReAct's clipping threshold ``c``: the ``percentile``-th (default 90th) percentile of ID
+    training activations (ReAct's recipe, ``np.percentile``; same interpolation as
+    :func:`fit_global_threshold`)."""
+    return fit_global_threshold(activations, percentile)
+
+
+def _flat_values(name: str, values) -> Tensor:
+    if isinstance(values, np.ndarray):
+        values = torch.from_numpy(values)
+    if not isinstance(values, Tensor):
+        raise ParameterError(
+            f"{name} of type {type(values).__name__} is not allowed: expected a torch.Tensor or numpy array."
+        )
+    flat = values.detach().reshape(-1)
+    if flat.numel() == 0:
+        raise ParameterError(f"{name} is empty: expected at least one value.")
+    if flat.is_floating_point():
+        n_nan = int(torch.isnan(flat).sum())
+        if n_nan:
+            raise ParameterError(f"{name} contains {n_nan} NaN values: expected numbers only.")
+    else:
+        flat = flat.double()
+    return flat
+
+
+# ----------------------------------------------------------------------------- one code path
+
+SHAPERS: dict[str, Callable[..., Tensor]] = {
+    "ash_p": ash_p,
+    "ash_b": ash_b,
+    "ash_s": ash_s,
+    "ash_rand": ash_rand,
+}
+
+#: Everything :func:`make_shaper` accepts: the ASH variants plus the baselines.
+METHODS: tuple[str, ...] = ("none", "react", *SHAPERS)
+
+_RAND_KWARGS = ("low", "high", "generator")
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def make_shaper(
+    method: str, percentile: float | None = None, *, threshold: float | None = None, **kwargs
+) -> Callable[[Tensor], Tensor]:
+    """A one-argument function ``x -> shaped x`` (e.g. for a forward hook), validated up front.
+
+    ``method``: ``"ash_p"``, ``"ash_b"``, ``"ash_s"``, ``"ash_rand"`` (exactly one of
+    ``percentile``/``threshold``; ``ash_rand`` also takes ``low``, ``high``, ``generator``),
+    ``"react"`` (clip at ``threshold``, required) or ``"none"`` (identity, no arguments).
+    """
+    check_choice("method", method, METHODS)
+    allowed_kwargs = _RAND_KWARGS if method == "ash_rand" else ()
+    for key in kwargs:
+        if key not in allowed_kwargs:
+            allowed = ", ".join(allowed_kwargs) if allowed_kwargs else "none"
+            raise ParameterError(
+                f"{key}={kwargs[key]!r} is not allowed for method={method!r}: expected keyword "
+                f"arguments among: {allowed}."
+            )
+    if method == "none":
+        if percentile is not None or threshold is not None:
+            raise ParameterError(
+                f"percentile={percentile!r}, threshold={threshold!r} is not allowed for "
+                "method='none': expected neither."
+            )
+        return _identity
+    if method == "react":
+        if percentile is not None:
+            raise ParameterError(
+                f"percentile={percentile!r} is not allowed for method='react': expected "
+                "threshold= (fit it with fit_react_threshold)."
+            )
+        if threshold is None:
+            raise ParameterError(
+                "threshold=None is not allowed for method='react': expected a finite real number "
+                "(fit it with fit_react_threshold)."
+            )
+        return functools.partial(react_clip, threshold=_check_number("threshold", threshold))
+    percentile, threshold = _check_one_of(percentile, threshold)
+    if method == "ash_rand":
+        low, high = _check_low_high(kwargs.get("low", 0.0), kwargs.get("high", 10.0))
+        kwargs.update(low=low, high=high)
+        gen = kwargs.get("generator")
+        if gen is not None and not isinstance(gen, torch.Generator):
+            raise ParameterError(f"generator={gen!r} is not allowed: expected a torch.Generator or None.")
+    return functools.partial(SHAPERS[method], percentile=percentile, threshold=threshold, **kwargs)
