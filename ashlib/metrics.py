@@ -1,0 +1,161 @@
+"""OOD detection metrics on scores where HIGHER means more in-distribution, built on scikit-learn.
+
+``score_id`` and ``score_ood`` are 1-D numpy arrays, torch tensors or sequences of numbers.
+The functions return fractions in [0, 1]; :func:`ood_metrics` returns percentages, as the
+paper's tables do.
+
+FPR at a TPR comes in two conventions (see :data:`FPR_CONVENTIONS`); the paper's is the default:
+
+* ``"paper"`` (ASH, ReAct, Energy): ID is positive. The threshold is the first point of
+  ``roc_curve`` (thresholds in decreasing order) with TPR >= ``tpr``: the largest score ``t``
+  such that at least ``tpr`` of the ID samples have a score >= ``t``. FPR is the fraction of
+  OOD samples with a score >= ``t`` (accepted as ID).
+* ``"openood"`` (OpenOOD v1.5, pytorch-ood): OOD is positive, scores are negated. The threshold
+  is the smallest ``t`` such that at least ``tpr`` of the OOD samples have a score <= ``t``.
+  FPR is the fraction of ID samples with a score <= ``t`` (rejected as OOD).
+
+Ties: ``roc_curve`` puts all samples with equal scores into one point, so a group of tied
+scores is accepted (or rejected) together. The TPR reached can exceed ``tpr`` and every sample
+of the other class tied with the threshold counts as a false positive. The official ASH/ReAct
+script uses ``known_sorted[round(0.05 * n)]`` and counts OOD scores strictly above it; the two
+agree when ``0.05 * n`` is an integer (e.g. 10,000 or 50,000 ID images) and no OOD score equals
+the threshold.
+
+AUPR-In/Out are ``average_precision_score`` (the step sum ``sum_n (R_n - R_{n-1}) P_n``), not
+a trapezoidal area; pytorch-ood's AUPR and the official ASH script's AUIN/AUOUT use trapezoids
+and differ slightly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from ashlib._checks import ParameterError, check_choice, check_range
+
+__all__ = [
+    "FPR_CONVENTIONS",
+    "DEFAULT_CONVENTION",
+    "auroc",
+    "aupr_in",
+    "aupr_out",
+    "fpr_at_tpr",
+    "fpr95",
+    "accuracy",
+    "ood_metrics",
+]
+
+#: The two meanings of "FPR at 95% TPR"; label every table with the one used.
+FPR_CONVENTIONS: dict[str, str] = {
+    "paper": "fraction of OOD samples accepted as ID when (at least) 95% of ID samples are "
+    "accepted (ASH, ReAct, Energy papers)",
+    "openood": "fraction of ID samples rejected as OOD when (at least) 95% of OOD samples are "
+    "detected (OpenOOD v1.5, pytorch-ood)",
+}
+
+#: The convention of :func:`fpr_at_tpr` and :func:`ood_metrics` unless told otherwise.
+DEFAULT_CONVENTION = "paper"
+
+
+def _as_array(name: str, values) -> np.ndarray:
+    """1-D float64 array of finite values, or :class:`ParameterError` naming ``name``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().to(torch.float64).numpy()
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ParameterError(f"{name} is not allowed: expected numbers ({err}).") from None
+    if arr.ndim != 1:
+        raise ParameterError(
+            f"{name} with shape {arr.shape} is not allowed: expected a 1-D array of scores."
+        )
+    if arr.size == 0:
+        raise ParameterError(f"{name} is empty: expected at least one score.")
+    n_nan = int(np.isnan(arr).sum())
+    if n_nan:
+        raise ParameterError(f"{name} contains {n_nan} NaN values: expected finite scores.")
+    n_inf = int(np.isinf(arr).sum())
+    if n_inf:
+        raise ParameterError(f"{name} contains {n_inf} infinite values: expected finite scores.")
+    return arr
+
+
+def _labelled(score_id, score_ood) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (1 = ID) and scores of ID followed by OOD samples."""
+    s_id = _as_array("score_id", score_id)
+    s_ood = _as_array("score_ood", score_ood)
+    y = np.concatenate([np.ones(s_id.size, dtype=np.int64), np.zeros(s_ood.size, dtype=np.int64)])
+    return y, np.concatenate([s_id, s_ood])
+
+
+def auroc(score_id, score_ood) -> float:
+    """Area under the ROC curve, ID positive: P(ID score > OOD score), ties count half."""
+    y, s = _labelled(score_id, score_ood)
+    return float(roc_auc_score(y, s))
+
+
+def aupr_in(score_id, score_ood) -> float:
+    """Average precision with ID as the positive class (the paper's "AUPR")."""
+    y, s = _labelled(score_id, score_ood)
+    return float(average_precision_score(y, s))
+
+
+def aupr_out(score_id, score_ood) -> float:
+    """Average precision with OOD as the positive class, on negated scores."""
+    y, s = _labelled(score_id, score_ood)
+    return float(average_precision_score(1 - y, -s))
+
+
+def fpr_at_tpr(score_id, score_ood, tpr: float = 0.95, convention: str = DEFAULT_CONVENTION) -> float:
+    """False positive rate at the first ROC point with TPR >= ``tpr`` (see module docs).
+
+    ``convention="paper"``: OOD accepted at ``tpr`` of ID accepted; ``"openood"``: ID rejected
+    at ``tpr`` of OOD detected. Tied scores enter together, as ``roc_curve`` groups them.
+    """
+    check_range("tpr", tpr, 0, 1)
+    check_choice("convention", convention, FPR_CONVENTIONS)
+    y, s = _labelled(score_id, score_ood)
+    if convention == "openood":
+        y, s = 1 - y, -s
+    # drop_intermediate=False: keep every threshold, so the first point reaching tpr is present
+    fpr, tpr_curve, _ = roc_curve(y, s, drop_intermediate=False)
+    idx = int(np.searchsorted(tpr_curve, tpr, side="left"))  # tpr_curve ends at 1.0
+    return float(fpr[idx])
+
+
+def fpr95(score_id, score_ood, convention: str = DEFAULT_CONVENTION) -> float:
+    """FPR at 95% TPR: :func:`fpr_at_tpr` with ``tpr=0.95``."""
+    return fpr_at_tpr(score_id, score_ood, 0.95, convention)
+
+
+def accuracy(logits_or_predictions, labels) -> float:
+    """Fraction of correct predictions: (N, C) logits (argmax over C) or (N,) class indices."""
+    if isinstance(logits_or_predictions, torch.Tensor):
+        logits_or_predictions = logits_or_predictions.detach().cpu().numpy()
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    pred = np.asarray(logits_or_predictions)
+    lab = np.asarray(labels)
+    if pred.ndim == 2:
+        pred = pred.argmax(axis=1)
+    if pred.ndim != 1 or lab.ndim != 1 or pred.shape != lab.shape:
+        raise ParameterError(
+            f"logits_or_predictions with shape {np.shape(logits_or_predictions)} and labels with "
+            f"shape {lab.shape} are not allowed: expected (N, C) or (N,) with labels (N,)."
+        )
+    if lab.size == 0:
+        raise ParameterError("labels is empty: expected at least one sample.")
+    return float(np.mean(pred == lab))
+
+
+def ood_metrics(score_id, score_ood, convention: str = DEFAULT_CONVENTION) -> dict[str, float]:
+    """``{"FPR95", "AUROC", "AUPR-In", "AUPR-Out"}`` in PERCENT, FPR95 in ``convention``."""
+    check_choice("convention", convention, FPR_CONVENTIONS)
+    s_id = _as_array("score_id", score_id)
+    s_ood = _as_array("score_ood", score_ood)
+    return {
+        "FPR95": 100.0 * fpr_at_tpr(s_id, s_ood, 0.95, convention),
+        "AUROC": 100.0 * auroc(s_id, s_ood),
+        "AUPR-In": 100.0 * aupr_in(s_id, s_ood),
+        "AUPR-Out": 100.0 * aupr_out(s_id, s_ood),
+    }

@@ -1,0 +1,231 @@
+"""Acceptance tests for ashlib.metrics (scores: higher = more in-distribution)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
+
+from ashlib._checks import ParameterError
+from ashlib.metrics import (
+    DEFAULT_CONVENTION,
+    FPR_CONVENTIONS,
+    accuracy,
+    aupr_in,
+    aupr_out,
+    auroc,
+    fpr95,
+    fpr_at_tpr,
+    ood_metrics,
+)
+
+
+def random_scores(n_id=1000, n_ood=800, seed=0, shift=1.0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(shift, 1.0, n_id), rng.normal(0.0, 1.0, n_ood)
+
+
+def labels_scores(s_id, s_ood):
+    return np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))], np.r_[s_id, s_ood]
+
+
+def ref_fpr(s_id, s_ood, tpr, convention):
+    """Independent FPR by sorting (no roc_curve): the m-th best score of the positive class is
+    the threshold, m = ceil(tpr * n_pos); count the other class on the accepting side, ties included."""
+    pos, neg = (s_id, s_ood) if convention == "paper" else (-s_ood, -s_id)
+    m = max(1, math.ceil(round(tpr * len(pos), 9)))
+    t = np.sort(pos)[::-1][m - 1]
+    return float(np.mean(neg >= t))
+
+
+# ----------------------------------------------------------------------------- vs scikit-learn
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_agrees_with_sklearn_on_random_data(seed):
+    s_id, s_ood = random_scores(seed=seed, n_id=1000 + 37 * seed, n_ood=700 + 11 * seed)
+    y, s = labels_scores(s_id, s_ood)
+    assert auroc(s_id, s_ood) == pytest.approx(roc_auc_score(y, s), abs=1e-15)
+    assert aupr_in(s_id, s_ood) == pytest.approx(average_precision_score(y, s), abs=1e-15)
+    # AUPR-Out: average precision with OOD as the positive class and negated scores
+    assert aupr_out(s_id, s_ood) == pytest.approx(average_precision_score(1 - y, -s), abs=1e-15)
+    for convention in FPR_CONVENTIONS:
+        for tpr in (0.5, 0.9, 0.95, 0.99):
+            assert fpr_at_tpr(s_id, s_ood, tpr, convention) == ref_fpr(s_id, s_ood, tpr, convention)
+
+
+def test_fpr_with_many_ties_matches_sorting_reference():
+    rng = np.random.default_rng(7)
+    s_id = rng.integers(0, 12, 333).astype(float)  # heavy ties within and across classes
+    s_ood = rng.integers(-3, 8, 271).astype(float)
+    for convention in FPR_CONVENTIONS:
+        for tpr in (0.3, 0.8, 0.95):
+            assert fpr_at_tpr(s_id, s_ood, tpr, convention) == ref_fpr(s_id, s_ood, tpr, convention)
+
+
+def test_torch_inputs_equal_numpy_inputs():
+    s_id, s_ood = random_scores(seed=3)
+    t_id, t_ood = torch.tensor(s_id, dtype=torch.float32), torch.tensor(s_ood, dtype=torch.float32)
+    f_id, f_ood = t_id.double().numpy(), t_ood.double().numpy()
+    assert ood_metrics(t_id, t_ood) == ood_metrics(f_id, f_ood)
+    assert ood_metrics(t_id, t_ood, "openood") == ood_metrics(f_id, f_ood, "openood")
+
+
+# ----------------------------------------------------------------------------- by hand, with ties
+
+# ID  scores: 0.9, 0.8, 0.7, 0.5, 0.5      OOD scores: 0.8, 0.5, 0.4, 0.3, 0.2
+# Ties: 0.8 (one ID, one OOD), 0.5 (two ID, one OOD).
+HAND_ID = [0.9, 0.8, 0.7, 0.5, 0.5]
+HAND_OOD = [0.5, 0.4, 0.3, 0.2, 0.8]
+
+
+def test_hand_worked_example_with_ties():
+    # "paper": accept score >= t. Unique thresholds, descending, with (ID accepted, OOD accepted):
+    #   0.9 (1, 0)  0.8 (2, 1)  0.7 (3, 1)  0.5 (5, 2)  ...
+    # TPR 0.8 needs 4 of 5 ID: first reached at t=0.5, where the tie group jumps to 5/5 (TPR 1.0).
+    # FPR = OOD >= 0.5 = {0.5, 0.8} = 2/5 = 0.4 (the tied OOD 0.5 counts; ">" would give 1/5).
+    # TPR 0.95 needs 5/5: also t=0.5 -> 0.4.
+    assert fpr_at_tpr(HAND_ID, HAND_OOD, 0.8, "paper") == 0.4
+    assert fpr95(HAND_ID, HAND_OOD) == 0.4
+    assert fpr95(HAND_ID, HAND_OOD, convention="paper") == 0.4
+    # "openood": OOD positive, flag score <= t. Thresholds ascending, (OOD flagged, ID flagged):
+    #   0.2 (1, 0)  0.3 (2, 0)  0.4 (3, 0)  0.5 (4, 2)  0.7 (4, 3)  0.8 (5, 4)  0.9 (5, 5)
+    # TPR 0.8 (4/5 OOD): t=0.5, ID flagged {0.5, 0.5} = 2/5 = 0.4.
+    # TPR 0.95 (5/5 OOD): t=0.8, ID flagged {0.8, 0.7, 0.5, 0.5} = 4/5 = 0.8.
+    assert fpr_at_tpr(HAND_ID, HAND_OOD, 0.8, "openood") == 0.4
+    assert fpr95(HAND_ID, HAND_OOD, convention="openood") == 0.8
+    # AUROC: pairs (ID > OOD) + 0.5 * ties over 25 pairs.
+    #   0.9: 5   0.8: 4 + 0.5   0.7: 4   0.5: 3 + 0.5   0.5: 3 + 0.5   -> 20.5 / 25 = 0.82
+    assert auroc(HAND_ID, HAND_OOD) == pytest.approx(0.82, abs=1e-12)
+    # AUPR-In = sum (R_n - R_{n-1}) P_n over the "paper" thresholds:
+    #   0.9: P 1, R .2   0.8: P 2/3, R .4   0.7: P 3/4, R .6   0.5: P 5/7, R 1
+    #   = .2 + .2*2/3 + .2*3/4 + .4*5/7
+    assert aupr_in(HAND_ID, HAND_OOD) == pytest.approx(0.2 + 0.4 / 3 + 0.15 + 2 / 7, abs=1e-12)
+    # AUPR-Out over the "openood" thresholds (TP = OOD, FP = ID flagged):
+    #   0.2/0.3/0.4: P 1, R .2/.4/.6   0.5: P 4/6, R .8   0.7: R stays .8   0.8: P 5/9, R 1
+    #   = .6 + .2*2/3 + .2*5/9
+    assert aupr_out(HAND_ID, HAND_OOD) == pytest.approx(0.6 + 0.4 / 3 + 1 / 9, abs=1e-12)
+    assert ood_metrics(HAND_ID, HAND_OOD) == pytest.approx(
+        {"FPR95": 40.0, "AUROC": 82.0, "AUPR-In": 100 * (0.2 + 0.4 / 3 + 0.15 + 2 / 7),
+         "AUPR-Out": 100 * (0.6 + 0.4 / 3 + 1 / 9)}, abs=1e-10)
+    assert ood_metrics(HAND_ID, HAND_OOD, "openood")["FPR95"] == pytest.approx(80.0)
+
+
+def test_exact_tpr_boundary_is_reached_not_overshot():
+    # 20 distinct ID scores: 95% = 19 of 20, so t is the 19th best ID score (2.0), not the 20th.
+    s_id = np.arange(1.0, 21.0)  # 1..20
+    s_ood = np.array([1.5, 2.0, 2.5, 30.0])
+    assert fpr95(s_id, s_ood) == 0.75  # OOD >= 2.0: 2.0, 2.5, 30.0 (the tie at 2.0 counts)
+
+
+def test_every_tie_group_is_a_candidate_threshold():
+    # Each score is shared by one ID and one OOD sample, so the ROC points (0,0), (1/3,1/3),
+    # (2/3,2/3), (1,1) are collinear; roc_curve(drop_intermediate=True) would drop the middle
+    # ones and jump to FPR 1. TPR 0.5 is first reached at t=2: FPR = OOD >= 2 = 2/3.
+    s = [3.0, 2.0, 1.0]
+    assert fpr_at_tpr(s, s, 0.5) == pytest.approx(2 / 3)
+    assert fpr_at_tpr(s, s, 0.5, "openood") == pytest.approx(2 / 3)
+    assert auroc(s, s) == 0.5
+
+
+# ----------------------------------------------------------------------------- extremes
+
+def test_perfect_and_reversed_separation():
+    s_id, s_ood = np.linspace(1, 2, 50), np.linspace(-2, -1, 30)
+    for convention in FPR_CONVENTIONS:
+        assert fpr95(s_id, s_ood, convention=convention) == 0.0
+        assert fpr95(s_ood, s_id, convention=convention) == 1.0
+    assert auroc(s_id, s_ood) == 1.0
+    assert aupr_in(s_id, s_ood) == pytest.approx(1.0, abs=1e-12)  # step sum: float rounding
+    assert aupr_out(s_id, s_ood) == pytest.approx(1.0, abs=1e-12)
+    assert auroc(s_ood, s_id) == 0.0
+    m = ood_metrics(s_id, s_ood)
+    assert m == pytest.approx({"FPR95": 0.0, "AUROC": 100.0, "AUPR-In": 100.0, "AUPR-Out": 100.0})
+
+
+def test_ood_metrics_are_percent_of_the_fractions():
+    s_id, s_ood = random_scores(seed=11, shift=0.7)
+    for convention in FPR_CONVENTIONS:
+        m = ood_metrics(s_id, s_ood, convention)
+        assert list(m) == ["FPR95", "AUROC", "AUPR-In", "AUPR-Out"]
+        assert m["FPR95"] == pytest.approx(100 * fpr95(s_id, s_ood, convention=convention))
+        assert m["AUROC"] == pytest.approx(100 * auroc(s_id, s_ood))
+        assert m["AUPR-In"] == pytest.approx(100 * aupr_in(s_id, s_ood))
+        assert m["AUPR-Out"] == pytest.approx(100 * aupr_out(s_id, s_ood))
+    assert DEFAULT_CONVENTION == "paper"
+    assert ood_metrics(s_id, s_ood) == ood_metrics(s_id, s_ood, "paper")
+    assert ood_metrics(s_id, s_ood)["FPR95"] != ood_metrics(s_id, s_ood, "openood")["FPR95"]
+
+
+# ----------------------------------------------------------------------------- vs pytorch-ood
+
+def test_pytorch_ood_oodmetrics_matches_openood_convention():
+    metrics_mod = pytest.importorskip("pytorch_ood.metrics")
+    s_id, s_ood = random_scores(n_id=1000, n_ood=800, seed=5)
+    m = metrics_mod.OODMetrics()
+    # pytorch-ood: larger = more OOD, labels < 0 are OOD (the positive class)
+    m.update(torch.tensor(-np.r_[s_id, s_ood]), torch.tensor([0] * len(s_id) + [-1] * len(s_ood)))
+    theirs = m.compute()
+    assert theirs["AUROC"] == pytest.approx(auroc(s_id, s_ood), abs=1e-12)
+    # their FPR95TPR = ID rejected at 95% OOD detected: our "openood", not our "paper"
+    assert theirs["FPR95TPR"] == pytest.approx(fpr95(s_id, s_ood, convention="openood"), abs=1e-12)
+    assert abs(theirs["FPR95TPR"] - fpr95(s_id, s_ood)) > 0.02
+    # their AUPR is the trapezoidal area auc(recall, precision), ours average precision
+    # (step sum); they differ slightly.
+    y, s = labels_scores(s_id, s_ood)
+    p_in, r_in, _ = precision_recall_curve(y, s)
+    p_out, r_out, _ = precision_recall_curve(1 - y, -s)
+    assert theirs["AUPR-IN"] == pytest.approx(auc(r_in, p_in), abs=1e-12)
+    assert theirs["AUPR-OUT"] == pytest.approx(auc(r_out, p_out), abs=1e-12)
+    assert theirs["AUPR-IN"] == pytest.approx(aupr_in(s_id, s_ood), abs=5e-3)
+    assert theirs["AUPR-OUT"] == pytest.approx(aupr_out(s_id, s_ood), abs=5e-3)
+    # the hand-worked tie example: their FPR95TPR is our "openood" 0.8
+    m = metrics_mod.OODMetrics()
+    m.update(-torch.tensor(HAND_ID + HAND_OOD), torch.tensor([0] * 5 + [-1] * 5))
+    assert m.compute()["FPR95TPR"] == pytest.approx(0.8)
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+def test_accuracy_from_logits_and_predictions():
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 5.0], [9.0, 0.0, 1.0]])
+    labels = np.array([0, 1, 1, 0])
+    assert accuracy(logits, labels) == 0.75
+    assert accuracy(torch.tensor(logits), torch.tensor(labels)) == 0.75
+    assert accuracy(np.array([0, 1, 2, 0]), labels) == 0.75
+    assert accuracy(torch.tensor([0, 1, 1, 0]), labels) == 1.0
+    with pytest.raises(ParameterError, match="labels"):
+        accuracy(logits, labels[:3])
+    with pytest.raises(ParameterError, match="empty"):
+        accuracy(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_bad_convention_names_parameter_and_value():
+    with pytest.raises(ParameterError, match=r"convention='ours'.*'paper'.*'openood'"):
+        fpr95(HAND_ID, HAND_OOD, convention="ours")
+    with pytest.raises(ParameterError, match=r"convention='ours'"):
+        ood_metrics(HAND_ID, HAND_OOD, "ours")
+
+
+def test_bad_tpr():
+    with pytest.raises(ParameterError, match=r"tpr=1.5"):
+        fpr_at_tpr(HAND_ID, HAND_OOD, 1.5)
+
+
+@pytest.mark.parametrize("fn", [auroc, aupr_in, aupr_out, fpr95, ood_metrics])
+def test_empty_and_nan_scores_rejected(fn):
+    with pytest.raises(ParameterError, match=r"score_id is empty"):
+        fn([], HAND_OOD)
+    with pytest.raises(ParameterError, match=r"score_ood is empty"):
+        fn(HAND_ID, np.array([]))
+    with pytest.raises(ParameterError, match=r"score_ood contains 2 NaN"):
+        fn(HAND_ID, [0.1, float("nan"), float("nan")])
+    with pytest.raises(ParameterError, match=r"score_id contains 1 NaN"):
+        fn(torch.tensor([0.1, float("nan")]), HAND_OOD)
+    with pytest.raises(ParameterError, match=r"score_id contains 1 infinite"):
+        fn([0.1, float("inf")], HAND_OOD)
+    with pytest.raises(ParameterError, match=r"score_id with shape \(2, 2\)"):
+        fn(np.ones((2, 2)), HAND_OOD)
