@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ashlib import ParameterError
+from ashlib.features import activations, model_digest, run_after, stage_input
+from ashlib.models import build_model
+from ashlib.placement import placeable_layers, shaping_at
+from ashlib.shaping import make_shaper
+
+
+@pytest.fixture
+def model():
+    return build_model("smallresnet", 10, width=2).eval()
+
+
+@pytest.fixture
+def x():
+    return torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def full_forward_with_hook(model, x, layer, shape):
+    with torch.no_grad(), shaping_at(model, layer, shape):
+        return model(x)
+
+
+def test_activations_match_a_hooked_forward_pass(model, x):
+    acts = activations(model, x, ["layer2", "avgpool", "fc"], batch_size=7)
+    seen = {}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, o))
+             for n in ("layer2", "avgpool")]
+    with torch.no_grad():
+        logits = model(x)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(acts["layer2"], seen["layer2"])
+    torch.testing.assert_close(acts["avgpool"], seen["avgpool"])
+    torch.testing.assert_close(acts["fc"], logits)
+
+
+def test_cache_is_reused_and_keyed_by_weights_and_data(model, x, monkeypatch):
+    first = activations(model, x, ["avgpool"])["avgpool"]
+    monkeypatch.setattr("ashlib.features._forward_collect",
+                        lambda *a, **k: pytest.fail("recomputed a cached activation"))
+    torch.testing.assert_close(activations(model, x, ["avgpool"])["avgpool"], first)
+    monkeypatch.undo()
+    with torch.no_grad():
+        model.fc.weight.add_(1.0)  # other weights: the fc change does not alter avgpool, but the key does
+    digest_changed = activations(model, x, ["fc"])["fc"]
+    torch.testing.assert_close(digest_changed, model(x).detach())
+    other_data = activations(model, x.flip(0), ["avgpool"])["avgpool"]
+    torch.testing.assert_close(other_data, first.flip(0))
+
+
+def test_model_digest_tracks_weights(model):
+    before = model_digest(model)
+    with torch.no_grad():
+        model.layer1.conv1.weight[0, 0, 0, 0] += 1e-3
+    assert model_digest(model) != before
+
+
+@pytest.mark.parametrize("placement", ["avgpool", "layer4.merge", "layer3", "layer2.merge", "stem"])
+def test_replaying_from_cache_equals_the_hooked_network(model, x, placement):
+    shape = make_shaper("ash_s", 80)
+    expected = full_forward_with_hook(model, x, placement, shape)
+    cached_layer = placement if "." not in placement else stage_input(model, placement)
+    h = activations(model, x, [cached_layer])[cached_layer]
+    got = run_after(model, cached_layer, h, shape=shape, placement=placement, batch_size=6)
+    torch.testing.assert_close(got, expected)
+
+
+def test_run_after_without_shaping_is_the_plain_network(model, x):
+    h = activations(model, x, ["layer3"])["layer3"]
+    torch.testing.assert_close(run_after(model, "layer3", h), model(x).detach())
+    torch.testing.assert_close(run_after(model, None, x), model(x).detach())
+
+
+def test_hook_is_removed_even_when_the_forward_pass_fails(model, x):
+    def boom(_):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"), shaping_at(model, "avgpool", boom):
+        model(x)
+    assert not model.avgpool._forward_hooks
+    model(x)  # works again
+
+
+def test_unknown_layer_lists_what_is_allowed(model, x):
+    assert "layer4.merge" in placeable_layers(model)
+    with pytest.raises(ParameterError, match="layer='layer9'.*'avgpool'"):
+        activations(model, x, ["layer9"])
+    with pytest.raises(ParameterError, match="layer='nope'"):
+        with shaping_at(model, "nope", lambda t: t):
+            pass
