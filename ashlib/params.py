@@ -1,0 +1,39 @@
+"""Checks for the papermill parameters shared by every notebook: fail at once, with one clear message."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
+from ashlib.data import BENCHMARKS
+from ashlib.metrics import FPR_CONVENTIONS
+from ashlib.models import MODELS
+
+
+def check_device(device: str) -> str:
+    """'cpu', 'cuda' or 'cuda:N' (when CUDA is present), or 'mps'; never falls back silently."""
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ParameterError(f"device={device!r} is not allowed: expected 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError(f"device={device!r} is not available: torch.cuda.is_available() is False here; "
+                             "use device='cpu'.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError("device='mps' is not available on this machine; use device='cpu'.")
+    return device
+
+
+def check_run_parameters(*, benchmark: str, model: str, device: str, batch_size: int, seed: int,
+                         percentile=None, sweep=(), fpr_convention: str = "paper") -> None:
+    """Validate a notebook's parameters cell; raises :class:`ParameterError` naming the first bad one."""
+    check_choice("benchmark", benchmark, BENCHMARKS)
+    check_choice("model", model, MODELS)
+    check_device(device)
+    check_positive_int("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer >= 0.")
+    if percentile is not None:
+        check_percentile("percentile", percentile)
+    for i, p in enumerate(sweep):
+        check_percentile(f"sweep[{i}]", p)
+    check_choice("fpr_convention", fpr_convention, FPR_CONVENTIONS)
