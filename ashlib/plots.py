@@ -5,25 +5,25 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+BASELINE_MARKERS = "sD^vP*Xph<>"
 ASH_COLORS = {"ASH-P": "tab:blue", "ASH-B": "tab:orange", "ASH-S": "tab:green", "ASH-RAND": "tab:purple"}
 
 
 def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None = None, ax=None):
     """Figure 2: mean OOD ``metric`` (over OOD sets) against ID accuracy.
 
-    Baselines are labelled points; each ASH variant is a dashed line through its pruning levels,
-    with larger markers for larger p. The dotted line marks the unmodified network's ID accuracy.
+    Baselines are points with their own markers; each ASH variant is a dashed line through its
+    pruning levels, larger markers for larger p. The dotted line marks the unmodified network.
     """
     avg = results[results["ood_set"] == "Average"]
     ax = ax or plt.subplots(figsize=(7, 5))[1]
     base = avg[avg["family"] == "baseline"]
-    ax.scatter(base["ID acc"], base[metric], color="0.3", zorder=3)
-    for _, row in base.iterrows():
-        ax.annotate(row["method"], (row["ID acc"], row[metric]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=8)
     plain = base.loc[base["shaping"].eq("none") & ~base["dice"], "ID acc"]
     if len(plain):
         ax.axvline(plain.iloc[0], color="0.6", ls=":", lw=1, label="unmodified network")
+    for (_, row), marker in zip(base.iterrows(), BASELINE_MARKERS):
+        ax.scatter(row["ID acc"], row[metric], marker=marker, s=45, color="0.25", zorder=3,
+                   label=row["method"])
     for family, group in avg[avg["family"] != "baseline"].groupby("family", sort=False):
         group = group.sort_values("percentile")
         sizes = 10 + 50 * (group["percentile"] / 100) ** 3
@@ -32,8 +32,8 @@ def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None
         ax.scatter(group["ID acc"], group[metric], s=sizes, color=color, label=family, zorder=3)
     ax.set_xlabel("ID accuracy (%)")
     ax.set_ylabel(f"mean {metric} over OOD sets (%)")
-    ax.set_title(title or f"ID-OOD trade-off (paper Figure 2)")
-    ax.legend(fontsize=8)
+    ax.set_title(title or "ID-OOD trade-off (paper Figure 2)")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     sns.despine(ax=ax)
     return ax
 
