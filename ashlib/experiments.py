@@ -1,12 +1,15 @@
-"""Experiments: grids of OOD methods evaluated on cached penultimate features, as tidy DataFrames.
+"""Experiments: grids of OOD methods evaluated from cached activations, as tidy DataFrames.
 
 A :class:`Method` is one row of the paper's tables: a score (Softmax, Energy, ODIN, ...) with an
-optional activation shaping (ASH-P/B/S/RAND, ReAct) at the penultimate layer and optional DICE
-weight sparsification. :func:`evaluate` returns one row per (method, OOD set) plus an "Average"
-row per method, with FPR95, AUROC, AUPR-In, AUPR-Out (percent) and ID accuracy.
+optional activation shaping (ASH-P/B/S/RAND, local or global threshold, at any placement), optional
+ReAct clipping and optional DICE weight sparsification of the penultimate layer. The network runs
+once per data set; each method then costs only its shaping and the layers after its placement.
+:func:`evaluate` returns one row per (method, OOD set) plus an "Average" row per method, with
+FPR95, AUROC, AUPR-In, AUPR-Out (percent) and ID accuracy.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -15,30 +18,41 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ashlib import metrics, scores, shaping
-from ashlib._checks import check_choice, check_percentile
-from ashlib.features import activations
-from ashlib.placement import shaping_at
+from ashlib._checks import ParameterError, check_choice, check_percentile
+from ashlib.features import activations, batches, replay_start, run_after, top_level
+from ashlib.placement import get_layer, shaping_at_each
 
 SCORES = (*scores.LOGIT_SCORES, "odin", "mahalanobis")
-SHAPINGS = ("none", "ash_p", "ash_b", "ash_s", "ash_rand", "react")
-ID_SET = "ID test"
+SHAPINGS = ("none", "ash_p", "ash_b", "ash_s", "ash_rand")
+THRESHOLDS = ("local", "global")
+TRAIN_SET, ID_SET = "ID train", "ID test"
+SCORE_NAMES = {"msp": "Softmax", "misp": "MiSP", "energy": "Energy", "max_logit": "MaxLogit",
+               "odin": "ODIN", "mahalanobis": "Mahalanobis"}
 
 
 @dataclass(frozen=True)
 class Method:
-    """One OOD detector: ``score`` on logits computed from (optionally shaped) penultimate features."""
+    """One OOD detector. ``placement=None`` means the context's feature (penultimate) layer."""
 
     label: str
     score: str = "energy"
     shaping: str = "none"
     percentile: float | None = None
+    threshold: str = "local"
+    placement: str | None = None
+    react: bool = False
     dice: bool = False
+    seed: int = 0
 
     def __post_init__(self):
         check_choice("score", self.score, SCORES)
         check_choice("shaping", self.shaping, SHAPINGS)
-        if self.shaping.startswith("ash"):
+        check_choice("threshold", self.threshold, THRESHOLDS)
+        if self.shaping != "none":
             check_percentile("percentile", self.percentile)
+        if self.score == "mahalanobis" and (self.shaping != "none" or self.react or self.dice):
+            raise ParameterError(f"score='mahalanobis' with shaping={self.shaping!r}, react={self.react}, "
+                                 f"dice={self.dice} is not allowed: Mahalanobis reads unshaped features.")
 
     @property
     def family(self) -> str:
@@ -46,11 +60,20 @@ class Method:
             self.shaping, "baseline")
 
 
-def ash(variant: str, percentile: float, score: str = "energy") -> Method:
+def ash(variant: str, percentile: float, score: str = "energy", threshold: str = "local",
+        placement: str | None = None, react: bool = False, seed: int = 0) -> Method:
     """ASH-<variant>@p, e.g. ``ash("S", 90)`` -> "ASH-S@90" with the energy score (paper default)."""
-    name = f"ASH-{variant.upper()}@{percentile:g}"
-    label = name if score == "energy" else f"{score} + {name}"
-    return Method(label, score=score, shaping=f"ash_{variant.lower()}", percentile=percentile)
+    label = f"ASH-{variant.upper()}@{percentile:g}"
+    if threshold == "global":
+        label += " (global)"
+    if placement is not None:
+        label += f" at {placement}"
+    if react:
+        label = f"ReAct + {label}"
+    if score != "energy":
+        label = f"{SCORE_NAMES.get(score, score)} + {label}"
+    return Method(label, score=score, shaping=f"ash_{variant.lower()}", percentile=percentile,
+                  threshold=threshold, placement=placement, react=react, seed=seed)
 
 
 def paper_methods(percentiles: dict[str, float]) -> list[Method]:
@@ -59,22 +82,38 @@ def paper_methods(percentiles: dict[str, float]) -> list[Method]:
         Method("Softmax", score="msp"),
         Method("ODIN", score="odin"),
         Method("Mahalanobis", score="mahalanobis"),
-        Method("Energy", score="energy"),
-        Method("ReAct", shaping="react"),
+        Method("Energy"),
+        Method("ReAct", react=True),
         Method("DICE", dice=True),
-        Method("DICE+ReAct", shaping="react", dice=True),
+        Method("DICE+ReAct", react=True, dice=True),
         *(ash(v, p) for v, p in percentiles.items()),
     ]
 
 
+def plug_and_play_methods(choices: dict[str, tuple[str, float]]) -> list[Method]:
+    """Table 5: Softmax, ODIN, Energy and ReAct, each alone and "+ ASH" with the variant and p the
+    paper used for that row (``paper.TABLE5_ASH[benchmark]``, e.g. ``{"Softmax + ASH": ("ASH-P", 95)}``)."""
+    rows = []
+    for name, score, react in [("Softmax", "msp", False), ("ODIN", "odin", False),
+                               ("Energy", "energy", False), ("ReAct", "energy", True)]:
+        variant, p = choices[f"{name} + ASH"]
+        rows.append(Method(name, score=score, react=react))
+        rows.append(Method(f"{name} + ASH", score=score, shaping=variant.lower().replace("-", "_"),
+                           percentile=p, react=react))
+    return rows
+
+
 @dataclass
 class Context:
-    """Everything the methods need, computed once: penultimate features and fitted statistics."""
+    """Everything the methods need, computed once: cached features and statistics fitted on ID
+    *training* data only (ReAct's threshold, DICE's mask, Mahalanobis' class means, global ASH
+    thresholds)."""
 
-    model: nn.Module
-    images: dict[str, Tensor]
-    features: dict[str, Tensor]
+    model: nn.Sequential
+    sets: dict
+    y_train: Tensor
     y_test: Tensor
+    features: dict[str, Tensor]
     weight: Tensor
     bias: Tensor
     react_threshold: float
@@ -83,9 +122,32 @@ class Context:
     feature_layer: str = "avgpool"
     odin_temperature: float = 1000.0
     odin_epsilon: float = 0.0014
+    batch_size: int = 256
     device: str = "cpu"
-    rand_seed: int = 0
-    extra: dict = field(default_factory=dict)
+    memo: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ood_sets(self) -> list[str]:
+        return [name for name in self.sets if name not in (TRAIN_SET, ID_SET)]
+
+    def layer_output(self, layer: str | None, set_name: str) -> Tensor:
+        """Cached output of ``layer`` (None: the images) on one set, kept in memory once read."""
+        if layer is None:
+            return torch.cat(list(batches(self.sets[set_name], self.batch_size)))
+        key = ("layer", layer, set_name)
+        if key not in self.memo:
+            self.memo[key] = activations(self.model, self.sets[set_name], [layer], self.batch_size,
+                                         self.device, desc=f"{set_name} @ {layer}")[layer]
+        return self.memo[key]
+
+    def global_threshold(self, placement: str, percentile: float) -> float:
+        """The p-th percentile of the placement's activations over ID *training* data (Fig. 4)."""
+        key = ("global", placement, percentile)
+        if key not in self.memo:
+            acts = (self.features[TRAIN_SET] if placement == self.feature_layer
+                    else self.layer_output(placement, TRAIN_SET))
+            self.memo[key] = shaping.fit_global_threshold(acts, percentile)
+        return self.memo[key]
 
 
 def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool", head: str = "fc",
@@ -94,77 +156,117 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
                   batch_size: int = 256, device: str = "cpu") -> Context:
     """Compute (or load from cache) the penultimate features of every set and fit ReAct's
     threshold, DICE's mask and Mahalanobis' class means on ID *training* data only."""
-    images = {"ID train": benchmark.x_train, ID_SET: benchmark.x_test, **benchmark.ood}
-    feats = {name: activations(model, x, [feature_layer], batch_size=batch_size, device=device,
-                               desc=name)[feature_layer].flatten(1) for name, x in images.items()}
-    fc = model.get_submodule(head)
-    train = feats["ID train"]
+    names = top_level(model)
+    tail = names[names.index(check_choice("feature_layer", feature_layer, names)) + 1:]
+    if tail[-1:] != [head] or not set(tail[:-1]) <= {"flatten", "dropout"}:
+        raise ParameterError(f"feature_layer={feature_layer!r} is not allowed: expected the layer whose "
+                             f"output feeds the head {head!r} (through flatten/dropout only).")
+    sets = {TRAIN_SET: benchmark.x_train, ID_SET: benchmark.x_test, **benchmark.ood}
+    feats = {name: activations(model, data, [feature_layer], batch_size=batch_size, device=device,
+                               desc=name)[feature_layer].flatten(1) for name, data in sets.items()}
+    fc = get_layer(model, head)
+    weight, bias = fc.weight.detach().cpu(), fc.bias.detach().cpu()
+    train = feats[TRAIN_SET]
     return Context(
-        model=model, images=images, features=feats, y_test=benchmark.y_test,
-        weight=fc.weight.detach().cpu(), bias=fc.bias.detach().cpu(),
+        model=model, sets=sets, y_train=benchmark.y_train, y_test=benchmark.y_test, features=feats,
+        weight=weight, bias=bias,
         react_threshold=shaping.fit_react_threshold(train, react_percentile),
-        dice_mask=scores.fit_dice_mask(fc.weight.detach().cpu(), train.mean(0), dice_percentile),
-        mahalanobis_fit=scores.fit_mahalanobis(train, benchmark.y_train, benchmark.num_classes),
+        dice_mask=scores.fit_dice_mask(weight, train.mean(0), dice_percentile),
+        mahalanobis_fit=scores.fit_mahalanobis(train, benchmark.y_train, len(bias)),
         feature_layer=feature_layer, odin_temperature=odin_temperature, odin_epsilon=odin_epsilon,
-        device=device)
+        batch_size=batch_size, device=device)
 
 
-def _shaper(method: Method, ctx: Context):
-    if method.shaping == "none":
-        return None
-    if method.shaping == "react":
-        return shaping.make_shaper("react", threshold=ctx.react_threshold)
-    kwargs = {}
-    if method.shaping == "ash_rand":
-        kwargs["generator"] = torch.Generator().manual_seed(ctx.rand_seed)
-    return shaping.make_shaper(method.shaping, method.percentile, **kwargs)
+def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str, object]]:
+    """(placement, function) pairs in the order the network applies them: ReAct clipping of the
+    penultimate features, ASH at its placement (after the clip when both act on the same layer)."""
+    hooks = []
+    if method.react:
+        hooks.append((ctx.feature_layer, shaping.make_shaper("react", threshold=ctx.react_threshold)))
+    if method.shaping != "none":
+        placement = method.placement or ctx.feature_layer
+        kwargs = {}
+        if method.shaping == "ash_rand":
+            kwargs["generator"] = torch.Generator().manual_seed(method.seed * 7919 + zlib.crc32(set_name.encode()))
+        if method.threshold == "global":
+            shape = shaping.make_shaper(method.shaping, threshold=ctx.global_threshold(placement, method.percentile),
+                                        **kwargs)
+        else:
+            shape = shaping.make_shaper(method.shaping, method.percentile, **kwargs)
+        hooks.append((placement, shape))
+    return hooks
+
+
+def _compose(hooks):
+    def apply(x):
+        for _, fn in hooks:
+            x = fn(x)
+        return x
+    return apply
+
+
+def method_logits(method: Method, ctx: Context, set_name: str) -> Tensor:
+    """The logits the deployed network (with the method's shaping) outputs on one set."""
+    hooks = method_hooks(method, ctx, set_name)
+    weight = ctx.weight * ctx.dice_mask if method.dice else ctx.weight
+    if all(p == ctx.feature_layer for p, _ in hooks):
+        return _compose(hooks)(ctx.features[set_name]) @ weight.T + ctx.bias
+    if method.dice:
+        raise ParameterError(f"dice=True with placement={method.placement!r} is not allowed: DICE is "
+                             f"evaluated on the feature layer {ctx.feature_layer!r} only.")
+    start = replay_start(ctx.model, [p for p, _ in hooks])
+    return run_after(ctx.model, start, ctx.layer_output(start, set_name), hooks, device=ctx.device)
 
 
 def method_outputs(method: Method, ctx: Context, set_name: str) -> tuple[Tensor, Tensor]:
-    """(scores, logits) of ``method`` on one set; logits are those the deployed model would output."""
-    shape = _shaper(method, ctx)
-    f = ctx.features[set_name]
-    f_shaped = f if shape is None else shape(f)
-    weight = ctx.weight * ctx.dice_mask if method.dice else ctx.weight
-    logits = f_shaped @ weight.T + ctx.bias
+    """(scores, logits) of ``method`` on one set; higher scores = more in-distribution."""
+    logits = method_logits(method, ctx, set_name)
     if method.score == "mahalanobis":
-        return scores.mahalanobis(f, ctx.mahalanobis_fit), logits
+        return scores.mahalanobis(ctx.features[set_name], ctx.mahalanobis_fit), logits
     if method.score == "odin":
-        return _odin(method, ctx, set_name, shape), logits
+        return _odin(method, ctx, set_name), logits
     return scores.logit_score(method.score, logits), logits
 
 
-def _odin(method: Method, ctx: Context, set_name: str, shape) -> Tensor:
+def _odin(method: Method, ctx: Context, set_name: str) -> Tensor:
+    """ODIN needs input gradients, so it runs the full network with the method's hooks attached."""
     if method.dice:
-        raise NotImplementedError("ODIN with DICE is not part of the paper's tables.")
-    x = ctx.images[set_name]
+        raise ParameterError("score='odin' with dice=True is not allowed: not part of the paper's tables.")
     model = ctx.model.to(ctx.device)
-    run = lambda: torch.cat([scores.odin(model, x[i:i + 256].to(ctx.device), ctx.odin_temperature,
-                                         ctx.odin_epsilon).cpu() for i in range(0, len(x), 256)])
-    if shape is None:
-        return run()
-    # Shape the (N, D, 1, 1) pooled map per sample: identical to shaping the flattened features.
-    with shaping_at(model, ctx.feature_layer, shape):
-        return run()
+    out = []
+    with shaping_at_each(model, method_hooks(method, ctx, set_name)):
+        for xb in batches(ctx.sets[set_name], ctx.batch_size):
+            out.append(scores.odin(model, xb.to(ctx.device), ctx.odin_temperature, ctx.odin_epsilon).cpu())
+    return torch.cat(out)
 
 
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
              progress: bool = True) -> pd.DataFrame:
     """Tidy results: one row per (method, OOD set) and an "Average" row per method (paper Tables 2/3)."""
-    ood_sets = [name for name in ctx.features if name not in ("ID train", ID_SET)]
     rows = []
     for method in tqdm(methods, desc="methods", disable=not progress):
         s_id, logits_id = method_outputs(method, ctx, ID_SET)
         id_acc = 100 * metrics.accuracy(logits_id, ctx.y_test)
         per_set = []
-        for name in ood_sets:
+        for name in ctx.ood_sets:
             s_ood, _ = method_outputs(method, ctx, name)
             per_set.append(dict(ood_set=name, **metrics.ood_metrics(s_id, s_ood, convention=convention)))
         avg = pd.DataFrame(per_set).drop(columns="ood_set").mean().to_dict()
         for r in [*per_set, dict(ood_set="Average", **avg)]:
             rows.append(dict(method=method.label, family=method.family, score=method.score,
-                             shaping=method.shaping, percentile=method.percentile, dice=method.dice,
-                             **r, **{"ID acc": id_acc}))
+                             shaping=method.shaping, percentile=method.percentile,
+                             threshold=method.threshold if method.shaping != "none" else None,
+                             placement=method.placement or ctx.feature_layer, react=method.react,
+                             dice=method.dice, seed=method.seed, **r, **{"ID acc": id_acc}))
+    return pd.DataFrame(rows)
+
+
+def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> pd.DataFrame:
+    """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5."""
+    rows = [dict(method=m.label, family=m.family, shaping=m.shaping, percentile=m.percentile,
+                 placement=m.placement or ctx.feature_layer,
+                 **{"ID acc": 100 * metrics.accuracy(method_logits(m, ctx, ID_SET), ctx.y_test)})
+            for m in tqdm(methods, desc="ID accuracy", disable=not progress)]
     return pd.DataFrame(rows)
 
 

@@ -2,20 +2,27 @@
 
 Sweeps over (method, p, placement) then cost only the shaping and the layers after the
 placement: :func:`run_after` replays the tail of a sequential model from a cached activation.
+
+Data are either a tensor of images ``(N, C, H, W)`` or a :class:`torch.utils.data.Dataset` that
+returns one image tensor per item and carries a ``cache_key`` string naming its content (the
+paper-scale benchmarks); both go through :func:`batches`.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ashlib import cache_dir
-from ashlib._checks import check_choice, check_positive_int
+from ashlib._checks import ParameterError, check_choice, check_positive_int
 from ashlib.models import tensor_digest
-from ashlib.placement import get_layer, shaping_at
+from ashlib.placement import get_layer, shaping_at_each
+
+Hook = tuple[str, Callable[[Tensor], Tensor]]
 
 
 def model_digest(model: nn.Module) -> str:
@@ -26,15 +33,36 @@ def model_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def data_digest(data: Tensor | Dataset) -> str:
+    """Content key of a data set: the tensor's bytes, or a Dataset's ``cache_key`` attribute."""
+    if isinstance(data, Tensor):
+        return tensor_digest(data)
+    key = getattr(data, "cache_key", None)
+    if not isinstance(key, str) or not key:
+        raise ParameterError(f"data of type {type(data).__name__} has no `cache_key`: expected a tensor "
+                             "or a Dataset with a string `cache_key` naming its content.")
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def batches(data: Tensor | Dataset, batch_size: int, num_workers: int = 0) -> Iterator[Tensor]:
+    """Consecutive batches of images, in order, from a tensor or a Dataset of image tensors."""
+    if isinstance(data, Tensor):
+        for i in range(0, len(data), batch_size):
+            yield data[i:i + batch_size]
+    else:
+        yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
 def _cache_path(model_key: str, data_key: str, layer: str):
     key = hashlib.sha256(f"{model_key}|{data_key}|{layer}".encode()).hexdigest()[:24]
     return cache_dir("features") / f"{layer}-{key}.pt"
 
 
 @torch.no_grad()
-def activations(model: nn.Module, x: Tensor, layers: Sequence[str], batch_size: int = 256,
-                device: str = "cpu", cache: bool = True, desc: str = "features") -> dict[str, Tensor]:
-    """Outputs of the named ``layers`` for every image in ``x`` (float32, on the CPU).
+def activations(model: nn.Module, data: Tensor | Dataset, layers: Sequence[str], batch_size: int = 256,
+                device: str = "cpu", cache: bool = True, desc: str = "features",
+                num_workers: int = 0) -> dict[str, Tensor]:
+    """Outputs of the named ``layers`` for every image in ``data`` (float32, on the CPU).
 
     Cached under ``$ASHLIB_CACHE/features`` with a key made of the weights, the data and the layer
     name, so a changed checkpoint or data set is never served stale activations. One forward pass
@@ -44,7 +72,7 @@ def activations(model: nn.Module, x: Tensor, layers: Sequence[str], batch_size: 
     layers = list(dict.fromkeys(layers))
     for layer in layers:
         get_layer(model, layer)
-    keys = (model_digest(model), tensor_digest(x)) if cache else None
+    keys = (model_digest(model), data_digest(data)) if cache else None
     out = {}
     if cache:
         for layer in layers:
@@ -53,7 +81,7 @@ def activations(model: nn.Module, x: Tensor, layers: Sequence[str], batch_size: 
                 out[layer] = torch.load(path, weights_only=True)
     missing = [layer for layer in layers if layer not in out]
     if missing:
-        out.update(_forward_collect(model, x, missing, batch_size, device, desc))
+        out.update(_forward_collect(model, data, missing, batch_size, device, desc, num_workers))
         if cache:
             for layer in missing:
                 path = _cache_path(*keys, layer)
@@ -63,15 +91,17 @@ def activations(model: nn.Module, x: Tensor, layers: Sequence[str], batch_size: 
     return {layer: out[layer] for layer in layers}
 
 
-def _forward_collect(model, x, layers, batch_size, device, desc) -> dict[str, Tensor]:
+def _forward_collect(model, data, layers, batch_size, device, desc, num_workers) -> dict[str, Tensor]:
     chunks: dict[str, list[Tensor]] = {layer: [] for layer in layers}
     hooks = [get_layer(model, layer).register_forward_hook(
         lambda _m, _i, o, layer=layer: chunks[layer].append(o.detach().float().cpu())) for layer in layers]
     was_training = model.training
     model.eval().to(device)
+    total = -(-len(data) // batch_size)
     try:
-        for i in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", leave=False):
-            model(x[i:i + batch_size].to(device))
+        for xb in tqdm(batches(data, batch_size, num_workers), total=total, desc=desc, unit="batch",
+                       leave=False):
+            model(xb.to(device))
     finally:
         for h in hooks:
             h.remove()
@@ -93,28 +123,35 @@ def stage_input(model: nn.Sequential, placement: str) -> str | None:
     return names[i - 1] if i > 0 else None
 
 
+def replay_start(model: nn.Sequential, placements: Sequence[str]) -> str | None:
+    """The layer to cache so that every placement lies in the replayed tail (or is that layer)."""
+    names = top_level(model)
+    earliest = min(placements, key=lambda p: names.index(check_choice("placement", p.split(".")[0], names)))
+    return earliest if earliest in names else stage_input(model, earliest)
+
+
 @torch.no_grad()
-def run_after(model: nn.Sequential, layer: str | None, h: Tensor, shape: Callable[[Tensor], Tensor] | None = None,
-              placement: str | None = None, batch_size: int = 1024, device: str = "cpu") -> Tensor:
+def run_after(model: nn.Sequential, layer: str | None, h: Tensor, hooks: Sequence[Hook] = (),
+              batch_size: int = 1024, device: str = "cpu") -> Tensor:
     """Network outputs given ``h``, the output of top-level child ``layer`` (None: ``h`` is the input).
 
-    With ``shape`` and ``placement``, the output of the module ``placement`` is shaped on the way,
-    exactly as a forward hook on the full network would do: ``h`` itself when ``placement == layer``,
+    Each ``(placement, fn)`` in ``hooks`` replaces the output of module ``placement`` by ``fn(output)``,
+    exactly as a forward hook on the full network would: ``h`` itself when ``placement == layer``,
     else the module inside the replayed tail.
     """
-    if (shape is None) != (placement is None):
-        raise ValueError("run_after needs both `shape` and `placement`, or neither.")
-    if placement is not None and placement == layer:
-        h, shape, placement = shape(h), None, None
     names = top_level(model)
     start = 0 if layer is None else names.index(check_choice("layer", layer, names)) + 1
+    for placement, fn in hooks:
+        if placement == layer:
+            h = fn(h)
+    inner = [(p, fn) for p, fn in hooks if p != layer]
+    for placement, _ in inner:
+        if check_choice("placement", placement.split(".")[0], names) not in names[start:]:
+            raise ParameterError(f"placement={placement!r} is not allowed: it runs before the cached layer "
+                                 f"{layer!r}; expected a module in {names[start:]}.")
     tail = nn.Sequential(*[model.get_submodule(n) for n in names[start:]]).eval().to(device)
     outs = []
-    for i in range(0, len(h), batch_size):
-        hb = h[i:i + batch_size].to(device)
-        if shape is not None:
-            with shaping_at(model, placement, shape):
-                outs.append(tail(hb).cpu())
-        else:
-            outs.append(tail(hb).cpu())
+    with shaping_at_each(model, inner):
+        for i in range(0, len(h), batch_size):
+            outs.append(tail(h[i:i + batch_size].to(device)).cpu())
     return torch.cat(outs) if outs else h.new_zeros((0,))

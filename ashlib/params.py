@@ -24,16 +24,30 @@ def check_device(device: str) -> str:
 
 
 def check_run_parameters(*, benchmark: str, model: str, device: str, batch_size: int, seed: int,
-                         percentile=None, sweep=(), fpr_convention: str = "paper") -> None:
-    """Validate a notebook's parameters cell; raises :class:`ParameterError` naming the first bad one."""
+                         fpr_convention: str = "paper", seeds=(), **percentiles) -> None:
+    """Validate a notebook's parameters cell; raises :class:`ParameterError` naming the first bad one.
+
+    Every extra keyword is a percentile in [0, 100], ``None`` (use the paper's choice), or a list
+    of percentiles (a sweep); ``seeds`` is a list of seeds (ASH-RAND repetitions).
+    """
     check_choice("benchmark", benchmark, BENCHMARKS)
     check_choice("model", model, MODELS)
     check_device(device)
     check_positive_int("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer >= 0.")
-    if percentile is not None:
-        check_percentile("percentile", percentile)
-    for i, p in enumerate(sweep):
-        check_percentile(f"sweep[{i}]", p)
+    check_seed("seed", seed)
+    for i, s in enumerate(seeds):
+        check_seed(f"seeds[{i}]", s)
+    for name, value in percentiles.items():
+        if isinstance(value, (list, tuple)):
+            for i, p in enumerate(value):
+                check_percentile(f"{name}[{i}]", p)
+        elif value is not None:
+            check_percentile(name, value)
     check_choice("fpr_convention", fpr_convention, FPR_CONVENTIONS)
+
+
+def check_seed(name: str, value) -> int:
+    """A seed: an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParameterError(f"{name}={value!r} is not allowed: expected an integer >= 0.")
+    return value

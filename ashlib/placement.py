@@ -5,8 +5,8 @@ pass raises, so a model never keeps a stale hook (paper Section 5, "Where to ASH
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
 from torch import Tensor, nn
 
@@ -33,3 +33,12 @@ def shaping_at(model: nn.Module, layer: str, shape: Callable[[Tensor], Tensor]) 
         yield model
     finally:
         handle.remove()
+
+
+@contextmanager
+def shaping_at_each(model: nn.Module, hooks: Sequence[tuple[str, Callable[[Tensor], Tensor]]]) -> Iterator[nn.Module]:
+    """:func:`shaping_at` for several ``(layer, shape)`` pairs at once; every hook is removed on exit."""
+    with ExitStack() as stack:
+        for layer, shape in hooks:
+            stack.enter_context(shaping_at(model, layer, shape))
+        yield model

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
+
+from ashlib.metrics import histogram_iou
 
 BASELINE_MARKERS = "sD^vP*Xph<>"
 ASH_COLORS = {"ASH-P": "tab:blue", "ASH-B": "tab:orange", "ASH-S": "tab:green", "ASH-RAND": "tab:purple"}
@@ -46,6 +49,71 @@ def image_grid(sets: dict, n: int = 8, title: str | None = None):
             ax.imshow(images[j].squeeze(0).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
         row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_p(acc: pd.DataFrame, hue: str = "family", title: str | None = None, ax=None):
+    """Figures 3 and 5: ID accuracy against the pruning percentile p, one line per ``hue`` value
+    (ASH variant for Figure 3, placement for Figure 5). Lines that coincide (ASH-P and ASH-S) are
+    drawn dashed on top of each other so both stay visible."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for i, (name, group) in enumerate(acc.groupby(hue, sort=False)):
+        group = group.sort_values("percentile")
+        ax.plot(group["percentile"], group["ID acc"], marker="o", ms=3, lw=1.5,
+                ls=("-", "--", ":", "-.")[i % 4], color=ASH_COLORS.get(name), label=name)
+    ax.set_xlabel("pruning percentile p")
+    ax.set_ylabel("ID accuracy (%)")
+    ax.set_title(title or "ID accuracy across pruning percentiles")
+    ax.legend(fontsize=8, title=hue)
+    sns.despine(ax=ax)
+    return ax
+
+
+def score_distributions(panels: dict, id_label: str = "ID", ood_label: str = "OOD", bins: int = 50,
+                        score_label: str = "energy score"):
+    """Figure 6: ID vs OOD score histograms side by side, one panel per setting, IoU in each title.
+
+    ``panels`` maps a panel title (e.g. "p = 90") to ``(score_id, score_ood)``.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (name, (s_id, s_ood)) in zip(axes[0], panels.items()):
+        s_id, s_ood = np.asarray(s_id, dtype=float), np.asarray(s_ood, dtype=float)
+        edges = np.histogram_bin_edges(np.concatenate([s_id, s_ood]), bins=bins)
+        ax.hist(s_id, edges, alpha=0.55, density=True, label=id_label, color="tab:blue")
+        ax.hist(s_ood, edges, alpha=0.55, density=True, label=ood_label, color="tab:red")
+        ax.set_title(f"{name}   IoU = {histogram_iou(s_id, s_ood, bins):.3f}", fontsize=10)
+        ax.set_xlabel(score_label)
+        ax.set_yticks([])
+        sns.despine(ax=ax, left=True)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AUROC", "AUPR-In"),
+                  style: str | None = None, references: pd.DataFrame | None = None, title: str | None = None):
+    """Figure 4 (b)-(d) style: one panel per metric against ``x``, one line per ``hue`` (and
+    ``style``); repeated rows (e.g. several seeds) are drawn as mean +- one standard deviation.
+    ``references`` (index: label, columns: metrics) adds dotted horizontal lines, e.g. baselines."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
+    repeated = frame.duplicated([x, hue] + ([style] if style else [])).any()
+    for ax, metric in zip(axes[0], metrics):
+        sns.lineplot(data=frame, x=x, y=metric, hue=hue, style=style, marker="o", ax=ax,
+                     errorbar=("sd", 1) if repeated else None)
+        if references is not None:
+            for i, (label, row) in enumerate(references.iterrows()):
+                ax.axhline(row[metric], ls=":", lw=1.2, color=f"C{(i + 3) % 10}", label=label)
+        ax.set_title(metric)
+        ax.set_ylabel(f"{metric} (%)")
+        sns.despine(ax=ax)
+        if ax is not axes[0][-1] and ax.get_legend():
+            ax.get_legend().remove()
+    legend = axes[0][-1].get_legend()
+    if legend:
+        axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ashlib import ParameterError, experiments, metrics, scores
+from ashlib import ParameterError, experiments, metrics, paper, scores
 from ashlib.models import build_model, train, TrainRecipe
 from ashlib.placement import shaping_at
 from ashlib.shaping import make_shaper
@@ -28,11 +28,11 @@ def setup():
     return model, bench, ctx
 
 
-def direct(model, x, shape=None):
+def direct(model, x, shape=None, placement="avgpool"):
     with torch.no_grad():
         if shape is None:
             return model(x)
-        with shaping_at(model, "avgpool", shape):
+        with shaping_at(model, placement, shape):
             return model(x)
 
 
@@ -62,7 +62,7 @@ def test_react_dice_and_mahalanobis_rows_use_training_statistics_only(setup):
     fc = model.fc
     c = torch.quantile(feats["ID train"].flatten(), 0.9).item()
     assert ctx.react_threshold == pytest.approx(c, rel=1e-5)
-    res = experiments.evaluate([experiments.Method("ReAct", shaping="react"),
+    res = experiments.evaluate([experiments.Method("ReAct", react=True),
                                 experiments.Method("DICE", dice=True),
                                 experiments.Method("Mahalanobis", score="mahalanobis")], ctx,
                                progress=False).set_index(["method", "ood_set"])
@@ -115,3 +115,86 @@ def test_bad_method_arguments_are_named():
         experiments.Method("x", score="entropy")
     with pytest.raises(ParameterError, match="percentile=150"):
         experiments.ash("S", 150)
+
+
+@pytest.mark.parametrize("placement", ["layer1.merge", "layer3.merge", "layer4"])
+def test_inner_placements_equal_the_hooked_full_network(setup, placement):
+    model, bench, ctx = setup
+    method = experiments.ash("P", 90, placement=placement)
+    res = experiments.evaluate([method], ctx, progress=False).set_index("ood_set")
+    shape = make_shaper("ash_p", 90)
+    s_id = scores.energy(direct(model, bench.x_test, shape, placement))
+    s_noise = scores.energy(direct(model, bench.ood["noise"], shape, placement))
+    assert res.loc["noise", "AUROC"] == pytest.approx(metrics.auroc(s_id, s_noise) * 100, abs=1e-9)
+    assert res.loc["noise", "placement"] == placement
+
+
+@pytest.mark.parametrize("placement", [None, "layer3.merge"])
+def test_global_threshold_is_fitted_on_training_activations_only(setup, placement):
+    """Paper Section 5: one threshold per layer from ID *training* data at percentile p."""
+    model, bench, ctx = setup
+    layer = placement or "avgpool"
+    with torch.no_grad():
+        seen = {}
+        h = model.get_submodule(layer).register_forward_hook(lambda m, i, o: seen.setdefault("a", o))
+        model(bench.x_train)
+        h.remove()
+    expected = float(torch.quantile(seen["a"].flatten().double(), 0.85))
+    assert ctx.global_threshold(layer, 85) == pytest.approx(expected, rel=1e-6)
+    # changing the test or OOD data cannot change it: it is read from the training set alone
+    ctx.sets["ID test"], saved = torch.zeros_like(bench.x_test), ctx.sets["ID test"]
+    try:
+        ctx.memo.pop(("global", layer, 85))
+        assert ctx.global_threshold(layer, 85) == pytest.approx(expected, rel=1e-6)
+    finally:
+        ctx.sets["ID test"] = saved
+    method = experiments.ash("S", 85, threshold="global", placement=placement)
+    _, logits = experiments.method_outputs(method, ctx, "noise")
+    shape = make_shaper("ash_s", threshold=expected)
+    torch.testing.assert_close(logits, direct(model, bench.ood["noise"], shape, layer), rtol=1e-4, atol=1e-4)
+
+
+def test_react_plus_ash_clips_then_shapes(setup):
+    model, bench, ctx = setup
+    method = experiments.ash("S", 90, react=True)
+    assert method.label == "ReAct + ASH-S@90"
+    _, logits = experiments.method_outputs(method, ctx, "dark")
+    clip, shape = make_shaper("react", threshold=ctx.react_threshold), make_shaper("ash_s", 90)
+    expected = direct(model, bench.ood["dark"], lambda t: shape(clip(t)))
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_plug_and_play_rows_pair_each_method_with_ash():
+    rows = experiments.plug_and_play_methods(paper.TABLE5_ASH["cifar10"])
+    assert [m.label for m in rows] == ["Softmax", "Softmax + ASH", "ODIN", "ODIN + ASH", "Energy",
+                                       "Energy + ASH", "ReAct", "ReAct + ASH"]
+    assert [(m.shaping, m.percentile) for m in rows[1::2]] == [("ash_p", 95), ("ash_s", 95), ("ash_s", 95),
+                                                               ("ash_s", 90)]
+    assert [m.score for m in rows[::2]] == ["msp", "odin", "energy", "energy"]
+    assert rows[7].react and rows[6].react
+
+
+def test_ash_rand_is_reproducible_per_seed_and_differs_across_seeds(setup):
+    _, _, ctx = setup
+    a = experiments.method_logits(experiments.ash("RAND", 80, seed=1), ctx, "noise")
+    b = experiments.method_logits(experiments.ash("RAND", 80, seed=1), ctx, "noise")
+    c = experiments.method_logits(experiments.ash("RAND", 80, seed=2), ctx, "noise")
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_id_accuracy_table_matches_evaluate(setup):
+    _, _, ctx = setup
+    methods = [experiments.ash("B", 70), experiments.Method("Energy")]
+    acc = experiments.id_accuracy(methods, ctx, progress=False).set_index("method")["ID acc"]
+    res = experiments.evaluate(methods, ctx, progress=False).groupby("method")["ID acc"].first()
+    assert acc.to_dict() == res.to_dict()
+
+
+def test_unsupported_combinations_fail_clearly(setup):
+    _, _, ctx = setup
+    with pytest.raises(ParameterError, match="score='mahalanobis'"):
+        experiments.Method("x", score="mahalanobis", react=True)
+    with pytest.raises(ParameterError, match="dice=True with placement='layer3.merge'"):
+        experiments.method_logits(experiments.Method("x", dice=True, shaping="ash_s", percentile=90,
+                                                     placement="layer3.merge"), ctx, "noise")

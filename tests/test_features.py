@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ashlib import ParameterError
-from ashlib.features import activations, model_digest, run_after, stage_input
+from ashlib.features import activations, data_digest, model_digest, replay_start, run_after, stage_input
 from ashlib.models import build_model
 from ashlib.placement import placeable_layers, shaping_at
 from ashlib.shaping import make_shaper
@@ -64,10 +64,46 @@ def test_model_digest_tracks_weights(model):
 def test_replaying_from_cache_equals_the_hooked_network(model, x, placement):
     shape = make_shaper("ash_s", 80)
     expected = full_forward_with_hook(model, x, placement, shape)
-    cached_layer = placement if "." not in placement else stage_input(model, placement)
+    cached_layer = replay_start(model, [placement])
+    assert cached_layer == (placement if "." not in placement else stage_input(model, placement))
     h = activations(model, x, [cached_layer])[cached_layer]
-    got = run_after(model, cached_layer, h, shape=shape, placement=placement, batch_size=6)
+    got = run_after(model, cached_layer, h, hooks=[(placement, shape)], batch_size=6)
     torch.testing.assert_close(got, expected)
+
+
+def test_several_hooks_compose_like_hooks_on_the_full_network(model, x):
+    clip, shape = make_shaper("react", threshold=0.5), make_shaper("ash_p", 70)
+    with torch.no_grad(), shaping_at(model, "layer3.merge", shape), shaping_at(model, "avgpool", clip):
+        expected = model(x)
+    start = replay_start(model, ["avgpool", "layer3.merge"])
+    assert start == "layer2"
+    h = activations(model, x, [start])[start]
+    got = run_after(model, start, h, hooks=[("layer3.merge", shape), ("avgpool", clip)])
+    torch.testing.assert_close(got, expected)
+
+
+def test_a_hook_before_the_cached_layer_is_refused(model, x):
+    h = activations(model, x, ["layer3"])["layer3"]
+    with pytest.raises(ParameterError, match="placement='layer2.merge' is not allowed"):
+        run_after(model, "layer3", h, hooks=[("layer2.merge", lambda t: t)])
+
+
+def test_datasets_with_a_cache_key_are_batched_and_cached(model, x):
+    class Images(torch.utils.data.Dataset):
+        cache_key = "test-images-v1"
+
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return x[i]
+
+    from_tensor = activations(model, x, ["avgpool"], batch_size=8)["avgpool"]
+    from_dataset = activations(model, Images(), ["avgpool"], batch_size=8)["avgpool"]
+    torch.testing.assert_close(from_dataset, from_tensor)
+    assert data_digest(Images()) != data_digest(x)
+    with pytest.raises(ParameterError, match="no `cache_key`"):
+        activations(model, torch.utils.data.TensorDataset(x), ["avgpool"])
 
 
 def test_run_after_without_shaping_is_the_plain_network(model, x):

@@ -10,6 +10,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from ashlib._checks import ParameterError
 from ashlib.metrics import (
+    histogram_iou,
     DEFAULT_CONVENTION,
     FPR_CONVENTIONS,
     accuracy,
@@ -229,3 +230,19 @@ def test_empty_and_nan_scores_rejected(fn):
         fn([0.1, float("inf")], HAND_OOD)
     with pytest.raises(ParameterError, match=r"score_id with shape \(2, 2\)"):
         fn(np.ones((2, 2)), HAND_OOD)
+
+
+def test_histogram_iou_hand_worked():
+    # joint range [0, 4] in 2 bins: [0, 2) and [2, 4].
+    # ID scores 0, 1, 3, 4 -> h_id = (2/4, 2/4); OOD scores 1, 1, 1, 3 -> h_ood = (3/4, 1/4)
+    # IoU = (min: 2/4 + 1/4) / (max: 3/4 + 2/4) = 0.75 / 1.25 = 0.6
+    assert histogram_iou([0, 1, 3, 4], [1, 1, 1, 3], bins=2) == pytest.approx(0.6)
+
+
+def test_histogram_iou_extremes():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=500)
+    assert histogram_iou(a, a.copy()) == pytest.approx(1.0)
+    assert histogram_iou(a, a + 100, bins=20) == 0.0
+    with pytest.raises(ParameterError, match="bins=0"):
+        histogram_iou(a, a, bins=0)

@@ -62,3 +62,10 @@ def test_good_parameters_pass_and_cuda_is_never_a_silent_fallback():
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="device='cuda' is not available"):
             check_device("cuda")
+
+
+def test_percentile_lists_and_seeds_are_checked_by_name():
+    with pytest.raises(ParameterError, match=r"rand_percentiles\[2\]=300"):
+        check_run_parameters(**GOOD, rand_percentiles=[65, 70, 300])
+    with pytest.raises(ParameterError, match=r"seeds\[1\]=-2"):
+        check_run_parameters(**GOOD, seeds=[0, -2])

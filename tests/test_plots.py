@@ -36,3 +36,31 @@ def test_image_grid_has_one_row_per_set():
     fig = plots.image_grid({"a": torch.rand(5, 1, 28, 28), "b": torch.zeros(5, 1, 28, 28)}, n=3)
     assert len(fig.axes) == 6
     assert fig.axes[3].get_ylabel() == "b"
+
+
+def test_accuracy_vs_p_one_line_per_hue():
+    acc = pd.DataFrame(dict(family=["ASH-P"] * 3 + ["ASH-B"] * 3, percentile=[90, 10, 50] * 2,
+                            **{"ID acc": [90.0, 99.0, 95.0, 80.0, 10.0, 40.0]}))
+    ax = plots.accuracy_vs_p(acc)
+    lines = ax.get_lines()
+    assert len(lines) == 2
+    assert list(lines[0].get_xdata()) == [10, 50, 90] and list(lines[0].get_ydata()) == [99.0, 95.0, 90.0]
+
+
+def test_score_distributions_titles_carry_the_iou():
+    a = torch.randn(200).numpy()
+    fig = plots.score_distributions({"p = 0": (a, a), "p = 90": (a, a + 50)})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["p = 0   IoU = 1.000", "p = 90   IoU = 0.000"]
+
+
+def test_metric_curves_draws_mean_and_spread_over_repeats_and_references():
+    frame = pd.DataFrame(dict(p=[70, 70, 90, 90], family=["ASH-RAND"] * 4, FPR95=[10.0, 20.0, 30.0, 50.0],
+                              AUROC=[90.0, 92.0, 80.0, 84.0]))
+    refs = pd.DataFrame({"FPR95": [5.0], "AUROC": [99.0]}, index=["Energy"])
+    fig = plots.metric_curves(frame, x="p", hue="family", metrics=("FPR95", "AUROC"), references=refs)
+    fpr_ax = fig.axes[0]
+    mean_line = fpr_ax.get_lines()[0]
+    assert list(mean_line.get_ydata()) == [15.0, 40.0]
+    assert fpr_ax.collections, "the +-1 sd band is drawn"
+    assert any(list(line.get_ydata()) == [5.0, 5.0] for line in fpr_ax.get_lines())

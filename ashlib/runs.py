@@ -1,0 +1,56 @@
+"""One call that sets a notebook up: check its parameters, load the benchmark and the model, cache
+the features, and say which benchmark, model and device the run used."""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import torch
+
+from ashlib import experiments, metrics
+from ashlib.data import load_benchmark
+from ashlib.models import TrainRecipe, load_or_train
+from ashlib.params import check_run_parameters
+
+
+@dataclass
+class Run:
+    """What a notebook works with: the benchmark, the trained model and the method context."""
+
+    benchmark: object
+    model: torch.nn.Module
+    checkpoint: str
+    ctx: experiments.Context
+    settings: dict
+
+    @property
+    def id_accuracy(self) -> float:
+        """ID test accuracy (percent) of the unmodified network."""
+        return 100 * metrics.accuracy(experiments.method_logits(experiments.Method("plain"), self.ctx,
+                                                                experiments.ID_SET), self.benchmark.y_test)
+
+    def describe(self) -> str:
+        """One Markdown line naming benchmark, model, checkpoint, device, versions and seed."""
+        s = self.settings
+        hardware = (torch.cuda.get_device_name(s["device"]) if s["device"].startswith("cuda")
+                    else platform.processor() or platform.machine())
+        return (f"**This run:** benchmark `{s['benchmark']}`, model `{s['model']}` (width {s['width']}, "
+                f"checkpoint `{self.checkpoint}`), device `{s['device']}` ({hardware}), "
+                f"torch {torch.__version__}, seed {s['seed']}. ID test accuracy of the unmodified network: "
+                f"**{self.id_accuracy:.2f}%**.")
+
+
+def prepare(benchmark: str = "mnist5k", model: str = "smallresnet", width: int = 16, epochs: int = 12,
+            device: str = "cpu", batch_size: int = 256, seed: int = 0, **checked) -> Run:
+    """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), then
+    load the benchmark, load or train the model and build the method context (features cached)."""
+    check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
+                         seed=seed, **checked)
+    torch.manual_seed(seed)
+    bench = load_benchmark(benchmark, seed=seed)
+    net, path = load_or_train(model, bench.x_train, bench.y_train, bench.num_classes, width=width,
+                              recipe=TrainRecipe(epochs=epochs, seed=seed), device=device)
+    ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device)
+    settings = dict(benchmark=benchmark, model=model, width=width, epochs=epochs, device=device,
+                    batch_size=batch_size, seed=seed)
+    return Run(bench, net, path.name, ctx, settings)
