@@ -1,39 +1,88 @@
-"""Models: a small ResNet-like CNN for the embedded benchmark, its seeded training recipe and checkpoint cache.
+"""Models: the small ResNet-like CNN of the embedded benchmark and the paper's networks as sequentials.
 
-Every model is an :class:`torch.nn.Sequential` whose top-level children run in order
-(``normalize, stem, layer1 .. layer4, avgpool, flatten, fc``). That one convention lets
-:mod:`ashlib.features` cache the input of any stage and replay only the rest of the network,
-and lets :mod:`ashlib.placement` hook any named module (``layer4.merge`` is the sum of a block
-just before its last ReLU, the placement of the paper's Appendix A).
+Every model is an :class:`torch.nn.Sequential` whose top-level children run in order, starting with
+``normalize`` (inputs are images in [0, 1]; each model standardises them with its training mean and
+std) and ending with ``avgpool, flatten, fc`` (MobileNetV2: ``avgpool, flatten, dropout, fc``).
+That one convention lets :mod:`ashlib.features` cache the output of any stage and replay only the
+rest of the network, and lets :mod:`ashlib.placement` hook any named module.
+
+=================  =========================================================================  =======
+name               top-level children                                                           feature
+=================  =========================================================================  =======
+``smallresnet``    normalize, stem, layer1..layer4, avgpool, flatten, fc                        8 * width
+``densenet100``    normalize, stem, block1, trans1, block2, trans2, block3, head, avgpool,      342
+                   flatten, fc (DenseNet-BC-100, growth 12: the paper's "DenseNet-101")
+``resnet50``       normalize, stem, layer1..layer4, avgpool, flatten, fc (torchvision layout)   2048
+``mobilenet_v2``   normalize, stem, layer1..layer7, head, avgpool, flatten, dropout, fc         1280
+=================  =========================================================================  =======
+
+No module works in place (every ReLU has ``inplace=False``), so a forward hook always sees the
+tensor the module produced, never one a later layer overwrote.
+
+:func:`block_merge_layers` names the "before the last ReLU of each block" placements of the paper's
+Appendix A for each architecture (see its docstring for the choice made for DenseNet and MobileNetV2,
+which have no "residual sum followed by a ReLU"). :func:`pretrained_model` returns the paper's weights.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ashlib import cache_dir
-from ashlib._checks import check_choice, check_positive_int, check_range
+from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
 
-MODELS = ("smallresnet",)
+__all__ = [
+    "MODELS", "PRETRAINED", "Normalize", "BasicBlock", "small_resnet", "densenet100", "resnet50",
+    "mobilenet_v2", "build_model", "block_merge_layers", "feature_dim", "pretrained_model",
+    "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
+    "TrainRecipe", "train", "load_or_train", "random_shift", "tensor_digest",
+]
+
+MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2")
+PRETRAINED = ("densenet100", "resnet50", "mobilenet_v2")
+TRAINABLE = ("smallresnet",)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+#: The CIFAR statistics DICE and ASH normalise with (their test transform; the DenseNet has none inside).
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained weights are neither on disk nor downloadable; the message says what to fetch and where."""
 
 
 class Normalize(nn.Module):
-    """Standardise inputs inside the network, so data stay in [0, 1] everywhere else."""
+    """Standardise inputs inside the network, so data stay in [0, 1] everywhere else.
 
-    def __init__(self, mean: float, std: float):
+    ``mean``/``std`` are numbers (every channel) or one value per channel.
+    """
+
+    def __init__(self, mean, std):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean))
-        self.register_buffer("std", torch.tensor(std))
+        self.register_buffer("mean", self._shape(mean))
+        self.register_buffer("std", self._shape(std))
+
+    @staticmethod
+    def _shape(value) -> Tensor:
+        t = torch.as_tensor(value, dtype=torch.float32).clone()
+        return t.reshape(-1, 1, 1) if t.ndim == 1 else t
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
+
+
+# ------------------------------------------------------------------------------------ small ResNet
 
 
 class BasicBlock(nn.Module):
@@ -72,6 +121,453 @@ def small_resnet(num_classes: int = 10, width: int = 16, in_channels: int = 1) -
         flatten=nn.Flatten(),
         fc=nn.Linear(8 * w, num_classes),
     ))
+
+
+# ------------------------------------------------------------------------------- DenseNet-BC-100
+
+
+class DenseLayer(nn.Module):
+    """DenseNet-BC bottleneck layer: BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k), output concatenated to the input."""
+
+    def __init__(self, c_in: int, growth: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.relu1 = nn.ReLU()
+        self.conv1 = nn.Conv2d(c_in, 4 * growth, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4 * growth)
+        self.relu2 = nn.ReLU()
+        self.conv2 = nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(self.relu2(self.bn2(self.conv1(self.relu1(self.bn1(x))))))
+        return torch.cat([x, out], 1)
+
+
+class PreActivation(nn.Module):
+    """BN, then ``merge`` (identity: the pre-ReLU activation, an ASH placement), then ReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels)
+        self.merge = nn.Identity()
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.merge(self.bn(x)))
+
+
+class Transition(PreActivation):
+    """DenseNet transition: BN, ``merge``, ReLU, Conv1x1 (halves the channels), 2x2 average pooling."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in)
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.pool = nn.AvgPool2d(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.conv(super().forward(x)))
+
+
+def densenet100(num_classes: int = 10, growth: int = 12, depth: int = 100, reduction: float = 0.5) -> nn.Sequential:
+    """DenseNet-BC (depth 100, growth rate k = 12) for 32x32 CIFAR images, as trained by DICE.
+
+    The paper calls it "DenseNet-101". Three dense blocks of 16 bottleneck layers; channels
+    24 -> 216 -> 108 -> 300 -> 150 -> 342; the 342-d penultimate feature is the average-pooled
+    output of ``head`` (BN-ReLU after the last block). Inputs are normalised with the CIFAR
+    statistics DICE/ASH use in their test transform (:data:`CIFAR_MEAN`, :data:`CIFAR_STD`).
+    """
+    n = (depth - 4) // 6  # bottleneck layers per block
+    c = 2 * growth
+    children: OrderedDict[str, nn.Module] = OrderedDict(
+        normalize=Normalize(CIFAR_MEAN, CIFAR_STD),
+        stem=nn.Conv2d(3, c, 3, padding=1, bias=False),
+    )
+    for b in (1, 2, 3):
+        children[f"block{b}"] = nn.Sequential(*[DenseLayer(c + i * growth, growth) for i in range(n)])
+        c += n * growth
+        if b < 3:
+            c_out = int(math.floor(c * reduction))
+            children[f"trans{b}"] = Transition(c, c_out)
+            c = c_out
+    children.update(head=PreActivation(c), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+                    fc=nn.Linear(c, num_classes))
+    model = nn.Sequential(children)
+    for m in model.modules():  # the official initialisation (He normal over fan-out, BN 1/0, fc bias 0)
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+    return model
+
+
+#: Official DenseNet3 (DICE/ASH ``models/densenet.py``) key prefixes -> ours. Applied in order; the
+#: dense layers keep their parameter names (bn1, conv1, bn2, conv2).
+_DENSENET_KEYS = (
+    (r"^conv1\.", "stem."),
+    (r"^block(\d)\.layer\.(\d+)\.", r"block\1.\2."),
+    (r"^trans(\d)\.bn1\.", r"trans\1.bn."),
+    (r"^trans(\d)\.conv1\.", r"trans\1.conv."),
+    (r"^bn1\.", "head.bn."),
+    (r"^fc\.", "fc."),
+)
+_DENSENET_KEYS_BACK = (
+    (r"^stem\.", "conv1."),
+    (r"^block(\d)\.(\d+)\.", r"block\1.layer.\2."),
+    (r"^trans(\d)\.bn\.", r"trans\1.bn1."),
+    (r"^trans(\d)\.conv\.", r"trans\1.conv1."),
+    (r"^head\.bn\.", "bn1."),
+    (r"^fc\.", "fc."),
+)
+
+
+def _rename(state: Mapping[str, Tensor], rules, what: str) -> OrderedDict[str, Tensor]:
+    out = OrderedDict()
+    for key, value in state.items():
+        for pattern, repl in rules:
+            new, hits = re.subn(pattern, repl, key)
+            if hits:
+                out[new] = value
+                break
+        else:
+            raise KeyError(f"{what}: no mapping for state-dict key {key!r}.")
+    return out
+
+
+def _unwrap_checkpoint(obj) -> dict[str, Tensor]:
+    """A state dict from a checkpoint: ``{"state_dict": ...}`` (DICE) or a plain one (ASH); drops a
+    DataParallel ``module.`` prefix."""
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"expected a state dict, got {type(obj).__name__}.")
+    return OrderedDict((k.removeprefix("module."), v) for k, v in obj.items())
+
+
+def densenet_from_official(state: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
+    """Keys of the official DenseNet3 layout (DICE/ASH checkpoints) -> ours (see :data:`_DENSENET_KEYS`).
+
+    Accepts a full checkpoint (``{"state_dict": ...}``) and DataParallel ``module.`` prefixes.
+    """
+    return _rename(_unwrap_checkpoint(state), _DENSENET_KEYS, "official DenseNet3 -> ashlib")
+
+
+def densenet_to_official(state: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
+    """Our DenseNet keys -> the official DenseNet3 layout (the ``normalize`` buffers have no counterpart)."""
+    state = OrderedDict((k, v) for k, v in state.items() if not k.startswith("normalize."))
+    return _rename(state, _DENSENET_KEYS_BACK, "ashlib -> official DenseNet3")
+
+
+# ---------------------------------------------------------------------- torchvision ResNet-50 / MobileNetV2
+
+
+def _no_inplace(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return model
+
+
+def _merge_bottleneck():
+    from torchvision.models.resnet import Bottleneck
+
+    class MergeBottleneck(Bottleneck):
+        """torchvision's Bottleneck (same parameters and keys) with the sum passing through ``merge``.
+
+        torchvision reuses one ReLU module three times per block; here ``relu1``/``relu2`` are the
+        inner activations and ``relu`` fires once, on the block output. Nothing works in place.
+        """
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.relu1, self.relu2 = nn.ReLU(), nn.ReLU()
+            self.merge = nn.Identity()
+            self.relu = nn.ReLU()
+
+        def forward(self, x: Tensor) -> Tensor:
+            out = self.relu1(self.bn1(self.conv1(x)))
+            out = self.relu2(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            identity = x if self.downsample is None else self.downsample(x)
+            return self.relu(self.merge(out + identity))
+
+    return MergeBottleneck
+
+
+def _merge_inverted_residual():
+    from torchvision.models.mobilenetv2 import InvertedResidual
+
+    class MergeInvertedResidual(InvertedResidual):
+        """torchvision's InvertedResidual (same parameters and keys); its output, the residual sum
+        where there is one, else the linear projection, passes through ``merge``. No activation
+        follows in MobileNetV2 (linear bottleneck)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.merge = nn.Identity()
+
+        def forward(self, x: Tensor) -> Tensor:
+            out = self.conv(x)
+            return self.merge(x + out if self.use_res_connect else out)
+
+    return MergeInvertedResidual
+
+
+#: torchvision's MobileNetV2 ``features`` indices of each of the 7 inverted-residual stages (t, c, n, s).
+MOBILENET_STAGES = ((1,), (2, 3), (4, 5, 6), (7, 8, 9, 10), (11, 12, 13), (14, 15, 16), (17,))
+
+
+def _torchvision_rules(name: str):
+    if name == "resnet50":
+        return ((r"^conv1\.", "stem.conv1."), (r"^bn1\.", "stem.bn1."), (r"^(layer[1-4]\.)", r"\1"),
+                (r"^fc\.", "fc."))
+    rules = [(r"^features\.0\.", "stem."), (r"^features\.18\.", "head."), (r"^classifier\.1\.", "fc.")]
+    for s, idx in enumerate(MOBILENET_STAGES, start=1):
+        rules += [(rf"^features\.{i}\.", f"layer{s}.{j}.") for j, i in enumerate(idx)]
+    return tuple(rules)
+
+
+def torchvision_to_sequential(name: str, state: Mapping[str, Tensor]) -> OrderedDict[str, Tensor]:
+    """A torchvision ``resnet50``/``mobilenet_v2`` state dict with our keys (explicit prefix table):
+    resnet50 ``conv1``/``bn1`` -> ``stem.conv1``/``stem.bn1`` (layers and fc unchanged); mobilenet_v2
+    ``features.0`` -> ``stem``, ``features.1..17`` -> ``layer1..7.<j>``, ``features.18`` -> ``head``,
+    ``classifier.1`` -> ``fc``."""
+    check_choice("name", name, ("resnet50", "mobilenet_v2"))
+    return _rename(state, _torchvision_rules(name), f"torchvision {name} -> ashlib")
+
+
+def resnet50(num_classes: int = 1000) -> nn.Sequential:
+    """torchvision's ResNet-50 (v1.5) as a sequential; every Bottleneck has a ``merge`` before its last ReLU.
+
+    Built by torchvision's own constructor, so for the same seed the initial weights equal
+    ``torchvision.models.resnet50(weights=None)``'s.
+    """
+    from torchvision.models.resnet import ResNet
+
+    tv = _no_inplace(ResNet(_merge_bottleneck(), [3, 4, 6, 3], num_classes=num_classes))
+    return nn.Sequential(OrderedDict(
+        normalize=Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        stem=nn.Sequential(OrderedDict(conv1=tv.conv1, bn1=tv.bn1, relu=tv.relu, maxpool=tv.maxpool)),
+        layer1=tv.layer1, layer2=tv.layer2, layer3=tv.layer3, layer4=tv.layer4,
+        avgpool=tv.avgpool, flatten=nn.Flatten(), fc=tv.fc,
+    ))
+
+
+def mobilenet_v2(num_classes: int = 1000) -> nn.Sequential:
+    """torchvision's MobileNetV2 as a sequential: ``stem`` (features.0), ``layer1..layer7`` (the seven
+    inverted-residual stages), ``head`` (features.18, 1x1 conv to 1280 + BN + ReLU6), ``avgpool``,
+    ``flatten``, ``dropout`` and ``fc`` (torchvision's classifier). Initial weights equal torchvision's
+    ``mobilenet_v2(weights=None)`` for the same seed."""
+    from torchvision.models.mobilenetv2 import MobileNetV2
+
+    tv = _no_inplace(MobileNetV2(num_classes=num_classes, block=_merge_inverted_residual()))
+    children: OrderedDict[str, nn.Module] = OrderedDict(normalize=Normalize(IMAGENET_MEAN, IMAGENET_STD),
+                                                        stem=tv.features[0])
+    for s, idx in enumerate(MOBILENET_STAGES, start=1):
+        children[f"layer{s}"] = nn.Sequential(*[tv.features[i] for i in idx])
+    children.update(head=tv.features[18], avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+                    dropout=tv.classifier[0], fc=tv.classifier[1])
+    return nn.Sequential(children)
+
+
+# ------------------------------------------------------------------------------------ model facts
+
+
+def feature_dim(model: nn.Module) -> int:
+    """Size of the penultimate feature (the input of ``fc``): 342, 2048, 1280 or 8 * width."""
+    return model.get_submodule("fc").in_features
+
+
+def block_merge_layers(model: nn.Module) -> list[str]:
+    """The "before the last ReLU of each block" placements of the paper's Appendix A, early to late.
+
+    Rule: the last module called ``merge`` inside each top-level child. What that is per architecture:
+
+    - ``smallresnet``: ``layer1.merge`` .. ``layer4.merge``, the residual sum before the block's ReLU.
+    - ``resnet50``: the sum of the *last* Bottleneck of each stage, before its ReLU
+      (``layer1.2.merge``, ``layer2.3.merge``, ``layer3.5.merge``, ``layer4.2.merge``): exactly where the
+      official ASH code applies it (``use_ash`` on the last block of a stage, after ``out += identity``).
+    - ``densenet100``: ``trans1.merge``, ``trans2.merge``, ``head.merge``. DenseNet merges by
+      concatenation, not a sum, and its layers are pre-activation (BN-ReLU-Conv), so the only ReLU that
+      acts on a whole dense block's output is the BN-ReLU that opens the following transition (after
+      block 3: the final BN-ReLU before pooling). The placement is the BN output right before that
+      ReLU: like ResNet's merge it is the signed pre-activation of all the stage's channels, and
+      ``relu(merge)`` is what the rest of the network consumes. ``head.merge`` is the 342-channel 8x8
+      map whose ReLU-and-average is the paper's penultimate feature.
+    - ``mobilenet_v2``: the output of the last inverted-residual block of each of the seven stages
+      (``layer1.0.merge`` .. ``layer7.0.merge``): the residual sum where the block has one (stages
+      2-6), else the linear projection. MobileNetV2's bottlenecks are linear, no ReLU follows the sum,
+      so this is the analogue "at the end of the last convolution of each block, before any
+      activation": signed, and what the next stage consumes unchanged.
+    """
+    last: dict[str, str] = {}
+    for name, _ in model.named_modules():
+        if name.split(".")[-1] == "merge":
+            last[name.split(".")[0]] = name
+    return list(last.values())
+
+
+# --------------------------------------------------------------------------------------- building
+
+
+def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> nn.Sequential:
+    """An untrained model by name (see ``MODELS``), its initial weights drawn from ``seed``.
+
+    ``width`` applies to ``smallresnet`` only; the paper's architectures have fixed widths.
+    """
+    check_choice("model", name, MODELS)
+    check_positive_int("num_classes", num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if name == "smallresnet":
+            return small_resnet(num_classes=num_classes, width=width)
+        if name == "densenet100":
+            return densenet100(num_classes)
+        if name == "resnet50":
+            return resnet50(num_classes)
+        return mobilenet_v2(num_classes)
+
+
+def _weights_entry(name: str) -> dict:
+    from ashlib.data import manifest
+
+    entries = {e["name"]: e for e in manifest().get("weights") or []}
+    if name not in entries:
+        raise KeyError(f"data_manifest.yaml has no weights entry {name!r}.")
+    return entries[name]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _missing_weights(entry: dict, model: str, dest: Path, reason: str) -> WeightsNotFoundError:
+    check = (f"its sha256 must start with {entry['sha256_prefix']}" if entry.get("sha256_prefix")
+             else f"sha256 {entry['sha256']}" if entry.get("sha256")
+             else "no checksum is published for it")
+    alternatives = "".join(f"\n  or: {a}" for a in entry.get("alternatives", []))
+    return WeightsNotFoundError(
+        f"{model}: pretrained weights '{entry['name']}' ({entry['title']}) are not available: {reason}. "
+        f"Download {entry['urls'][0]} and save it as {dest} ({check}), or pass "
+        f"checkpoint=<path to the file>.{alternatives}"
+    )
+
+
+def _locate_weights(entry: dict, model: str, checkpoint, download: bool, progress: bool) -> Path:
+    """Path of the weights file: ``checkpoint``, else ``$ASHLIB_CACHE/weights/<file>`` (or an accepted
+    alternative name there), else torch hub's cache (torchvision files), else downloaded."""
+    folder = cache_dir("weights")
+    dest = folder / entry["file"]
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise _missing_weights(entry, model, dest, f"checkpoint={str(checkpoint)!r} is not a file")
+        return path
+    candidates = [dest, *(folder / f for f in entry.get("local_names", []))]
+    if entry.get("source") == "torchvision":
+        candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / entry["file"])
+    for path in candidates:
+        if path.is_file():
+            return path
+    if not download:
+        raise _missing_weights(entry, model, dest, f"no file at {dest} and download=False")
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        torch.hub.download_url_to_file(entry["urls"][0], str(tmp), hash_prefix=entry.get("sha256_prefix"),
+                                       progress=progress)
+    except Exception as err:  # offline, HTTP error, hash mismatch: one clear message
+        tmp.unlink(missing_ok=True)
+        raise _missing_weights(entry, model, dest, f"download failed ({type(err).__name__}: {err})") from err
+    tmp.replace(dest)
+    if not entry.get("sha256_prefix") and not entry.get("sha256"):
+        warnings.warn(f"{dest}: downloaded from {entry['urls'][0]}; no checksum is published, its sha256 "
+                      f"is {_sha256(dest)}.", stacklevel=3)
+    return dest
+
+
+def _verify_weights(path: Path, entry: dict) -> None:
+    from ashlib.data import ChecksumError
+
+    prefix, full = entry.get("sha256_prefix"), entry.get("sha256")
+    if prefix or full:
+        actual = _sha256(path)
+        if (full and actual != full) or (prefix and not actual.startswith(prefix)):
+            raise ChecksumError(f"{path}: sha256 {actual} does not match '{entry['name']}' "
+                                f"({full or prefix + '...'}, from {entry['urls'][0]}).")
+
+
+def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str | None = None,
+                     checkpoint: str | Path | None = None, download: bool = True,
+                     progress: bool = True) -> nn.Sequential:
+    """The paper's pretrained network, in eval mode, in our sequential layout.
+
+    - ``resnet50`` / ``mobilenet_v2``: torchvision's ``IMAGENET1K_V1`` weights (``num_classes`` 1000).
+    - ``densenet100``: the DenseNet-BC-100 checkpoints DICE trained and ASH evaluates, for
+      ``dataset`` "cifar10" or "cifar100" (default: from ``num_classes`` 10 or 100).
+
+    The file is looked up at ``checkpoint`` (a path you supply), then ``$ASHLIB_CACHE/weights/<file>``
+    (file names in ``data_manifest.yaml``; the DenseNet also under the names ASH's checkpoints.zip
+    uses), then torch hub's cache for torchvision files, and only then downloaded (``download=True``)
+    with torch's hash-prefix check for torchvision files. Offline or missing: :class:`WeightsNotFoundError`
+    saying what to download, from where and where to put it; never a silently random model.
+    torchvision files are checked against the sha256 prefix in their name every time they are loaded.
+    Checkpoints are read with ``torch.load(..., weights_only=True)``.
+    """
+    check_choice("model", name, PRETRAINED)
+    if name == "densenet100":
+        if dataset is None:
+            if num_classes not in (10, 100):
+                raise ParameterError(f"num_classes={num_classes!r} is not allowed: expected 10 or 100 "
+                                     "(or pass dataset='cifar10'/'cifar100').")
+            dataset = f"cifar{num_classes}"
+        check_choice("dataset", dataset, ("cifar10", "cifar100"))
+        classes = 10 if dataset == "cifar10" else 100
+        entry_name = f"densenet100_{dataset}_dice"
+    else:
+        if dataset not in (None, "imagenet"):
+            raise ParameterError(f"dataset={dataset!r} is not allowed: expected None or 'imagenet'.")
+        classes = 1000
+        entry_name = f"{name}_imagenet1k_v1"
+    if num_classes is not None and num_classes != classes:
+        raise ParameterError(f"num_classes={num_classes!r} is not allowed: expected {classes} for "
+                             f"{name} on {dataset or 'imagenet'}.")
+    entry = _weights_entry(entry_name)
+    path = _locate_weights(entry, name, checkpoint, download, progress)
+    _verify_weights(path, entry)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(name, classes)
+    if name == "densenet100":
+        state = densenet_from_official(raw)
+    else:
+        state = torchvision_to_sequential(name, _unwrap_checkpoint(raw))
+    _load_strict(model, state, f"{path}")
+    return model.eval()
+
+
+def _load_strict(model: nn.Module, state: Mapping[str, Tensor], what: str) -> None:
+    """Load ``state`` into ``model``: every key but ``normalize.*`` must be present and nothing extra;
+    BatchNorm ``num_batches_tracked`` counters (absent from checkpoints older than PyTorch 0.4.1) default."""
+    own = model.state_dict()
+    state = dict(state)
+    for key, value in own.items():
+        if key not in state and (key.startswith("normalize.") or key.endswith("num_batches_tracked")):
+            state[key] = value
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise KeyError(f"{what}: state dict does not fit the model; missing {missing[:5]}"
+                       f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                       f"{' ...' if len(unexpected) > 5 else ''}.")
+    model.load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------------------- training
 
 
 @dataclass(frozen=True)
@@ -142,18 +638,13 @@ def tensor_digest(*tensors: Tensor) -> str:
     return h.hexdigest()
 
 
-def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> nn.Sequential:
-    """An untrained model by name (see ``MODELS``), its initial weights drawn from ``seed``."""
-    check_choice("model", name, MODELS)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return small_resnet(num_classes=num_classes, width=width)
-
-
 def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int = 16,
                   recipe: TrainRecipe = TrainRecipe(), device: str = "cpu", progress: bool = True):
     """Return ``(model, checkpoint_path)``: the cached checkpoint for this architecture, recipe and
-    training data, or a freshly trained one that is then cached (``$ASHLIB_CACHE/models``)."""
+    training data, or a freshly trained one that is then cached (``$ASHLIB_CACHE/models``).
+
+    Only ``smallresnet`` is trained here; the paper's networks come from :func:`pretrained_model`."""
+    check_choice("model", name, TRAINABLE)
     config = dict(name=name, num_classes=num_classes, width=width, recipe=asdict(recipe),
                   data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0])
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
