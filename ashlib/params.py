@@ -10,6 +10,23 @@ from ashlib.data import BENCHMARKS
 from ashlib.metrics import FPR_CONVENTIONS
 from ashlib.models import MODELS
 
+#: The networks each benchmark is evaluated with (the first is the default); paper Table 1.
+BENCHMARK_MODELS = {"mnist5k": ("smallresnet",), "cifar10": ("densenet100",), "cifar100": ("densenet100",),
+                    "imagenet": ("resnet50", "mobilenet_v2")}
+
+
+def model_for(benchmark: str, model: str | None) -> str:
+    """``model``, checked against the benchmark's networks; None picks the benchmark's default."""
+    check_choice("benchmark", benchmark, BENCHMARKS)
+    allowed = BENCHMARK_MODELS[benchmark]
+    if model is None:
+        return allowed[0]
+    check_choice("model", model, MODELS)
+    if model not in allowed:
+        raise ParameterError(f"model={model!r} is not allowed for benchmark={benchmark!r}: expected one of "
+                             + ", ".join(repr(m) for m in allowed) + " (or None for the default).")
+    return model
+
 
 def check_device(device: str) -> str:
     """'cpu', 'cuda' or 'cuda:N' (when CUDA is present), or 'mps'; never falls back silently."""
@@ -23,15 +40,14 @@ def check_device(device: str) -> str:
     return device
 
 
-def check_run_parameters(*, benchmark: str, model: str, device: str, batch_size: int, seed: int,
+def check_run_parameters(*, benchmark: str, model: str | None, device: str, batch_size: int, seed: int,
                          fpr_convention: str = "paper", seeds=(), **percentiles) -> None:
     """Validate a notebook's parameters cell; raises :class:`ParameterError` naming the first bad one.
 
     Every extra keyword is a percentile in [0, 100], ``None`` (use the paper's choice), or a list
     of percentiles (a sweep); ``seeds`` is a list of seeds (ASH-RAND repetitions).
     """
-    check_choice("benchmark", benchmark, BENCHMARKS)
-    check_choice("model", model, MODELS)
+    model_for(benchmark, model)
     check_device(device)
     check_positive_int("batch_size", batch_size)
     check_seed("seed", seed)

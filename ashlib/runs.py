@@ -9,8 +9,8 @@ import torch
 
 from ashlib import experiments, metrics
 from ashlib.data import load_benchmark
-from ashlib.models import TrainRecipe, load_or_train
-from ashlib.params import check_run_parameters
+from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, pretrained_model
+from ashlib.params import check_run_parameters, model_for
 
 
 @dataclass
@@ -34,23 +34,32 @@ class Run:
         s = self.settings
         hardware = (torch.cuda.get_device_name(s["device"]) if s["device"].startswith("cuda")
                     else platform.processor() or platform.machine())
-        return (f"**This run:** benchmark `{s['benchmark']}`, model `{s['model']}` (width {s['width']}, "
-                f"checkpoint `{self.checkpoint}`), device `{s['device']}` ({hardware}), "
+        size = f"width {s['width']}, " if s["model"] == "smallresnet" else ""
+        return (f"**This run:** benchmark `{s['benchmark']}`, model `{s['model']}` ({size}weights "
+                f"`{self.checkpoint}`), device `{s['device']}` ({hardware}), "
                 f"torch {torch.__version__}, seed {s['seed']}. ID test accuracy of the unmodified network: "
                 f"**{self.id_accuracy:.2f}%**.")
 
 
-def prepare(benchmark: str = "mnist5k", model: str = "smallresnet", width: int = 16, epochs: int = 12,
-            device: str = "cpu", batch_size: int = 256, seed: int = 0, **checked) -> Run:
-    """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), then
-    load the benchmark, load or train the model and build the method context (features cached)."""
+def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 16, epochs: int = 12,
+            device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
+            checkpoint: str | None = None, **checked) -> Run:
+    """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
+    benchmark, then the model — trained once and cached (``smallresnet``) or the paper's pretrained
+    weights (``checkpoint``: a local file for them) — and build the method context (features cached)."""
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
                          seed=seed, **checked)
+    model = model_for(benchmark, model)
     torch.manual_seed(seed)
-    bench = load_benchmark(benchmark, seed=seed)
-    net, path = load_or_train(model, bench.x_train, bench.y_train, bench.num_classes, width=width,
-                              recipe=TrainRecipe(epochs=epochs, seed=seed), device=device)
+    bench = load_benchmark(benchmark, seed=seed, **({"root": data_root} if data_root else {}))
+    if model in TRAINABLE:
+        net, path = load_or_train(model, bench.x_train, bench.y_train, bench.num_classes, width=width,
+                                  recipe=TrainRecipe(epochs=epochs, seed=seed), device=device)
+        weights = path.name
+    else:
+        net = pretrained_model(model, bench.num_classes, checkpoint=checkpoint).to(device)
+        weights = f"{model} pretrained on {benchmark}"
     ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device)
     settings = dict(benchmark=benchmark, model=model, width=width, epochs=epochs, device=device,
                     batch_size=batch_size, seed=seed)
-    return Run(bench, net, path.name, ctx, settings)
+    return Run(bench, net, weights, ctx, settings)
