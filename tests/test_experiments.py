@@ -198,3 +198,20 @@ def test_unsupported_combinations_fail_clearly(setup):
     with pytest.raises(ParameterError, match="dice=True with placement='layer3.merge'"):
         experiments.method_logits(experiments.Method("x", dice=True, shaping="ash_s", percentile=90,
                                                      placement="layer3.merge"), ctx, "noise")
+
+
+def test_ash_p_and_ash_s_predict_identically_when_the_head_has_no_bias(setup):
+    """Paper Section 4.3 and footnote 1, on the full network: with a bias-free head, scaling the
+    penultimate features by exp(s1/s2) > 0 scales every logit alike, so the argmax is unchanged."""
+    model, bench, _ = setup
+    saved = model.fc.bias.detach().clone()
+    try:
+        with torch.no_grad():
+            model.fc.bias.zero_()
+        for p in (0, 30, 60, 90, 99):
+            pred_p = direct(model, bench.x_test, make_shaper("ash_p", p)).argmax(1)
+            pred_s = direct(model, bench.x_test, make_shaper("ash_s", p)).argmax(1)
+            assert torch.equal(pred_p, pred_s), p
+    finally:
+        with torch.no_grad():
+            model.fc.bias.copy_(saved)
