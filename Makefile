@@ -1,14 +1,16 @@
 # Two commands on a fresh machine with Python 3.11+ and make:
 #   make book   install into .venv, execute the notebooks (embedded mnist5k benchmark), build the site
 #   make test   install into .venv, run the test suite
+# and a third check that CI runs after them:
+#   make check-site   open the built site in headless Chromium (installs Debian's chromium if missing)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export ASHLIB_CACHE ?= $(CURDIR)/.cache
-NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
-RUN_DIR ?= book/run
+PROFILE ?= embedded
+RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: book notebooks site test install clean
+.PHONY: book notebooks site test check-site chromium install clean
 book: notebooks site
 
 install: $(VENV)/.installed
@@ -18,18 +20,20 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 notebooks: install
-	mkdir -p $(RUN_DIR)
-	@for nb in $(NOTEBOOKS); do \
-	  echo "== executing $$nb"; \
-	  $(BIN)/papermill --cwd notebooks --progress-bar $$nb $(RUN_DIR)/$$(basename $$nb) || exit 1; \
-	done
+	$(BIN)/python -m ashlib run --profile $(PROFILE) --out $(RUN_DIR)
 
 site: install
-	$(BIN)/jupyter-book build book --warningiserror --keep-going
-	@echo "Site: $(CURDIR)/book/_build/html/index.html"
+	$(BIN)/python -m ashlib book --run $(RUN_DIR)
 
 test: install
 	$(BIN)/python -m pytest
 
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+check-site: install chromium
+	$(BIN)/python -m pytest site_tests
+
 clean:
-	rm -rf book/_build $(RUN_DIR)
+	rm -rf book/_build book/run runs

@@ -776,3 +776,23 @@ def _load_imagenet(ctx: _PaperContext, n_ood: int | None, n_train: int) -> Bench
                           "Resize(256)+CenterCrop(224)",
                  "test": "ImageNet-1k validation (50,000), Resize(256)+CenterCrop(224)", **sources},
     )
+
+
+# ----------------------------------------------------------------------------- covariate shift
+
+SHIFTS = ("rotate", "rescale")
+
+
+def shifted(images: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
+    """A covariate-shifted copy of ID images for OOD-*generalisation* checks (NAC-ME): the same
+    digits, labels unchanged, ``rotate``d by ``amount`` degrees or ``rescale``d by the factor
+    ``amount`` about the image centre (bilinear, zero fill; the input is not modified)."""
+    import torchvision.transforms.functional as TF
+
+    check_choice("kind", kind, SHIFTS)
+    if kind == "rotate":
+        check_range("amount", amount, -180, 180)
+        return TF.rotate(images, float(amount), interpolation=TF.InterpolationMode.BILINEAR)
+    check_range("amount", amount, 0.1, 10)
+    return TF.affine(images, angle=0.0, translate=[0, 0], scale=float(amount), shear=[0.0],
+                     interpolation=TF.InterpolationMode.BILINEAR)

@@ -16,12 +16,20 @@ name               top-level children                                           
 ``mobilenet_v2``   normalize, stem, layer1..layer7, head, avgpool, flatten, dropout, fc         1280
 =================  =========================================================================  =======
 
+``smallresnet_logsoftmax`` (MiSP thesis, :mod:`ashlib.misp`) is ``smallresnet`` with the ReLU after
+each residual sum (``layer1.relu`` .. ``layer4.relu``) replaced by ``nn.LogSoftmax(dim=1)``, a
+log-softmax over the channels at every position; same children, keys and feature size.
+
 No module works in place (every ReLU has ``inplace=False``), so a forward hook always sees the
 tensor the module produced, never one a later layer overwrote.
 
 :func:`block_merge_layers` names the "before the last ReLU of each block" placements of the paper's
 Appendix A for each architecture (see its docstring for the choice made for DenseNet and MobileNetV2,
 which have no "residual sum followed by a ReLU"). :func:`pretrained_model` returns the paper's weights.
+
+Training (:func:`train`, :func:`load_or_train`) takes a :class:`TrainRecipe`; its ``entropy_weight``
+(lambda) adds the MiSP thesis's per-pixel entropy loss over the log-softmax layers
+(:func:`entropy_loss`), for ``smallresnet_logsoftmax``.
 """
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ import math
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,11 +55,13 @@ __all__ = [
     "mobilenet_v2", "build_model", "block_merge_layers", "feature_dim", "pretrained_model",
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
     "TrainRecipe", "train", "load_or_train", "random_shift", "tensor_digest",
+    "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
+    "training_loss",
 ]
 
-MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2")
+MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2", "smallresnet_logsoftmax")
 PRETRAINED = ("densenet100", "resnet50", "mobilenet_v2")
-TRAINABLE = ("smallresnet",)
+TRAINABLE = ("smallresnet", "smallresnet_logsoftmax")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 #: The CIFAR statistics DICE and ASH normalise with (their test transform; the DenseNet has none inside).
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -121,6 +131,27 @@ def small_resnet(num_classes: int = 10, width: int = 16, in_channels: int = 1) -
         flatten=nn.Flatten(),
         fc=nn.Linear(8 * w, num_classes),
     ))
+
+
+def small_resnet_logsoftmax(num_classes: int = 10, width: int = 16, in_channels: int = 1) -> nn.Sequential:
+    """:func:`small_resnet` with the ReLU after each residual addition (``layer1.relu`` ..
+    ``layer4.relu``) replaced by ``nn.LogSoftmax(dim=1)``: a log-softmax over the channels at every
+    spatial position (MiSP thesis: "replace ReLU after the residual skip connection"). The stem's
+    ReLU and the ReLU inside each block (``relu1``) stay. LogSoftmax has no parameters, so the
+    state-dict keys, shapes and (for the same seed) the initial weights equal those of
+    :func:`small_resnet`; the pooled feature fed to ``fc`` is the average log-probability map of
+    ``layer4``.
+    """
+    model = small_resnet(num_classes=num_classes, width=width, in_channels=in_channels)
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        model.get_submodule(name).relu = nn.LogSoftmax(dim=1)
+    return model
+
+
+def logsoftmax_layers(model: nn.Module) -> list[str]:
+    """Names of the ``nn.LogSoftmax`` modules of ``model``, in definition (= execution) order:
+    ``["layer1.relu", .., "layer4.relu"]`` for ``smallresnet_logsoftmax``, ``[]`` for a ReLU model."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.LogSoftmax)]
 
 
 # ------------------------------------------------------------------------------- DenseNet-BC-100
@@ -416,7 +447,8 @@ def block_merge_layers(model: nn.Module) -> list[str]:
 def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> nn.Sequential:
     """An untrained model by name (see ``MODELS``), its initial weights drawn from ``seed``.
 
-    ``width`` applies to ``smallresnet`` only; the paper's architectures have fixed widths.
+    ``width`` applies to ``smallresnet``/``smallresnet_logsoftmax`` only; the paper's architectures
+    have fixed widths. For the same seed both small ResNets start from the same weights.
     """
     check_choice("model", name, MODELS)
     check_positive_int("num_classes", num_classes)
@@ -424,6 +456,8 @@ def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> 
         torch.manual_seed(seed)
         if name == "smallresnet":
             return small_resnet(num_classes=num_classes, width=width)
+        if name == "smallresnet_logsoftmax":
+            return small_resnet_logsoftmax(num_classes=num_classes, width=width)
         if name == "densenet100":
             return densenet100(num_classes)
         if name == "resnet50":
@@ -572,7 +606,14 @@ def _load_strict(model: nn.Module, state: Mapping[str, Tensor], what: str) -> No
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """Seeded SGD recipe: Nesterov momentum, one-cycle learning rate, random shifts of +-``shift`` pixels."""
+    """Seeded SGD recipe: Nesterov momentum, one-cycle learning rate, random shifts of +-``shift`` pixels.
+
+    ``entropy_weight`` is the MiSP thesis's entropy-loss factor lambda: the loss becomes
+    ``cross_entropy + lambda * entropy_loss(log-softmax layer outputs)`` (see :func:`training_loss`);
+    it needs a model with log-softmax layers (``smallresnet_logsoftmax``). The default 0 is plain
+    cross-entropy training, and it leaves :func:`load_or_train`'s cache key as it was before the field
+    existed.
+    """
 
     epochs: int = 12
     batch_size: int = 64
@@ -580,11 +621,64 @@ class TrainRecipe:
     weight_decay: float = 5e-4
     shift: int = 2
     seed: int = 0
+    entropy_weight: float = 0.0
 
     def __post_init__(self):
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_range("lr", self.lr, 1e-6, 10)
+        check_range("entropy_weight", self.entropy_weight, 0, math.inf)
+
+
+def pixel_entropy(log_probs: Tensor) -> Tensor:
+    """Entropy ``-sum_c p_c log p_c`` over the channels at every position of a log-softmax output.
+
+    ``log_probs``: ``(N, C, H, W)`` (or ``(N, C)``) log-probabilities over dim 1; ``p = exp(log_probs)``.
+    Returns ``(N, H, W)`` (or ``(N,)``), in nats: 0 for a one-hot position, ``log C`` for a uniform one.
+    """
+    if not isinstance(log_probs, Tensor) or log_probs.ndim not in (2, 4):
+        raise ParameterError(f"log_probs must be a (N, C, H, W) or (N, C) tensor, got "
+                             f"{tuple(getattr(log_probs, 'shape', ())) or type(log_probs).__name__}.")
+    return -(log_probs.exp() * log_probs).sum(dim=1)
+
+
+def entropy_loss(log_probs: Sequence[Tensor]) -> Tensor:
+    """The per-pixel entropy loss: mean over the layers of the mean over samples and positions of
+    :func:`pixel_entropy`.
+
+    The thesis writes the loss as a *sum* over the N log-softmax layers and their H_i x W_i
+    positions; this is its mean (the sum divided by N and by each layer's H_i * W_i, and averaged
+    over the batch), so lambda does not scale with the number of layers or the image size. A thesis
+    lambda corresponds to ours times ``sum_i H_i W_i``.
+    """
+    if not log_probs:
+        raise ParameterError("log_probs is empty: expected the outputs of at least one log-softmax layer.")
+    return torch.stack([pixel_entropy(lp).mean() for lp in log_probs]).mean()
+
+
+def training_loss(model: nn.Module, x: Tensor, y: Tensor, entropy_weight: float = 0.0) -> Tensor:
+    """The training objective on one batch: ``cross_entropy(model(x), y)``, plus, when
+    ``entropy_weight > 0``, ``entropy_weight * entropy_loss(outputs of logsoftmax_layers(model))``,
+    those outputs captured by forward hooks during this same forward pass (hooks always removed).
+
+    ``entropy_weight == 0`` is exactly the plain cross-entropy (no hooks registered).
+    """
+    check_range("entropy_weight", entropy_weight, 0, math.inf)
+    if entropy_weight == 0:
+        return nn.functional.cross_entropy(model(x), y)
+    layers = logsoftmax_layers(model)
+    if not layers:
+        raise ParameterError(f"entropy_weight={entropy_weight!r} is not allowed for a model without "
+                             "nn.LogSoftmax layers: expected 0 (or use 'smallresnet_logsoftmax').")
+    captured: list[Tensor] = []
+    handles = [model.get_submodule(name).register_forward_hook(lambda _m, _i, out: captured.append(out))
+               for name in layers]
+    try:
+        logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return nn.functional.cross_entropy(logits, y) + entropy_weight * entropy_loss(captured)
 
 
 def random_shift(x: Tensor, shift: int, generator: torch.Generator) -> Tensor:
@@ -602,8 +696,17 @@ def random_shift(x: Tensor, shift: int, generator: torch.Generator) -> Tensor:
 
 
 def train(model: nn.Module, x: Tensor, y: Tensor, recipe: TrainRecipe = TrainRecipe(),
-          device: str = "cpu", progress: bool = True) -> nn.Module:
-    """Train ``model`` on (x, y) with ``recipe``; deterministic for a given seed and device."""
+          device: str = "cpu", progress: bool = True,
+          on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
+    """Train ``model`` on (x, y) with ``recipe``; deterministic for a given seed and device.
+
+    The loss is :func:`training_loss` with ``recipe.entropy_weight`` (plain cross-entropy at 0).
+    ``on_epoch_end(epoch, model)`` (epochs counted from 1) sees the model after each epoch, e.g.
+    to save checkpoints along training; it must not change the model.
+    """
+    if recipe.entropy_weight > 0 and not logsoftmax_layers(model):
+        raise ParameterError(f"entropy_weight={recipe.entropy_weight!r} is not allowed for a model without "
+                             "nn.LogSoftmax layers: expected 0 (or use 'smallresnet_logsoftmax').")
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     model.to(device).train()
@@ -617,13 +720,15 @@ def train(model: nn.Module, x: Tensor, y: Tensor, recipe: TrainRecipe = TrainRec
         for i in range(0, len(x), recipe.batch_size):
             idx = order[i:i + recipe.batch_size]
             xb = random_shift(x[idx], recipe.shift, gen).to(device)
-            loss = nn.functional.cross_entropy(model(xb), y[idx].to(device))
+            loss = training_loss(model, xb, y[idx].to(device), recipe.entropy_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             bar.update()
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, model)
     bar.close()
     return model.eval()
 
@@ -643,18 +748,65 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
     """Return ``(model, checkpoint_path)``: the cached checkpoint for this architecture, recipe and
     training data, or a freshly trained one that is then cached (``$ASHLIB_CACHE/models``).
 
-    Only ``smallresnet`` is trained here; the paper's networks come from :func:`pretrained_model`."""
-    check_choice("model", name, TRAINABLE)
-    config = dict(name=name, num_classes=num_classes, width=width, recipe=asdict(recipe),
-                  data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0])
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir("models") / f"{name}-w{width}-{key}.pt"
+    Only the small ResNets (:data:`TRAINABLE`) are trained here; the paper's networks come from
+    :func:`pretrained_model`. The cache key covers the name (so the architecture), ``num_classes``,
+    ``width``, the recipe, the data and torch's version. ``recipe.entropy_weight`` enters the key only
+    when it is non-zero, so checkpoints cached before that field existed (lambda = 0) stay valid.
+    """
+    path = checkpoint_path(name, x_train, y_train, num_classes, width, recipe)
     model = build_model(name, num_classes, width, seed=recipe.seed)
     if path.exists():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
         train(model, x_train, y_train, recipe, device=device, progress=progress)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.cpu().state_dict(), tmp)
-        tmp.replace(path)
+        _save(model.state_dict(), path)
     return model.to(device).eval(), path
+
+
+def checkpoint_path(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int,
+                    recipe: TrainRecipe, epoch: int | None = None) -> Path:
+    """Where :func:`load_or_train` caches a trained model (``epoch``: a checkpoint along training)."""
+    check_choice("model", name, TRAINABLE)
+    recipe_key = asdict(recipe)
+    if recipe.entropy_weight == 0:
+        del recipe_key["entropy_weight"]
+    config = dict(name=name, num_classes=num_classes, width=width, recipe=recipe_key,
+                  data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0])
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    suffix = "" if epoch is None or epoch == recipe.epochs else f"-e{epoch}"
+    return cache_dir("models") / f"{name}-w{width}-{key}{suffix}.pt"
+
+
+def _save(state: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({k: v.detach().cpu().clone() for k, v in state.items()}, tmp)
+    tmp.replace(path)
+
+
+def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, epochs: Sequence[int],
+                   width: int = 16, recipe: TrainRecipe = TrainRecipe(), device: str = "cpu",
+                   progress: bool = True) -> dict[int, nn.Module]:
+    """Checkpoints of ONE training run with ``recipe``, after each of ``epochs`` (1..recipe.epochs).
+
+    They are saved during a single run (the one-cycle schedule of ``recipe.epochs`` epochs, so epoch
+    4 of a 12-epoch run, not a 4-epoch run) and cached; the last epoch is the checkpoint
+    :func:`load_or_train` gives.
+    """
+    for i, e in enumerate(epochs):
+        if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= recipe.epochs:
+            raise ParameterError(f"epochs[{i}]={e!r} is not allowed: expected an integer in [1, {recipe.epochs}].")
+    paths = {e: checkpoint_path(name, x_train, y_train, num_classes, width, recipe, e)
+             for e in {*epochs, recipe.epochs}}
+    if not all(p.exists() for p in paths.values()):
+        def save(epoch: int, model: nn.Module) -> None:
+            if epoch in paths:
+                _save(model.state_dict(), paths[epoch])
+
+        train(build_model(name, num_classes, width, seed=recipe.seed), x_train, y_train, recipe,
+              device=device, progress=progress, on_epoch_end=save)
+    out = {}
+    for e in sorted(epochs):
+        model = build_model(name, num_classes, width, seed=recipe.seed)
+        model.load_state_dict(torch.load(paths[e], map_location="cpu", weights_only=True))
+        out[e] = model.to(device).eval()
+    return out

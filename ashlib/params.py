@@ -11,7 +11,7 @@ from ashlib.metrics import FPR_CONVENTIONS
 from ashlib.models import MODELS
 
 #: The networks each benchmark is evaluated with (the first is the default); paper Table 1.
-BENCHMARK_MODELS = {"mnist5k": ("smallresnet",), "cifar10": ("densenet100",), "cifar100": ("densenet100",),
+BENCHMARK_MODELS = {"mnist5k": ("smallresnet", "smallresnet_logsoftmax"), "cifar10": ("densenet100",), "cifar100": ("densenet100",),
                     "imagenet": ("resnet50", "mobilenet_v2")}
 
 

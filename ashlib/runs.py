@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
 
 import torch
 
@@ -22,12 +25,24 @@ class Run:
     checkpoint: str
     ctx: experiments.Context
     settings: dict
+    results_dir: str | None = None
 
     @property
     def id_accuracy(self) -> float:
         """ID test accuracy (percent) of the unmodified network."""
         return 100 * metrics.accuracy(experiments.method_logits(experiments.Method("plain"), self.ctx,
                                                                 experiments.ID_SET), self.benchmark.y_test)
+
+    def publish(self, name: str, value, display_value=None):
+        """Make a result available beyond the notebook: glued under ``name`` for the book's prose
+        and results page (myst-nb), and saved as ``<results_dir>/<name>.csv`` when it is a table
+        and the run has a results folder. ``display_value`` (e.g. a styled table) is what is glued."""
+        from myst_nb import glue
+
+        if isinstance(value, pd.DataFrame) and self.results_dir:
+            Path(self.results_dir).mkdir(parents=True, exist_ok=True)
+            value.to_csv(Path(self.results_dir) / f"{name}.csv")
+        glue(name, value if display_value is None else display_value, display=False)
 
     def describe(self) -> str:
         """One Markdown line naming benchmark, model, checkpoint, device, versions and seed."""
@@ -43,7 +58,7 @@ class Run:
 
 def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 16, epochs: int = 12,
             device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
-            checkpoint: str | None = None, **checked) -> Run:
+            checkpoint: str | None = None, results_dir: str | None = None, **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
     benchmark, then the model — trained once and cached (``smallresnet``) or the paper's pretrained
     weights (``checkpoint``: a local file for them) — and build the method context (features cached)."""
@@ -62,4 +77,4 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device)
     settings = dict(benchmark=benchmark, model=model, width=width, epochs=epochs, device=device,
                     batch_size=batch_size, seed=seed)
-    return Run(bench, net, weights, ctx, settings)
+    return Run(bench, net, weights, ctx, settings, results_dir)

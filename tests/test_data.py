@@ -234,3 +234,21 @@ def test_bad_arguments_raise_parameter_error(kwargs, text):
     assert text in str(err.value) and "expected" in str(err.value)
     if "name" in kwargs:
         assert all(repr(b) in str(err.value) for b in BENCHMARKS)
+
+
+def test_shifted_rotates_and_rescales_without_touching_the_input():
+    from ashlib.data import shifted
+
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 4] = 1.0  # a dot right of the centre
+    before = x.clone()
+    up = shifted(x, "rotate", 90)  # counter-clockwise: the dot moves above the centre
+    assert up[0, 0, 0, 2] == pytest.approx(1.0) and up[0, 0, 2, 4] == pytest.approx(0.0)
+    torch.testing.assert_close(x, before)
+    assert torch.equal(shifted(x, "rotate", 0), x)
+    small = shifted(x, "rescale", 0.5)  # the dot moves halfway towards the centre
+    assert small[0, 0, 2, 3] > 0 and small[0, 0, 2, 4] == 0
+    with pytest.raises(ParameterError, match="kind='blur'"):
+        shifted(x, "blur", 1)
+    with pytest.raises(ParameterError, match="amount=400"):
+        shifted(x, "rotate", 400)

@@ -100,3 +100,26 @@ def test_embedded_default_model_reaches_97_percent():
     with torch.no_grad():
         acc = accuracy(model(bench.x_test), bench.y_test)
     assert acc >= 0.97, acc
+
+
+def test_snapshots_are_checkpoints_of_one_run_and_the_last_is_load_or_train(monkeypatch):
+    from ashlib.models import load_snapshots, train
+
+    x, y = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
+    recipe = TrainRecipe(epochs=3, batch_size=16)
+    seen = {}
+    model = build_model("smallresnet", 10, width=2, seed=recipe.seed)
+    train(model, x, y, recipe, progress=False,
+          on_epoch_end=lambda e, m: seen.setdefault(e, {k: v.clone() for k, v in m.state_dict().items()}))
+    snaps = load_snapshots("smallresnet", x, y, 10, [1, 2], width=2, recipe=recipe, progress=False)
+    assert sorted(snaps) == [1, 2]
+    for epoch, net in snaps.items():
+        for k, v in net.state_dict().items():
+            torch.testing.assert_close(v, seen[epoch][k])
+    monkeypatch.setattr("ashlib.models.train", lambda *a, **k: pytest.fail("trained again"))
+    final, _ = load_or_train("smallresnet", x, y, 10, width=2, recipe=recipe, progress=False)
+    for k, v in final.state_dict().items():
+        torch.testing.assert_close(v, seen[3][k])
+    load_snapshots("smallresnet", x, y, 10, [2, 3], width=2, recipe=recipe, progress=False)  # all cached
+    with pytest.raises(ParameterError, match=r"epochs\[0\]=4"):
+        load_snapshots("smallresnet", x, y, 10, [4], width=2, recipe=recipe)

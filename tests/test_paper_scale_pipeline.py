@@ -14,7 +14,7 @@ from ashlib.models import block_merge_layers, build_model
 from ashlib.params import model_for
 
 
-def fake_benchmark(num_classes: int, side: int, n: int = 24, seed: int = 0):
+def fake_benchmark(num_classes: int, side: int, n: int = 12, seed: int = 0):
     rng = np.random.default_rng(seed)
     arrays = {name: rng.integers(0, 256, size=(n, 3, side, side), dtype=np.uint8)
               for name in ("train", "test", "ood_a", "ood_b")}
@@ -24,20 +24,24 @@ def fake_benchmark(num_classes: int, side: int, n: int = 24, seed: int = 0):
                            ood={"a": data["ood_a"], "b": data["ood_b"]}, num_classes=num_classes)
 
 
-@pytest.mark.parametrize("name, num_classes, side", [("densenet100", 10, 32), ("resnet50", 20, 64),
-                                                       ("mobilenet_v2", 20, 64)])
-def test_paper_models_run_every_method_from_datasets(name, num_classes, side):
+@pytest.mark.parametrize("name, num_classes, side, everything", [
+    ("mobilenet_v2", 6, 64, True), ("densenet100", 10, 32, False), ("resnet50", 6, 32, False)])
+def test_paper_models_run_the_methods_from_datasets(name, num_classes, side, everything):
+    """Every method of the paper's tables on one network; the feature, shaping and placement paths
+    on the others (the full grid on DenseNet/ResNet-50 is slow on a CPU)."""
     model = build_model(name, num_classes).eval()
     bench = fake_benchmark(num_classes, side)
-    ctx = experiments.build_context(model, bench, batch_size=8)
-    methods = experiments.paper_methods({"P": 90, "B": 95, "S": 95}) + [
-        experiments.ash("S", 90, threshold="global"), experiments.ash("RAND", 80),
-        experiments.ash("P", 90, placement=block_merge_layers(model)[-1])]
+    ctx = experiments.build_context(model, bench, batch_size=12)
+    methods = experiments.paper_methods({"P": 90, "B": 95, "S": 95}) if everything else [
+        experiments.Method("Softmax", score="msp"), experiments.ash("S", 90, react=True)]
+    methods += [experiments.ash("S", 90, threshold="global"), experiments.ash("RAND", 80),
+                experiments.ash("P", 90, placement=block_merge_layers(model)[-1])]
     res = experiments.evaluate(methods, ctx, progress=False)
     assert len(res) == len(methods) * 3  # two OOD sets + the average
     assert res[["FPR95", "AUROC", "AUPR-In", "ID acc"]].notna().all().all()
-    # ODIN ran through the Dataset: its scores exist for every set and differ from Softmax's
-    assert not res.set_index("method").loc["ODIN", "AUROC"].equals(res.set_index("method").loc["Softmax", "AUROC"])
+    if everything:  # ODIN ran through the Dataset: its scores exist and differ from Softmax's
+        by_method = res.set_index("method")
+        assert not by_method.loc["ODIN", "AUROC"].equals(by_method.loc["Softmax", "AUROC"])
 
 
 def test_model_follows_the_benchmark():

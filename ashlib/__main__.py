@@ -1,0 +1,64 @@
+"""Command line: ``python -m ashlib {run,book,fetch} ...``.
+
+    python -m ashlib run --profile embedded                      # every notebook, runs/embedded/
+    python -m ashlib run --profile cifar10 --device cuda 01_methods -p percentile 85
+    python -m ashlib book --run runs/embedded                    # the site from a run folder
+    python -m ashlib fetch --list                                # data sets and weights
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ashlib import pipeline
+from ashlib._checks import ParameterError
+
+
+def _parameter(text: str):
+    if "=" in text:
+        raise argparse.ArgumentTypeError("write -p NAME VALUE (two words), as papermill does")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ashlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute notebooks with a profile's parameters into a run folder")
+    run.add_argument("notebooks", nargs="*", help="notebook names (default: all of the profile's)")
+    run.add_argument("--profile", default="embedded", help=f"one of {', '.join(pipeline.profiles())}")
+    run.add_argument("--device", help="override the profile's device (cpu, cuda, cuda:N, mps)")
+    run.add_argument("--out", help="run folder (default: runs/<profile>)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     type=_parameter, help="override a notebook parameter (value read as YAML)")
+
+    book = sub.add_parser("book", help="build the site from a run folder, without executing anything")
+    book.add_argument("--run", default="runs/embedded", help="run folder (default: runs/embedded)")
+
+    fetch = sub.add_parser("fetch", help="download and verify paper-scale data sets and weights")
+    from ashlib import fetch as fetch_module
+
+    fetch_module.add_arguments(fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            overrides = {name: pipeline.parse_value(value) for name, value in args.parameter}
+            pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides)
+        elif args.command == "book":
+            pipeline.build_book(args.run)
+        else:
+            from ashlib import fetch as fetch_module
+
+            return fetch_module.main(args)
+    except ParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

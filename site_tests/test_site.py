@@ -1,0 +1,129 @@
+"""The built site, tested in headless Chromium as a reader would meet it (`make check-site`).
+
+Every page of the book opens, every figure loads, no internal link is broken, no cell shows an
+error, MathJax renders, and no request leaves the machine (the site reads offline). A screenshot
+of the methods chapter is kept in ``book/_build/screenshots/`` as an artifact.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+SITE = Path(__file__).resolve().parents[1] / "book" / "_build" / "html"
+SCREENSHOTS = SITE.parent / "screenshots"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def pages() -> list[str]:
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"no built site at {SITE}: run `make book` first")
+    skip = {"genindex.html", "search.html"}
+    return sorted(str(p.relative_to(SITE)) for p in SITE.rglob("*.html")
+                  if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def requested_urls(driver) -> list[str]:
+    import json
+
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def test_the_site_has_every_chapter():
+    names = pages()
+    for chapter in ("intro.html", "results.html", "run/01_methods.html", "run/02_placements.html",
+                    "run/03_global_vs_local.html", "run/04_ash_rand.html", "run/05_nac.html", "run/06_misp.html"):
+        assert chapter in names
+
+
+@pytest.mark.parametrize("page", pages())
+def test_page_opens_with_figures_math_no_errors_and_nothing_external(server, browser, page):
+    browser.get_log("performance")  # drop earlier pages' requests
+    browser.get(urljoin(server, page))
+    assert browser.execute_script("return document.readyState") == "complete"
+    assert browser.title and "404" not in browser.title
+    broken = browser.execute_script(
+        "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    assert broken == [], f"images that did not load: {broken}"
+    errors = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.output.traceback, .output.error, .cell_output .traceback'))"
+        ".map(e => e.innerText.slice(0, 200))")
+    assert errors == [], f"cells show errors: {errors}"
+    text = browser.execute_script("return document.body.innerText")
+    assert "Traceback (most recent call last)" not in text
+    if browser.execute_script("return document.querySelectorAll('.math').length"):
+        browser.execute_script("return MathJax.startup.promise")
+        assert browser.execute_script("return document.querySelectorAll('mjx-container').length") > 0, \
+            "math on the page was not typeset"
+    external = [u for u in requested_urls(browser)
+                if urlparse(u).scheme in ("http", "https") and urlparse(u).hostname != "127.0.0.1"]
+    assert external == [], f"the page fetched from outside the machine: {external}"
+
+
+def test_no_internal_link_is_broken(server, browser):
+    broken = []
+    for page in pages():
+        browser.get(urljoin(server, page))
+        links = browser.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+        for link in links:
+            url, fragment = urldefrag(link)
+            parsed = urlparse(url)
+            if parsed.hostname != "127.0.0.1":
+                continue
+            target = SITE / parsed.path.lstrip("/")
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page} -> {link}")
+            elif fragment and target.suffix == ".html":
+                html = target.read_text(errors="ignore")
+                if f'id="{fragment}"' not in html and f"name=\"{fragment}\"" not in html:
+                    broken.append(f"{page} -> {link} (no #{fragment})")
+    assert broken == [], "\n".join(broken)
+
+
+def test_screenshot_of_the_methods_chapter(server, browser):
+    browser.get(urljoin(server, "run/01_methods.html"))
+    height = browser.execute_script("return document.body.scrollHeight")
+    browser.set_window_size(1400, min(height, 12000))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / "01_methods.png"
+    assert browser.save_screenshot(str(path))
+    assert path.stat().st_size > 50_000
+    browser.set_window_size(1400, 1000)

@@ -1,0 +1,426 @@
+"""ashlib.fetch against local sources only: a throwaway HTTP server on 127.0.0.1 and file:// URLs.
+
+Every test installs a tiny manifest (``ashlib.data.manifest_path`` patched) whose entries point at files
+made here, with checksums computed here; nothing touches the internet.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import os
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+import ashlib.data as data
+from ashlib import fetch as F
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    timeout = 5  # a stuck client cannot hold the server thread for long
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A static file server on 127.0.0.1 (random port) serving ``tmp_path/srv``; counts GET requests."""
+    folder = tmp_path / "srv"
+    folder.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            functools.partial(_Handler, directory=str(folder)))
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield SimpleNamespace(dir=folder, url=f"http://127.0.0.1:{httpd.server_address[1]}",
+                              requests=httpd.requests)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _md5(b: bytes) -> str:
+    return hashlib.md5(b).hexdigest()
+
+
+def _sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _targz(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, content in members.items():
+            z.writestr(name, content)
+    return buf.getvalue()
+
+
+def _install(monkeypatch, path: Path, datasets: list[dict], weights: list[dict]) -> None:
+    path.write_text(yaml.safe_dump({"datasets": datasets, "weights": weights}), encoding="utf-8")
+    monkeypatch.setattr(data, "manifest_path", lambda: path)
+
+
+@pytest.fixture
+def world(tmp_path, server, monkeypatch):
+    """Source files (served over HTTP or as file://), a manifest pointing at them, an empty data root."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    src = tmp_path / "src"
+    src.mkdir()
+    blob = os.urandom(50_000)
+    sets = _targz({"setA/a.png": b"A" * 300, "setA/sub/b.png": b"B" * 200})
+    zipped = _zip({"inner/thing.txt": b"thing"})
+    free = _targz({"free/x.png": b"x" * 100})
+    other = b"the publisher's file" * 10
+    weights = b"pretend state dict" * 100
+    wzip = _zip({"checkpoints/w10.pth": b"w10" * 50, "checkpoints/readme.txt": b"hi"})
+    val = os.urandom(3000)
+    for name, content in (("blob.bin", blob), ("sets.tar.gz", sets), ("free.tar.gz", free),
+                          ("other.bin", b"not " + other), ("tvw.pth", weights), ("ckpt.zip", wzip)):
+        (server.dir / name).write_bytes(content)
+    (src / "zipped.zip").write_bytes(zipped)
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    base = {"kind": "download", "title": "a test set", "sha256": None, "md5": None, "size": None,
+            "used_by": ["test/x"]}
+    datasets = [
+        {**base, "name": "plain", "urls": [f"{server.url}/blob.bin"], "file": "blob.bin", "md5": _md5(blob),
+         "size": len(blob), "unpack": "none", "target": "plain/blob.bin"},
+        {**base, "name": "sets", "urls": [f"{server.url}/sets.tar.gz"], "file": "sets.tar.gz",
+         "sha256": _sha(sets), "unpack": "tar.gz", "unpack_to": ".", "target": "setA"},
+        {**base, "name": "zipped", "urls": [(src / "zipped.zip").as_uri()], "file": "zipped.zip",
+         "md5": _md5(zipped), "unpack": "zip", "unpack_to": "z", "target": "z/inner"},
+        {**base, "name": "nosum", "urls": [f"{server.url}/free.tar.gz"], "file": "free.tar.gz",
+         "unpack": "tar.gz", "unpack_to": ".", "target": "free", "note": "No checksum published."},
+        {**base, "name": "badsum", "urls": [f"{server.url}/other.bin"], "file": "other.bin",
+         "md5": _md5(other), "unpack": "none", "target": "other/other.bin"},
+        {**base, "name": "offline", "urls": [f"{dead}/gone.tar.gz"], "file": "gone.tar.gz",
+         "md5": "0123456789abcdef0123456789abcdef", "unpack": "tar.gz", "unpack_to": ".", "target": "gone"},
+        {"name": "manual_val", "kind": "manual", "title": "a licence-gated set", "urls": ["https://example.org"],
+         "files": [{"file": "val.tar", "md5": _md5(val), "size": len(val)}], "md5": None, "sha256": None,
+         "target": "mimg/val", "used_by": ["test/x"],
+         "instructions": "log in, download val.tar into {root}/mimg, then sort it into {dest}/<class>"},
+        {"name": "noise", "kind": "generated", "generator": "numpy", "used_by": ["test/x"]},
+    ]
+    wbase = {"kind": "download", "title": "test weights", "sha256": None, "size": None, "used_by": ["test/w"]}
+    weight_entries = [
+        {**wbase, "name": "tvw", "source": "torchvision", "urls": [f"{server.url}/tvw.pth"],
+         "file": f"tvw-{_sha(weights)[:8]}.pth", "sha256_prefix": _sha(weights)[:8]},
+        {**wbase, "name": "badprefix", "source": "torchvision", "urls": [f"{server.url}/tvw.pth"],
+         "file": "bad-00000000.pth", "sha256_prefix": "00000000"},
+        {**wbase, "name": "zipw", "source": "dropbox", "urls": [f"{server.url}/ckpt.zip"], "file": "ckpt.zip",
+         "unpack": "zip", "contents_expected": ["w10.pth"], "used_by": []},
+    ]
+    _install(monkeypatch, tmp_path / "manifest.yaml", datasets, weight_entries)
+    root = tmp_path / "root"
+    return SimpleNamespace(root=root, server=server, src=src, blob=blob, sets=sets, free=free, other=other,
+                           weights=weights, val=val, dead=dead, manifest=tmp_path / "manifest.yaml",
+                           datasets=datasets, weight_entries=weight_entries)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ----------------------------------------------------------------------------------------------- tests
+
+
+def test_fetch_downloads_verifies_unpacks_and_is_idempotent(world):
+    paths = F.fetch("sets", world.root, progress=False)
+    target = world.root / "setA"
+    assert paths == [world.root / "sets.tar.gz", target]
+    assert (target / "a.png").read_bytes() == b"A" * 300 and (target / "sub" / "b.png").is_file()
+    assert world.server.requests == ["/sets.tar.gz"]
+    # the loaders' own check finds it where fetch put it
+    ctx = data._PaperContext("cifar10", data.data_root(world.root), 0, "stat", data._entries())
+    assert ctx.require("sets", folder=True) and ctx.path("sets") == target
+    assert F.destination("sets", world.root) == target
+    assert not [p for p in world.root.iterdir() if p.name.startswith((".ashlib-unpack", "tmp"))]
+
+    mtime = (world.root / "sets.tar.gz").stat().st_mtime_ns
+    assert F.fetch("sets", world.root, progress=False) == paths  # idempotent: no request
+    assert world.server.requests == ["/sets.tar.gz"]
+    assert (world.root / "sets.tar.gz").stat().st_mtime_ns == mtime
+    assert F.verify("sets", world.root).state == "verified"
+
+    (target / "a.png").write_bytes(b"edited")
+    F.fetch("sets", world.root, force=True, progress=False)  # force: downloads and unpacks again
+    assert world.server.requests == ["/sets.tar.gz"] * 2
+    assert (target / "a.png").read_bytes() == b"A" * 300
+
+
+def test_unpacked_target_without_archive_is_not_downloaded_again(world):
+    F.fetch("sets", world.root, progress=False)
+    (world.root / "sets.tar.gz").unlink()  # archive deleted after unpacking, to save space
+    assert F.fetch("sets", world.root, progress=False) == [world.root / "setA"]
+    assert len(world.server.requests) == 1
+    assert F.verify("sets", world.root).state == "present"
+
+
+def test_plain_file_and_file_url_zip(world):
+    assert F.fetch("plain", world.root, progress=False) == [world.root / "plain" / "blob.bin"]
+    assert (world.root / "plain" / "blob.bin").read_bytes() == world.blob
+    paths = F.fetch("zipped", world.root, progress=False)  # file:// source
+    assert (world.root / "z" / "inner" / "thing.txt").read_bytes() == b"thing"
+    assert paths == [world.root / "zipped.zip", world.root / "z" / "inner"]
+    assert F.verify("zipped", world.root).state == "verified"
+
+
+def test_wrong_checksum_is_refused_and_nothing_is_kept(world, capsys):
+    with pytest.raises(F.ChecksumMismatch) as err:
+        F.fetch("badsum", world.root, progress=False)
+    msg = str(err.value)
+    assert _md5(world.other) in msg  # expected
+    assert _md5(b"not " + world.other) in msg  # actual
+    assert f"{world.server.url}/other.bin" in msg and str(world.root / "other" / "other.bin") in msg
+    assert _leftovers(world.root / "other") == []  # not under the final name, no temporary file
+    assert F.verify("badsum", world.root).state == "missing"
+    assert F.main(["badsum", "--root", str(world.root), "--no-progress"]) == 1
+
+
+def test_wrong_sha256_prefix_is_refused(world):
+    with pytest.raises(F.ChecksumMismatch) as err:
+        F.fetch("badprefix", progress=False)
+    assert "starting with 00000000" in str(err.value) and _sha(world.weights) in str(err.value)
+    assert not (F._weights_dir() / "bad-00000000.pth").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_cached_file_is_detected_and_fetched_again(world, damage, capsys):
+    path = world.root / "plain" / "blob.bin"
+    F.fetch("plain", world.root, progress=False)
+    if damage == "truncate":
+        path.write_bytes(world.blob[: len(world.blob) // 2])
+    else:
+        path.write_bytes(bytes([world.blob[0] ^ 1]) + world.blob[1:])
+    status = F.verify("plain", world.root)
+    assert status.state == "corrupt" and not status.ok
+    assert ("25000 bytes, expected 50000" if damage == "truncate" else _md5(world.blob)) in status.message
+    assert F.main(["--verify", "plain", "--root", str(world.root)]) == 1
+    F.fetch("plain", world.root, progress=False)
+    assert path.read_bytes() == world.blob and len(world.server.requests) == 2
+    assert "corrupt" in capsys.readouterr().out
+    assert F.verify("plain", world.root).state == "verified"
+    assert F.main(["--verify", "plain", "--root", str(world.root)]) == 0
+
+
+def test_corrupt_archive_is_not_unpacked(world):
+    world.root.mkdir()
+    (world.root / "sets.tar.gz").write_bytes(world.sets[:100])  # a truncated download left by hand
+    assert F.verify("sets", world.root).state == "corrupt"
+    F.fetch("sets", world.root, progress=False)
+    assert (world.root / "sets.tar.gz").read_bytes() == world.sets and len(world.server.requests) == 1
+    assert (world.root / "setA" / "a.png").is_file()
+
+
+def test_interrupted_download_leaves_nothing(world):
+    def broken(url, output_file, pooch_obj):
+        Path(output_file).write_bytes(world.blob[:1000])
+        raise ConnectionError("connection reset halfway")
+
+    with pytest.raises(F.DownloadError, match="connection reset halfway"):
+        F.fetch("plain", world.root, progress=False, downloader=broken)
+    assert _leftovers(world.root / "plain") == []
+
+
+def test_unreachable_url_fails_fast_with_manual_instructions(world):
+    start = time.monotonic()
+    with pytest.raises(F.DownloadError) as err:
+        F.fetch("offline", world.root, progress=False, timeout=2)
+    assert time.monotonic() - start < 5
+    msg = str(err.value)
+    assert f"{world.dead}/gone.tar.gz" in msg  # what to download
+    assert "md5 0123456789abcdef0123456789abcdef" in msg  # its checksum
+    assert f"save as   {world.root / 'gone.tar.gz'}" in msg  # exactly where
+    assert str(world.root / "gone") in msg  # what unpacking it gives
+    assert not isinstance(err.value, F.ChecksumMismatch)
+    assert _leftovers(world.root) == []
+
+
+def test_force_keeps_the_old_file_when_the_download_fails(world, monkeypatch):
+    F.fetch("plain", world.root, progress=False)
+    world.datasets[0]["urls"] = [f"{world.dead}/blob.bin"]
+    _install(monkeypatch, world.manifest, world.datasets, world.weight_entries)
+    with pytest.raises(F.DownloadError):
+        F.fetch("plain", world.root, force=True, progress=False, timeout=2)
+    assert (world.root / "plain" / "blob.bin").read_bytes() == world.blob
+    assert _leftovers(world.root / "plain") == ["blob.bin"]
+    # a forced download killed mid-way leaves the old file aside: the next fetch puts it back, verified
+    os.replace(world.root / "plain" / "blob.bin", world.root / "plain" / "blob.bin.previous")
+    assert F.fetch("plain", world.root, progress=False) == [world.root / "plain" / "blob.bin"]
+    assert _leftovers(world.root / "plain") == ["blob.bin"] and len(world.server.requests) == 1
+
+
+def test_null_checksum_needs_opt_in_then_records_sha256(world, capsys):
+    with pytest.raises(F.UnverifiedError, match="allow_unverified=True"):
+        F.fetch("nosum", world.root, progress=False)
+    assert world.server.requests == [] and not (world.root / "free.tar.gz").exists()
+
+    paths = F.fetch("nosum", world.root, progress=False, allow_unverified=True)
+    sha = _sha(world.free)
+    out = capsys.readouterr().out
+    assert sha in out and "data_manifest.yaml" in out and "unverified" in out
+    record = world.root / "free.tar.gz.sha256"
+    assert record.read_text().split()[0] == sha
+    assert paths[-1] == world.root / "free" and (world.root / "free" / "x.png").is_file()
+
+    # later runs: checked against the recorded sha256, no flag needed, nothing downloaded
+    assert F.verify("nosum", world.root).state == "verified"
+    F.fetch("nosum", world.root, progress=False)
+    assert len(world.server.requests) == 1
+    (world.root / "free.tar.gz").write_bytes(b"junk")
+    assert F.verify("nosum", world.root).state == "corrupt"
+    F.fetch("nosum", world.root, progress=False)  # re-fetched against the record
+    assert (world.root / "free.tar.gz").read_bytes() == world.free and len(world.server.requests) == 2
+
+
+def test_weights_go_where_pretrained_model_looks(world):
+    from ashlib import models
+
+    paths = F.fetch("tvw", progress=False)
+    e = models._weights_entry("tvw")
+    located = models._locate_weights(e, "resnet50", None, False, False)
+    assert paths == [located] and located.parent == F._weights_dir()
+    models._verify_weights(located, e)  # the loader's own prefix check passes
+    assert F.verify("tvw").state == "verified"
+
+    # a zip of weights: unpacked into weights/<name>/, the promised file copied next to the others
+    paths = F.fetch("zipw", progress=False, allow_unverified=True)
+    assert (F._weights_dir() / "w10.pth").read_bytes() == b"w10" * 50
+    assert F._weights_dir() / "zipw" / "checkpoints" / "readme.txt" in [p for p in
+                                                                           (F._weights_dir() / "zipw").rglob("*")]
+    assert F._weights_dir() / "w10.pth" in paths
+
+
+def test_unsafe_archive_member_is_refused(world, monkeypatch):
+    evil = _targz({"../escaped.txt": b"gotcha", "setA/a.png": b"A"})
+    (world.server.dir / "sets.tar.gz").write_bytes(evil)
+    world.datasets[1]["sha256"] = _sha(evil)
+    _install(monkeypatch, world.manifest, world.datasets, world.weight_entries)
+    with pytest.raises(F.FetchError, match="outside"):
+        F.fetch("sets", world.root, progress=False)
+    assert not (world.root.parent / "escaped.txt").exists() and not (world.root / "setA").exists()
+
+
+def test_archive_layout_that_does_not_give_the_target_is_an_error(world, monkeypatch):
+    world.datasets[1]["target"] = "setB"
+    _install(monkeypatch, world.manifest, world.datasets, world.weight_entries)
+    with pytest.raises(F.FetchError, match=r"setB.*is not there.*setA"):
+        F.fetch("sets", world.root, progress=False)
+
+
+def test_manual_entry_prints_instructions_and_checks_placed_files(world, capsys):
+    assert F.fetch("manual_val", world.root, progress=False) == []
+    out = capsys.readouterr().out
+    assert f"download val.tar into {world.root}/mimg, then sort it into {world.root / 'mimg' / 'val'}" in out
+    assert F.verify("manual_val", world.root).state == "missing"
+    (world.root / "mimg").mkdir(parents=True)
+    (world.root / "mimg" / "val.tar").write_bytes(world.val[:-1] + b"?")
+    status = F.verify("manual_val", world.root)
+    assert status.state == "corrupt" and _md5(world.val) in status.message
+    with pytest.raises(F.ChecksumMismatch):
+        F.fetch("manual_val", world.root, progress=False)
+    (world.root / "mimg" / "val.tar").write_bytes(world.val)
+    assert F.verify("manual_val", world.root).state == "incomplete"
+    (world.root / "mimg" / "val" / "n01").mkdir(parents=True)
+    (world.root / "mimg" / "val" / "n01" / "x.JPEG").write_bytes(b"jpeg")
+    assert F.verify("manual_val", world.root).state == "present"
+    assert F.main(["manual_val", "--root", str(world.root)]) == 0
+
+
+def test_lists_and_names(world):
+    assert F.fetchable() == ["plain", "sets", "zipped", "nosum", "badsum", "offline", "tvw", "badprefix", "zipw"]
+    assert F.manual_entries() == ["manual_val"]
+    assert F.verify("noise").state == "generated"
+    with pytest.raises(F.ParameterError, match="nope"):
+        F.fetch("nope", world.root)
+
+
+def test_main_exit_codes_and_list(world, capsys):
+    root = ["--root", str(world.root)]
+    assert F.main(["--list", *root]) == 0
+    out = capsys.readouterr().out
+    for name in ("plain", "sets", "nosum", "tvw", "manual_val"):
+        assert name in out
+    assert "none (--allow-unverified)" in out and str(world.root / "setA") in out
+    assert "zipw" in out and "not in 'all'" in out and "noise" not in out.split("\n", 1)[1].split("'all'")[0]
+
+    assert F.main(["plain", "sets", *root, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] plain" in out and "[2/2] sets" in out and "2 of 2 in place" in out
+    assert F.main(["--verify", "plain", "sets", *root]) == 0
+    assert F.main(["nosum", *root, "--no-progress"]) == 1
+    assert "allow_unverified" in capsys.readouterr().out
+    assert F.main(["nosum", *root, "--no-progress", "--allow-unverified"]) == 0
+    assert F.main(["manual_val", *root]) == 1  # not in place
+    assert F.main(["nope", *root]) == 2
+    assert F.main([]) == 2
+    assert F.main(["--verify", "--force", "plain"]) == 2
+    assert F.main(["--bogus-flag"]) == 2
+    # 'all': every download entry something uses (not zipw); the unreachable and bad ones fail, the rest work
+    assert F.main(["all", *root, "--no-progress", "--timeout", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "[1/8] plain" in out and "zipw" not in out and "offline (failed)" in out and "badsum (failed)" in out
+
+
+def test_main_accepts_the_cli_namespace(world, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    F.add_arguments(sub.add_parser("fetch"))
+    args = parser.parse_args(["fetch", "plain", "--root", str(world.root), "--no-progress"])
+    assert F.main(args) == 0 and (world.root / "plain" / "blob.bin").is_file()
+
+
+def test_real_manifest_entries_are_well_formed():
+    """The shipped manifest: every download/manual entry has a destination, a file and a known unpack."""
+    names = F.fetchable()
+    assert {"cifar10", "svhn_test", "dtd", "resnet50_imagenet1k_v1"} <= set(names)
+    for n in names:
+        e = F.entry(n)
+        assert e["urls"] and e["file"]
+        F._unpack(e)  # raises on an unknown archive kind
+        assert F.destination(n, "/data").is_absolute() and F.download_path(n, "/data").name == e["file"]
+        if e["_section"] == "datasets":
+            assert F.destination(n, "/data") == Path("/data") / e["target"]
+    assert F.destination("resnet50_imagenet1k_v1").parent == F._weights_dir()
+    for n in F.manual_entries():
+        assert F.entry(n)["files"] and "{root}" in F.entry(n)["instructions"]
