@@ -129,7 +129,8 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
             shutil.copy2(path, target / path.name)
     toc = _toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), {p.stem for p in executed})
     build = book_dir / "_build"
-    build.mkdir(exist_ok=True)
+    shutil.rmtree(build, ignore_errors=True)  # a clean build: no page of an earlier run survives
+    build.mkdir()
     (build / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir),
            "--toc", str(build / "_toc.yml"), "--warningiserror", "--keep-going"]
