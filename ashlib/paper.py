@@ -26,6 +26,7 @@ from io import StringIO
 import numpy as np
 import pandas as pd
 
+from ashlib import _tables
 from ashlib._checks import check_choice
 
 CITATION = ("A. Djurisic, N. Bozanic, A. Ashok, R. Liu. Extremely Simple Activation Shaping for "
@@ -435,26 +436,6 @@ def paper_results(table: str) -> pd.DataFrame:
     return df
 
 
-def _ordered_unique(values) -> list:
-    return list(dict.fromkeys(values))
-
-
-def _wide(df: pd.DataFrame, index: str, columns: list[str], source: str) -> pd.DataFrame:
-    """Pivot ``df`` to ``index`` x ``columns`` keeping the paper's row and column order."""
-    rows = _ordered_unique(df[index])
-    cols = _ordered_unique(zip(*(df[c] for c in columns))) if len(columns) > 1 \
-        else _ordered_unique(df[columns[0]])
-    wide = df.pivot_table(index=index, columns=columns, values="value", aggfunc="first",
-                          sort=False)
-    wide = wide.reindex(index=rows, columns=pd.MultiIndex.from_tuples(cols, names=columns)
-                        if len(columns) > 1 else cols)
-    wide.index.name = index
-    if len(columns) == 1:
-        wide.columns = pd.Index(list(wide.columns), name=None)
-    wide.attrs["source"] = source
-    return wide
-
-
 def table2(model: str = "ResNet-50") -> pd.DataFrame:
     """Paper Table 2 for ``model`` ('ResNet-50' or 'MobileNetV2'): ImageNet, per OOD set.
 
@@ -462,7 +443,7 @@ def table2(model: str = "ResNet-50") -> pd.DataFrame:
     """
     check_choice("model", model, MODELS)
     df = _LONG["Table 2"]
-    return _wide(df[df["model"] == model], "method", ["ood_set", "metric"], SOURCES["Table 2"])
+    return _tables.wide(df[df["model"] == model], "method", ["ood_set", "metric"], SOURCES["Table 2"])
 
 
 def table3(benchmark: str = "cifar10") -> pd.DataFrame:
@@ -472,7 +453,7 @@ def table3(benchmark: str = "cifar10") -> pd.DataFrame:
     """
     check_choice("benchmark", benchmark, ("cifar10", "cifar100"))
     df = _LONG["Table 3"]
-    return _wide(df[df["benchmark"] == benchmark], "method", ["metric"], SOURCES["Table 3"])
+    return _tables.wide(df[df["benchmark"] == benchmark], "method", ["metric"], SOURCES["Table 3"])
 
 
 def _at_label(df: pd.DataFrame) -> pd.Series:
@@ -485,7 +466,7 @@ def table4() -> pd.DataFrame:
     """Paper Table 4 (ASH-RAND; ImageNet, ResNet-50): index label (e.g. 'ASH-RAND@65', 'Energy'),
     columns FPR95, AUROC, AUPR, ID acc."""
     df = _LONG["Table 4"].assign(label=lambda d: _at_label(d))
-    return _wide(df, "label", ["metric"], SOURCES["Table 4"])
+    return _tables.wide(df, "label", ["metric"], SOURCES["Table 4"])
 
 
 def table5(benchmark: str = "imagenet") -> pd.DataFrame:
@@ -493,7 +474,7 @@ def table5(benchmark: str = "imagenet") -> pd.DataFrame:
     columns FPR95, AUROC, AUPR. The ASH variant and p of each '+ ASH' row: :data:`TABLE5_ASH`."""
     check_choice("benchmark", benchmark, BENCHMARKS)
     df = _LONG["Table 5"]
-    return _wide(df[df["benchmark"] == benchmark], "method", ["metric"], SOURCES["Table 5"])
+    return _tables.wide(df[df["benchmark"] == benchmark], "method", ["metric"], SOURCES["Table 5"])
 
 
 def local_vs_global(variant: str = "S") -> pd.DataFrame:
@@ -504,7 +485,7 @@ def local_vs_global(variant: str = "S") -> pd.DataFrame:
     check_choice("variant", variant, ("S", "B"))
     table = "Figure 4" if variant == "S" else "Table A4"
     df = _LONG[table].assign(p=lambda d: d["percentile"].astype(int))
-    return _wide(df, "p", ["threshold", "metric"], SOURCES[table])
+    return _tables.wide(df, "p", ["threshold", "metric"], SOURCES[table])
 
 
 def table_a1() -> pd.DataFrame:
@@ -516,7 +497,7 @@ def table_a1() -> pd.DataFrame:
     df = _LONG["Table A1"].assign(
         label=lambda d: [lab if pl is None else f"{lab} {pl}"
                          for lab, pl in zip(_at_label(d), d["placement"])])
-    values = _wide(df, "label", ["metric"], SOURCES["Table A1"])
+    values = _tables.wide(df, "label", ["metric"], SOURCES["Table A1"])
     meta = df.drop_duplicates("label").set_index("label")[["method", "percentile", "placement"]]
     out = meta.join(values)
     out.index.name = "label"
@@ -531,4 +512,4 @@ def table_a2_a3(benchmark: str = "cifar10") -> pd.DataFrame:
     """
     check_choice("benchmark", benchmark, ("cifar10", "cifar100"))
     table = "Table A2" if benchmark == "cifar10" else "Table A3"
-    return _wide(_LONG[table], "method", ["ood_set", "metric"], SOURCES[table])
+    return _tables.wide(_LONG[table], "method", ["ood_set", "metric"], SOURCES[table])

@@ -56,6 +56,7 @@ from io import StringIO
 import numpy as np
 import pandas as pd
 
+from ashlib import _tables
 from ashlib._checks import check_choice
 
 NAC_CITATION = ("Y. Liu, C. X. Tian, H. Li, L. Ma, S. Wang. Neuron Activation Coverage: Rethinking "
@@ -539,32 +540,6 @@ def related_results(table: str) -> pd.DataFrame:
     return df
 
 
-def _ordered_unique(values) -> list:
-    return list(dict.fromkeys(values))
-
-
-def _wide(df: pd.DataFrame, index, columns: list[str], source: str, values: str = "value",
-          cols: list | None = None) -> pd.DataFrame:
-    """Pivot ``df`` to ``index`` x ``columns`` keeping the sources' row and column order
-    (or the column order ``cols``)."""
-    index = [index] if isinstance(index, str) else list(index)
-    rows = _ordered_unique(zip(*(df[c] for c in index))) if len(index) > 1 else _ordered_unique(df[index[0]])
-    if cols is None:
-        cols = _ordered_unique(zip(*(df[c] for c in columns))) if len(columns) > 1 \
-            else _ordered_unique(df[columns[0]])
-    wide = df.pivot_table(index=index, columns=columns, values=values, aggfunc="first",
-                          sort=False, dropna=False)
-    wide = wide.reindex(
-        index=(pd.MultiIndex.from_tuples(rows, names=index) if len(index) > 1
-               else pd.Index(rows, name=index[0])),
-        columns=pd.MultiIndex.from_tuples(cols, names=columns) if len(columns) > 1 else cols)
-    if len(columns) == 1:
-        wide.columns = pd.Index(list(wide.columns), name=None)
-    wide = wide.astype(float)
-    wide.attrs["source"] = source
-    return wide
-
-
 def nac_detection(benchmark: str = "cifar10", spread: bool = False) -> pd.DataFrame:
     """NAC slides' detection table for ``benchmark`` ('cifar10' or 'cifar100').
 
@@ -574,7 +549,7 @@ def nac_detection(benchmark: str = "cifar10", spread: bool = False) -> pd.DataFr
     """
     check_choice("benchmark", benchmark, NAC_BENCHMARKS)
     df = _LONG["NAC detection"]
-    return _wide(df[df["benchmark"] == benchmark], "method", ["ood_set", "metric"],
+    return _tables.wide(df[df["benchmark"] == benchmark], "method", ["ood_set", "metric"],
                  SOURCES["NAC detection"], values="spread" if spread else "value")
 
 
@@ -582,7 +557,7 @@ def nac_layer_combinations() -> pd.DataFrame:
     """NAC-UE with layer combinations: index ``layers`` (:data:`NAC_LAYER_COMBINATIONS`, e.g.
     'layer4+layer3'), columns MultiIndex (benchmark, metric) for cifar10, cifar100, imagenet."""
     df = _LONG["NAC layers"].rename(columns={"variant": "layers"})
-    return _wide(df, "layers", ["benchmark", "metric"], SOURCES["NAC layers"])
+    return _tables.wide(df, "layers", ["benchmark", "metric"], SOURCES["NAC layers"])
 
 
 def nac_model_evaluation(backbone: str | None = None) -> pd.DataFrame:
@@ -597,16 +572,16 @@ def nac_model_evaluation(backbone: str | None = None) -> pd.DataFrame:
     cols = [(d, m) for d in (*NAC_ME_DATASETS, "Average") for m in ("RC", "ACC")]  # the slide's order
     if backbone is not None:
         check_choice("backbone", backbone, NAC_ME_BACKBONES)
-        return _wide(df[df["backbone"] == backbone], "method", ["dataset", "metric"], SOURCES["NAC-ME"],
+        return _tables.wide(df[df["backbone"] == backbone], "method", ["dataset", "metric"], SOURCES["NAC-ME"],
                      cols=cols)
-    return _wide(df, ["backbone", "method"], ["dataset", "metric"], SOURCES["NAC-ME"], cols=cols)
+    return _tables.wide(df, ["backbone", "method"], ["dataset", "metric"], SOURCES["NAC-ME"], cols=cols)
 
 
 def thesis_literature() -> pd.DataFrame:
     """The thesis's literature comparison (AUROC, ID CIFAR-10): index (model, ood_set), columns
     methods (MSP, ODIN, Mahalanobis, Energy, MSP + OE (fine-tuned), Energy (fine-tuned)); nan where
     the slide says -NA-. References per cell: ``detail`` of :func:`related_results`."""
-    return _wide(_LONG["Thesis literature"], ["model", "ood_set"], ["method"],
+    return _tables.wide(_LONG["Thesis literature"], ["model", "ood_set"], ["method"],
                  SOURCES["Thesis literature"])
 
 
@@ -621,7 +596,7 @@ def thesis_accuracy() -> pd.DataFrame:
     table_rows = pd.concat([_LONG[t] for t in tables[:2]])
     softmax = _LONG["Thesis activations"].query("variant == 'softmax'")
     df = pd.concat([table_rows, softmax])
-    wide = _wide(df, "variant", ["benchmark"], "; ".join(SOURCES[t] for t in tables))
+    wide = _tables.wide(df, "variant", ["benchmark"], "; ".join(SOURCES[t] for t in tables))
     order = [v for v in THESIS_VARIANTS if v in wide.index]
     out = wide.reindex(order)
     out.index.name = "variant"
@@ -633,7 +608,7 @@ def _thesis_scores(benchmark: str, table10: str, scores: tuple[str, ...]) -> pd.
     check_choice("benchmark", benchmark, THESIS_BENCHMARKS)
     table = table10 if benchmark == "cifar10" else "Thesis CIFAR-100 OOD"
     df = _LONG[table]
-    return _wide(df[df["method"].isin(scores)], "variant", ["ood_set", "method"], SOURCES[table]) \
+    return _tables.wide(df[df["method"].isin(scores)], "variant", ["ood_set", "method"], SOURCES[table]) \
         .rename_axis(columns=["ood_set", "score"])
 
 
@@ -669,7 +644,7 @@ def thesis_best(benchmark: str = "cifar10") -> pd.DataFrame:
     check_choice("benchmark", benchmark, THESIS_BENCHMARKS)
     table = "Thesis best" if benchmark == "cifar10" else "Thesis CIFAR-100 OOD"
     src = _LONG[table]
-    keys = _ordered_unique(zip(src["variant"], src["ood_set"]))
+    keys = _tables.ordered_unique(zip(src["variant"], src["ood_set"]))
     out = pd.DataFrame(index=pd.MultiIndex.from_tuples(keys, names=["variant", "ood_set"]),
                        columns=["baseline_best", "baseline_method", "intermediate_best",
                                 "intermediate_score", "intermediate_layer"], dtype=object)
