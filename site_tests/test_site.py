@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
@@ -15,18 +16,41 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 SITE = Path(__file__).resolve().parents[1] / "book" / "_build" / "html"
 SCREENSHOTS = SITE.parent / "screenshots"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)"', re.IGNORECASE)
 
 
-def pages() -> list[str]:
+def html_files() -> list[Path]:
     if not (SITE / "index.html").exists():
         pytest.fail(f"no built site at {SITE}: run `make book` first")
     skip = {"genindex.html", "search.html"}
-    return sorted(str(p.relative_to(SITE)) for p in SITE.rglob("*.html")
+    return sorted(p for p in SITE.rglob("*.html")
                   if p.name not in skip and "_static" not in p.parts and "_sources" not in p.parts)
+
+
+def redirect_target(path: Path) -> str | None:
+    """The page a redirect stub (Jupyter Book's root ``index.html``) sends the reader to, else None."""
+    match = REFRESH.search(path.read_text(errors="ignore")[:2000])
+    return match.group(1) if match else None
+
+
+def pages() -> list[str]:
+    """The book's content pages (redirect stubs are tested on their own)."""
+    return [str(p.relative_to(SITE)) for p in html_files() if redirect_target(p) is None]
+
+
+def redirects() -> list[tuple[str, str]]:
+    return [(str(p.relative_to(SITE)), target) for p in html_files() if (target := redirect_target(p))]
+
+
+def open_page(browser, url: str) -> None:
+    """Load ``url`` and wait until the document (and any redirect it starts) has finished loading."""
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +99,7 @@ def test_the_site_has_every_chapter():
 @pytest.mark.parametrize("page", pages())
 def test_page_opens_with_figures_math_no_errors_and_nothing_external(server, browser, page):
     browser.get_log("performance")  # drop earlier pages' requests
-    browser.get(urljoin(server, page))
-    assert browser.execute_script("return document.readyState") == "complete"
+    open_page(browser, urljoin(server, page))
     assert browser.title and "404" not in browser.title
     broken = browser.execute_script(
         "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
@@ -96,10 +119,20 @@ def test_page_opens_with_figures_math_no_errors_and_nothing_external(server, bro
     assert external == [], f"the page fetched from outside the machine: {external}"
 
 
+def test_the_root_redirects_to_the_introduction(server, browser):
+    assert ("index.html", "intro.html") in redirects()
+    for page, target in redirects():
+        browser.get(urljoin(server, page))
+        expected = urljoin(urljoin(server, page), target)
+        WebDriverWait(browser, 30).until(lambda b: b.current_url == expected)
+        WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+        assert browser.title and "404" not in browser.title
+
+
 def test_no_internal_link_is_broken(server, browser):
     broken = []
     for page in pages():
-        browser.get(urljoin(server, page))
+        open_page(browser, urljoin(server, page))
         links = browser.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
         for link in links:
             url, fragment = urldefrag(link)
@@ -119,7 +152,7 @@ def test_no_internal_link_is_broken(server, browser):
 
 
 def test_screenshot_of_the_methods_chapter(server, browser):
-    browser.get(urljoin(server, "run/01_methods.html"))
+    open_page(browser, urljoin(server, "run/01_methods.html"))
     height = browser.execute_script("return document.body.scrollHeight")
     browser.set_window_size(1400, min(height, 12000))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
