@@ -424,3 +424,20 @@ def test_real_manifest_entries_are_well_formed():
     assert F.destination("resnet50_imagenet1k_v1").parent == F._weights_dir()
     for n in F.manual_entries():
         assert F.entry(n)["files"] and "{root}" in F.entry(n)["instructions"]
+
+
+def test_manifest_checksums_agree_with_the_libraries_that_also_record_them():
+    """Independent sources: torchvision's and pytorch-ood's dataset classes check the same archives."""
+    import torchvision.datasets as tvd
+    from pytorch_ood.dataset.img import LSUNCrop, LSUNResize, Textures
+
+    recorded_elsewhere = {
+        "cifar10": tvd.CIFAR10.tgz_md5,
+        "cifar100": tvd.CIFAR100.tgz_md5,
+        "svhn_test": tvd.SVHN.split_list["test"][2],
+        "lsun_crop": LSUNCrop.tgz_md5,
+        "lsun_resize": LSUNResize.tgz_md5,
+        "dtd": Textures.tgz_md5,
+    }
+    for name, md5 in recorded_elsewhere.items():
+        assert F.entry(name)["md5"] == md5, name
