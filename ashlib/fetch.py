@@ -58,6 +58,7 @@ from ashlib._checks import ParameterError, check_choice
 __all__ = [
     "COMMAND", "FetchError", "DownloadError", "ChecksumMismatch", "UnverifiedError", "Status",
     "fetchable", "manual_entries", "entry", "destination", "download_path", "fetch", "fetch_all", "verify",
+    "recorded_sha256", "record_sha256",
     "listing", "add_arguments", "main",
 ]
 
@@ -248,15 +249,18 @@ def _record_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _read_record(path: Path) -> str | None:
-    rec = _record_path(path)
+def recorded_sha256(path: str | Path) -> str | None:
+    """The sha256 recorded beside ``path`` (``<file>.sha256``) when it was first downloaded with no
+    published checksum (trust on first use), else None."""
+    rec = _record_path(Path(path))
     if not rec.is_file():
         return None
     words = rec.read_text(encoding="utf-8").split()
     return words[0].lower() if words and re.fullmatch(r"[0-9a-fA-F]{64}", words[0]) else None
 
 
-def _write_record(path: Path, sha256: str, e: dict, url: str) -> Path:
+def record_sha256(path: Path, sha256: str, e: dict, url: str) -> Path:
+    """Write ``<file>.sha256`` for a download of manifest entry ``e`` that has no published checksum."""
     rec = _record_path(path)
     today = datetime.date.today().isoformat()
     rec.write_text(
@@ -275,7 +279,7 @@ def _expected(e: dict, path: Path) -> _Expected | None:
             return _Expected(alg, str(e[alg]).lower())
     if e.get("sha256_prefix"):
         return _Expected("sha256-prefix", str(e["sha256_prefix"]).lower())
-    recorded = _read_record(path)
+    recorded = recorded_sha256(path)
     return _Expected("sha256", recorded, _record_path(path)) if recorded else None
 
 
@@ -613,7 +617,7 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
             if problem is None:
                 if exp is None and allow_unverified:
                     sha = pooch.file_hash(str(file), alg="sha256")
-                    rec = _write_record(file, sha, e, "a file already on disk")
+                    rec = record_sha256(file, sha, e, "a file already on disk")
                     notes.append(f"sha256 {sha} recorded in {rec}; add  sha256: {sha}  to '{name}' in "
                                  "data_manifest.yaml")
                 paths = [file]
@@ -660,7 +664,7 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
     if aside is not None:
         aside.unlink()
     if exp is None:
-        rec = _write_record(file, tracked.sha256, e, url)
+        rec = record_sha256(file, tracked.sha256, e, url)
         _say(f"{name}: no checksum is published; the sha256 of the download is\n    {tracked.sha256}\n"
              f"  recorded in {rec} (trust on first use): add  sha256: {tracked.sha256}  to the entry "
              f"'{name}' in data_manifest.yaml.")

@@ -521,20 +521,33 @@ def _locate_weights(entry: dict, model: str, checkpoint, download: bool, progres
         raise _missing_weights(entry, model, dest, f"download failed ({type(err).__name__}: {err})") from err
     tmp.replace(dest)
     if not entry.get("sha256_prefix") and not entry.get("sha256"):
+        from ashlib.fetch import record_sha256
+
+        sha = _sha256(dest)
+        rec = record_sha256(dest, sha, entry, entry["urls"][0])
         warnings.warn(f"{dest}: downloaded from {entry['urls'][0]}; no checksum is published, its sha256 "
-                      f"is {_sha256(dest)}.", stacklevel=3)
+                      f"{sha} is recorded in {rec} (trust on first use) and checked at every load.",
+                      stacklevel=3)
     return dest
 
 
 def _verify_weights(path: Path, entry: dict) -> None:
+    """Check ``path`` against the manifest's sha256 (or its prefix), else against the sha256 recorded
+    beside it at first download (``<file>.sha256``, see :mod:`ashlib.fetch`); raise ChecksumError."""
     from ashlib.data import ChecksumError
+    from ashlib.fetch import recorded_sha256
 
     prefix, full = entry.get("sha256_prefix"), entry.get("sha256")
-    if prefix or full:
+    recorded = None if (prefix or full) else recorded_sha256(path)
+    if prefix or full or recorded:
         actual = _sha256(path)
-        if (full and actual != full) or (prefix and not actual.startswith(prefix)):
+        expected = full or recorded
+        if (expected and actual != expected) or (prefix and not actual.startswith(prefix)):
+            source = (f"recorded in {path}.sha256 at its first download" if recorded
+                      else f"from {entry['urls'][0]}")
             raise ChecksumError(f"{path}: sha256 {actual} does not match '{entry['name']}' "
-                                f"({full or prefix + '...'}, from {entry['urls'][0]}).")
+                                f"({expected or prefix + '...'}, {source}). Delete it and fetch it again "
+                                f"(python -m ashlib fetch {entry['name']} --force).")
 
 
 def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str | None = None,

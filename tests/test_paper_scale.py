@@ -588,6 +588,27 @@ def test_pretrained_download_path_on_a_local_file_url(tmp_path, monkeypatch):
     assert not (models.cache_dir("weights") / "mnv2-bad.pth").exists()
 
 
+def test_pretrained_unpublished_checksum_is_recorded_at_download_and_checked_at_every_load(tmp_path, monkeypatch):
+    """DICE's DenseNet has no published checksum: the first download records its sha256 beside it
+    (the same ``<file>.sha256`` as ``ashlib fetch`` writes) and a later change to the file is refused."""
+    from ashlib.fetch import recorded_sha256
+
+    src = tmp_path / "served" / "checkpoint_100.pth.tar"
+    src.parent.mkdir()
+    torch.save({"state_dict": _official_densenet_state(num_classes=10, seed=3)}, src)
+    entry = dict(models._weights_entry("densenet100_cifar10_dice"), urls=[src.as_uri()], local_names=[])
+    monkeypatch.setattr(models, "_weights_entry", lambda name: entry)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.warns(UserWarning, match="trust on first use"):
+        pretrained_model("densenet100", 10, progress=False)
+    dest = models.cache_dir("weights") / entry["file"]
+    assert recorded_sha256(dest) == hashlib.sha256(src.read_bytes()).hexdigest()
+    pretrained_model("densenet100", 10, progress=False)  # unchanged: loads without downloading again
+    torch.save({"state_dict": _official_densenet_state(num_classes=10, seed=4)}, dest)  # changed on disk
+    with pytest.raises(ChecksumError, match="recorded in .*at its first download"):
+        pretrained_model("densenet100", 10, progress=False)
+
+
 # ------------------------------------------------------------------------------------------ manifest
 
 
