@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -83,6 +84,12 @@ def plan(profile: str, notebooks: list[str] | None = None, device: str | None = 
     return out
 
 
+def _as_seen_from_notebooks(path: Path) -> str:
+    """``path`` relative to the notebooks' folder (their working directory) when it lies in this
+    repository, so the published parameters cell names no machine's absolute path; else absolute."""
+    return os.path.relpath(path, NOTEBOOKS) if path.is_relative_to(ROOT) else str(path)
+
+
 def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None = None,
         device: str | None = None, overrides: dict | None = None, echo=print) -> Path:
     """Execute notebooks with papermill into ``out`` (default ``runs/<profile>``); one line per notebook.
@@ -97,7 +104,8 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
     record = dict(profile=profile, overrides=overrides or {}, python=platform.python_version(),
                   machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), notebooks={})
     for i, (name, params) in enumerate(plans.items(), 1):
-        params = {**params, "results_dir": str(out)} if "results_dir" in notebook_parameters(name) else params
+        if "results_dir" in notebook_parameters(name):
+            params = {**params, "results_dir": _as_seen_from_notebooks(out)}
         echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ...", flush=True)
         t0 = time.perf_counter()
         papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),

@@ -67,3 +67,11 @@ def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path):
     record = json.loads((out / "run.json").read_text())
     assert record["notebooks"]["03_global_vs_local"]["parameters"]["percentiles"] == [80, 90]
     assert lines[0].startswith("[1/1] 03_global_vs_local: running on cpu") and "done in" in lines[1]
+
+
+def test_results_dir_in_the_repository_is_given_relative_to_the_notebooks(tmp_path):
+    """The published parameters cell must not name the build machine's absolute path."""
+    inside = pipeline.ROOT / "runs" / "embedded"
+    assert pipeline._as_seen_from_notebooks(inside) == "../runs/embedded"
+    assert (pipeline.NOTEBOOKS / pipeline._as_seen_from_notebooks(inside)).resolve() == inside.resolve()
+    assert pipeline._as_seen_from_notebooks(tmp_path / "run") == str(tmp_path / "run")
