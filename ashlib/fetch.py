@@ -52,7 +52,6 @@ from pathlib import Path, PurePosixPath
 
 import pooch
 
-from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice
 
 __all__ = [
@@ -193,8 +192,9 @@ def _expand(names, entries: dict[str, dict]) -> list[str]:
 
 
 def _weights_dir() -> Path:
-    # ashlib.models._locate_weights looks in cache_dir("weights") (no public helper there).
-    return cache_dir("weights")
+    from ashlib.models import weights_dir
+
+    return weights_dir()
 
 
 def _unpack(e: dict) -> str | None:

@@ -56,7 +56,7 @@ __all__ = [
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
     "TrainRecipe", "train", "load_or_train", "random_shift", "tensor_digest",
     "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
-    "training_loss",
+    "training_loss", "weights_dir",
 ]
 
 MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2", "smallresnet_logsoftmax")
@@ -494,10 +494,16 @@ def _missing_weights(entry: dict, model: str, dest: Path, reason: str) -> Weight
     )
 
 
+def weights_dir() -> Path:
+    """Folder where :func:`pretrained_model` (and ``python -m ashlib fetch``) keep weight files:
+    ``$ASHLIB_CACHE/weights``."""
+    return cache_dir("weights")
+
+
 def _locate_weights(entry: dict, model: str, checkpoint, download: bool, progress: bool) -> Path:
     """Path of the weights file: ``checkpoint``, else ``$ASHLIB_CACHE/weights/<file>`` (or an accepted
     alternative name there), else torch hub's cache (torchvision files), else downloaded."""
-    folder = cache_dir("weights")
+    folder = weights_dir()
     dest = folder / entry["file"]
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
