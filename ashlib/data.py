@@ -33,6 +33,7 @@ from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+import pooch
 import torch
 
 from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
@@ -151,8 +152,6 @@ def verify_file(path: str | Path, sha256: str, *, size: int | None = None, what:
 
     ``what`` is appended to the message (e.g. which package version the hash was taken from).
     """
-    import pooch
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found. {what}".strip())
@@ -500,11 +499,7 @@ def _files_digest(root: Path, files: Sequence[str], mode: str) -> str:
             st = path.stat()
             h.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
         else:
-            fh = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    fh.update(chunk)
-            h.update(f"{rel}\t{fh.hexdigest()}\n".encode())
+            h.update(f"{rel}\t{pooch.file_hash(str(path), alg='sha256')}\n".encode())
     return h.hexdigest()
 
 

@@ -43,6 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pooch
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -475,11 +476,7 @@ def _weights_entry(name: str) -> dict:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 def _missing_weights(entry: dict, model: str, dest: Path, reason: str) -> WeightsNotFoundError:
