@@ -47,10 +47,14 @@ def redirects() -> list[tuple[str, str]]:
     return [(str(p.relative_to(SITE)), target) for p in html_files() if (target := redirect_target(p))]
 
 
-def open_page(browser, url: str) -> None:
-    """Load ``url`` and wait until the document (and any redirect it starts) has finished loading."""
+def open_page(browser, url: str, lands_on: str | None = None) -> None:
+    """Load ``url`` and wait until the browser is at ``lands_on`` (a redirect's target; default ``url``)
+    and that document has finished loading."""
     browser.get(url)
-    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+    wait = WebDriverWait(browser, 30)
+    if lands_on is not None:
+        wait.until(lambda b: b.current_url == lands_on)
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +126,8 @@ def test_page_opens_with_figures_math_no_errors_and_nothing_external(server, bro
 def test_the_root_redirects_to_the_introduction(server, browser):
     assert ("index.html", "intro.html") in redirects()
     for page, target in redirects():
-        browser.get(urljoin(server, page))
-        expected = urljoin(urljoin(server, page), target)
-        WebDriverWait(browser, 30).until(lambda b: b.current_url == expected)
-        WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+        url = urljoin(server, page)
+        open_page(browser, url, lands_on=urljoin(url, target))
         assert browser.title and "404" not in browser.title
 
 
