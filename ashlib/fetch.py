@@ -2,6 +2,7 @@
 
     python -m ashlib fetch --list                        # what can be fetched, where it goes, what is there
     python -m ashlib fetch cifar10 svhn_test dtd         # download, verify, unpack
+    python -m ashlib fetch fmnist                        # a benchmark's name: every file it reads
     python -m ashlib fetch all --allow-unverified        # every download entry a benchmark uses
     python -m ashlib fetch --verify all                  # check what is on disk, download nothing
     python -m ashlib fetch imagenet_val                  # licence-gated: instructions, checks what you placed
@@ -30,6 +31,10 @@ and used only if it matches; a truncated or corrupt file is deleted and download
 no published checksum are refused unless ``allow_unverified=True`` (``--allow-unverified``): the file is
 then downloaded, its sha256 printed and recorded next to it in ``<file>.sha256`` (trust on first use);
 later runs verify against that record and tell you to add it to the manifest.
+
+System copies: an entry with ``system_paths`` (Fashion-MNIST, which Debian's ``dataset-fashion-mnist``
+installs under ``/usr/share/datasets/fashion-mnist``) is read there when present; its decompressed
+content is checked against ``content_sha256`` and nothing is downloaded.
 
 Offline or unreachable: a short connect timeout (``timeout=``, default 10 s), then one error that says
 what to download by hand, its checksum, and exactly where to save it.
@@ -179,10 +184,23 @@ def _all_names(entries: dict[str, dict]) -> list[str]:
     return [n for n, e in entries.items() if e.get("kind") == "download" and e.get("used_by")]
 
 
+def _benchmark_names(bench: str, entries: dict[str, dict]) -> list[str]:
+    """The entries benchmark ``bench`` reads (``used_by`` names ``<bench>/<set>``)."""
+    return [n for n, e in entries.items() if any(str(u).split("/")[0] == bench for u in e.get("used_by") or [])]
+
+
 def _expand(names, entries: dict[str, dict]) -> list[str]:
+    """Entry names, ``all``, or a benchmark name that is no entry's (``fmnist``: its four files)."""
+    benchmarks = [b for b in _data().BENCHMARKS if b not in entries]
     out: list[str] = []
     for n in names:
-        for m in (_all_names(entries) if n == "all" else [check_choice("name", n, [*entries, "all"])]):
+        if n == "all":
+            group = _all_names(entries)
+        elif n in benchmarks:
+            group = _benchmark_names(n, entries)
+        else:
+            group = [check_choice("name", n, [*entries, "all", *benchmarks])]
+        for m in group:
             if m not in out:
                 out.append(m)
     return out
@@ -326,6 +344,33 @@ def _alternatives(e: dict) -> list[tuple[Path, bool]]:
     return out
 
 
+def _content_problem(path: Path, e: dict) -> str | None:
+    """None if ``path``'s decompressed content has the entry's ``content_sha256``, else what differs."""
+    import gzip
+    import hashlib
+
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    actual = hashlib.sha256(data).hexdigest()
+    return None if actual == e["content_sha256"] else (
+        f"decompressed content has sha256 {actual}, expected {e['content_sha256']}")
+
+
+def _system_copy(e: dict) -> Status | None:
+    """The entry's file as a system package installed it (``system_paths``; Debian's
+    ``dataset-fashion-mnist``), checked by content; None when there is none."""
+    for path in (Path(p) for p in e.get("system_paths") or []):
+        if path.is_file():
+            problem = _content_problem(path, e)
+            package = e.get("debian_package", "a system package")
+            if problem:
+                return Status(e["name"], "corrupt", [path], f"{path} (from {package}): {problem}")
+            return Status(e["name"], "verified", [path], f"{path} (installed by {package}; content sha256 matches; "
+                                                         "read there, nothing downloaded)")
+    return None
+
+
 def _by_hand(e: dict, root, exp: _Expected | None) -> str:
     """What to download by hand, its checksum and exactly where to put it."""
     file, dest = _file(e, root), _dest(e, root)
@@ -387,6 +432,9 @@ def verify(name: str, root: str | Path | None = None) -> Status:
     if _unpack(e) and _present(dest):
         return Status(name, "present", [dest], f"{dest} (unpacked; the archive {file.name} is not kept, so "
                                                "its content cannot be re-checked)")
+    system = _system_copy(e)
+    if system is not None:
+        return system
     for alt, same in _alternatives(e):
         if alt.is_file():
             if same and exp is not None:
@@ -635,6 +683,8 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
         elif unpack and _present(dest):
             return Status(name, "present", [dest], f"{dest} is in place (unpacked; the archive is not kept, so "
                                                    f"it is not re-checked; --force downloads it again)")
+        elif (system := _system_copy(e)) is not None and system.ok:
+            return system
         else:
             for alt, same in _alternatives(e):
                 if alt.is_file() and (not same or exp is None or _check(alt, exp, e.get("size")) is None):
@@ -768,7 +818,8 @@ def listing(root: str | Path | None = None) -> str:
         if e.get("kind") not in ("download", "manual"):
             continue
         dest, file = _dest(e, root), (_file(e, root) if e.get("kind") == "download" else None)
-        there = _present(dest) or bool(file and file.is_file()) or any(p.is_file() for p, _ in _alternatives(e))
+        there = (_present(dest) or bool(file and file.is_file()) or any(p.is_file() for p, _ in _alternatives(e))
+                 or any(Path(p).is_file() for p in e.get("system_paths") or []))
         size = f"{e['size'] / 1e6:.1f} MB" if e.get("size") else (f"{e['size_mb']:.1f} MB" if e.get("size_mb") else "?")
         kind = e["kind"] + ("" if n in in_all or e["kind"] == "manual" else " (not in 'all')")
         rows.append((n, kind, _checksum_text(e), size, "present" if there else "missing", str(dest)))

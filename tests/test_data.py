@@ -1,4 +1,5 @@
-"""Acceptance tests for ashlib.data: the mnist5k benchmark, its manifest and its argument checks."""
+"""Acceptance tests for ashlib.data: the mnist5k benchmark as built (``preprocessing="raw"``), its manifest
+and its argument checks. The preprocessings themselves: tests/test_preprocessing.py; fmnist: tests/test_fmnist.py."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,7 @@ from ashlib.data import (
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("mnist5k", seed=0, n_ood=300)
+    return load_benchmark("mnist5k", seed=0, n_ood=300, preprocessing="raw")
 
 
 def _rows(x: torch.Tensor) -> set[bytes]:
@@ -33,21 +34,21 @@ def _all_sets(b):
 
 
 def test_same_seed_gives_identical_tensors(bench):
-    again = load_benchmark("mnist5k", seed=0, n_ood=300)
+    again = load_benchmark("mnist5k", seed=0, n_ood=300, preprocessing="raw")
     for name, x in _all_sets(bench).items():
         assert torch.equal(x, _all_sets(again)[name]), name
     assert torch.equal(bench.y_train, again.y_train) and torch.equal(bench.y_test, again.y_test)
 
 
 def test_different_seed_gives_different_split_and_ood(bench):
-    other = load_benchmark("mnist5k", seed=1, n_ood=300)
+    other = load_benchmark("mnist5k", seed=1, n_ood=300, preprocessing="raw")
     assert _rows(bench.x_test) != _rows(other.x_test)
     for name in OOD_SETS:
         assert not torch.equal(bench.ood[name], other.ood[name]), name
 
 
 def test_first_images_do_not_depend_on_n_ood(bench):
-    small = load_benchmark("mnist5k", seed=0, n_ood=37)
+    small = load_benchmark("mnist5k", seed=0, n_ood=37, preprocessing="raw")
     for name in OOD_SETS:
         assert torch.equal(small.ood[name], bench.ood[name][:37]), name
 
@@ -66,7 +67,7 @@ def test_split_is_stratified_disjoint_and_complete(bench):
 
 
 def test_test_fraction_changes_split():
-    b = load_benchmark(n_ood=1, test_fraction=0.5)
+    b = load_benchmark(n_ood=1, test_fraction=0.5, preprocessing="raw")
     assert torch.bincount(b.y_test, minlength=10).tolist() == [250] * 10
 
 
@@ -93,7 +94,7 @@ def test_digits_scaled_to_unit_interval_white_on_black(bench):
 
 
 def test_n_ood_respected():
-    b = load_benchmark(n_ood=7)
+    b = load_benchmark(n_ood=7, preprocessing="raw")
     assert {k: len(v) for k, v in b.ood.items()} == {k: 7 for k in OOD_SETS}
 
 
@@ -129,7 +130,7 @@ def test_letters_look_like_mnist_layout(bench):
 
 
 def test_faces_unaltered_first_then_distinct_augmentations():
-    b = load_benchmark(n_ood=1000)
+    b = load_benchmark(n_ood=1000, preprocessing="raw")
     faces = b.ood["faces"]
     assert len(_rows(faces)) == 1000  # flips/shifts never repeat within 50 rounds
     assert len(_rows(faces[:100])) == 100
@@ -154,8 +155,10 @@ def test_random_streams_independent_per_set_and_seed():
 
 def test_summary_table(bench):
     df = bench.summary()
-    assert list(df.columns[:4]) == ["set", "role", "n", "shape"] and "source" in df.columns
+    assert list(df.columns[:5]) == ["set", "role", "kind", "n", "shape"] and "source" in df.columns
     assert df["role"].tolist() == ["ID-train", "ID-test"] + ["OOD"] * 5
+    assert df["kind"].tolist() == ["ID", "ID", "letters", "natural images", "natural images", "textures",
+                                   "synthetic (sanity check)"]
     assert df["n"].tolist() == [4000, 1000] + [300] * 5
     assert (df["shape"] == "1x28x28").all() and df["source"].str.len().gt(10).all()
 
@@ -226,13 +229,18 @@ def test_checked_source_names_package_version_on_mismatch():
         ({"n_ood": 2.5}, "n_ood=2.5"),
         ({"n_ood": None}, "n_ood=None"),
         ({"test_fraction": 1.0}, "test_fraction=1.0"),
+        ({"preprocessing": "normalize"}, "preprocessing='normalize'"),
+        ({"name": "cifar10", "preprocessing": "match"}, "preprocessing='match' is not allowed for benchmark='cifar10'"),
+        ({"n_train": 100}, "n_train=100"),
+        ({"n_test": 100}, "n_test=100"),
+        ({"name": "cifar10", "n_test": 100}, "n_test=100"),
     ],
 )
 def test_bad_arguments_raise_parameter_error(kwargs, text):
     with pytest.raises(ParameterError) as err:
         load_benchmark(**kwargs)
     assert text in str(err.value) and "expected" in str(err.value)
-    if "name" in kwargs:
+    if "name" in kwargs and kwargs["name"] not in BENCHMARKS:
         assert all(repr(b) in str(err.value) for b in BENCHMARKS)
 
 

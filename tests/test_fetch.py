@@ -441,3 +441,40 @@ def test_manifest_checksums_agree_with_the_libraries_that_also_record_them():
     }
     for name, md5 in recorded_elsewhere.items():
         assert F.entry(name)["md5"] == md5, name
+
+
+def test_a_system_copy_is_used_by_content_and_a_bad_one_is_bypassed(world, tmp_path, monkeypatch):
+    """An entry that a system package also installs (Fashion-MNIST: Debian's dataset-fashion-mnist,
+    which recompresses the files): read there when its decompressed content matches, nothing downloaded."""
+    import gzip
+
+    content = os.urandom(4000)
+    published = gzip.compress(content, mtime=1)
+    (world.server.dir / "idx.gz").write_bytes(published)
+    system = tmp_path / "usr" / "idx.gz"
+    system.parent.mkdir()
+    system.write_bytes(gzip.compress(content, compresslevel=1, mtime=2))  # other bytes, same content
+    assert _md5(system.read_bytes()) != _md5(published)
+    entry = {"name": "packaged", "kind": "download", "title": "a packaged set", "urls": [f"{world.server.url}/idx.gz"],
+             "file": "idx.gz", "md5": _md5(published), "sha256": None, "size": None, "unpack": "none",
+             "target": "pk/idx.gz", "content_sha256": _sha(content), "system_paths": [str(system)],
+             "debian_package": "dataset-test", "used_by": ["test/x"]}
+    _install(monkeypatch, world.manifest, [*world.datasets, entry], world.weight_entries)
+    status = F.verify("packaged", world.root)
+    assert status.state == "verified" and status.paths == [system] and "dataset-test" in status.message
+    assert F.fetch("packaged", world.root, progress=False) == [system]
+    assert world.server.requests == [] and not (world.root / "pk").exists()
+    system.write_bytes(gzip.compress(content[:-1] + b"!"))
+    assert F.verify("packaged", world.root).state == "corrupt"
+    assert F.fetch("packaged", world.root, progress=False) == [world.root / "pk" / "idx.gz"]  # downloaded instead
+    assert world.server.requests == ["/idx.gz"]
+
+
+def test_a_benchmark_name_fetches_every_file_it_reads():
+    entries = F._entries()
+    names = F._expand(["fmnist"], entries)
+    assert {"fmnist_train_images", "fmnist_train_labels", "fmnist_test_images", "fmnist_test_labels",
+            "mnist_5k", "DejaVuSans", "lfw_subset", "noise"} <= set(names)
+    assert F._expand(["cifar10"], entries) == ["cifar10"]  # an entry's own name wins
+    with pytest.raises(F.ParameterError, match="'fmnist'"):
+        F._expand(["fmnis"], entries)
