@@ -5,7 +5,9 @@ optional activation shaping (ASH-P/B/S/RAND, local or global threshold, at any p
 ReAct clipping and optional DICE weight sparsification of the penultimate layer. The network runs
 once per data set; each method then costs only its shaping and the layers after its placement.
 :func:`evaluate` returns one row per (method, OOD set) plus an "Average" row per method, with
-FPR95, AUROC, AUPR-In, AUPR-Out (percent) and ID accuracy.
+FPR95, AUROC, AUPR-In, AUPR-Out (percent) and ID accuracy. The average is over the paper-like OOD
+sets; sanity-check sets (uniform noise, :attr:`ashlib.data.Benchmark.sanity`) come after it and are
+left out of it.
 """
 from __future__ import annotations
 
@@ -28,6 +30,13 @@ THRESHOLDS = ("local", "global")
 TRAIN_SET, ID_SET = "ID train", "ID test"
 SCORE_NAMES = {"msp": "Softmax", "misp": "MiSP", "energy": "Energy", "max_logit": "MaxLogit",
                "odin": "ODIN", "mahalanobis": "Mahalanobis"}
+#: The chapters' default sweeps (their parameters cells repeat these; tests/test_notebooks.py checks).
+ACCURACY_SWEEP = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 97, 99, 100)  # Figure 3
+THRESHOLD_PERCENTILES = (70, 75, 80, 85, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99)  # Figure 4, Table A4
+RAND_PERCENTILES = (65, 70, 75, 80, 85, 90)  # Table 4 (plus 85)
+RAND_SEEDS = (0, 1, 2, 3, 4)
+#: Table A1's rows: (variant, p, stage index; 4 = the feature layer), as the paper places them.
+TABLE_A1_ROWS = (("P", 90, 0), ("P", 90, 1), ("P", 90, 2), ("S", 90, 2), ("S", 70, 2), ("S", 90, 3), ("S", 90, 4))
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,42 @@ def plug_and_play_methods(choices: dict[str, tuple[str, float]]) -> list[Method]
     return rows
 
 
+def stage_placements(model: nn.Module, ctx: "Context") -> list[str]:
+    """Figure 5's placements: before the last ReLU of each stage (``block_merge_layers``), then the
+    feature layer (after the average pool)."""
+    from ashlib.models import block_merge_layers
+
+    return [*block_merge_layers(model), ctx.feature_layer]
+
+
+def table_a1_methods(stages: list[str]) -> list[tuple[str, Method]]:
+    """Table A1's rows at our placements: (the paper's row label, e.g. "ASH-P@90 block1", method).
+
+    Row i of :data:`TABLE_A1_ROWS` uses ``stages[i]`` (rows beyond ``stages`` are left out); stage
+    index 4 is the penultimate layer in the paper's labels, whatever the network's depth.
+    """
+    rows = []
+    for v, p, i in TABLE_A1_ROWS:
+        if i < len(stages):
+            where = "penultimate" if i == 4 else f"block{i + 1}"
+            rows.append((f"ASH-{v}@{p} {where}", ash(v, p, placement=stages[i])))
+    return rows
+
+
+def threshold_grid(percentiles) -> list[Method]:
+    """Figure 4 / Table A4: ASH-S and ASH-B with local and global thresholds at each p."""
+    return [ash(v, p, threshold=t) for v in "SB" for t in ("local", "global") for p in percentiles]
+
+
+def table4_methods(percentiles, seeds) -> tuple[list[Method], list[Method]]:
+    """Table 4: ASH-RAND at each p and seed, and the reference rows (Softmax, Energy, ODIN, the best
+    ASH-B and ASH-S of Table 2: ASH-B@65, ASH-S@90)."""
+    rand = [ash("RAND", p, seed=s) for p in percentiles for s in seeds]
+    references = [Method("Softmax", score="msp"), Method("Energy"), Method("ODIN", score="odin"),
+                  ash("B", 65), ash("S", 90)]
+    return rand, references
+
+
 @dataclass
 class Context:
     """Everything the methods need, computed once: cached features and statistics fitted on ID
@@ -124,11 +169,17 @@ class Context:
     odin_epsilon: float = 0.0014
     batch_size: int = 256
     device: str = "cpu"
+    sanity_sets: tuple[str, ...] = ()
     memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def ood_sets(self) -> list[str]:
         return [name for name in self.sets if name not in (TRAIN_SET, ID_SET)]
+
+    @property
+    def averaged_sets(self) -> list[str]:
+        """The OOD sets the "Average" row is taken over: all but the sanity-check sets."""
+        return [name for name in self.ood_sets if name not in self.sanity_sets]
 
     def layer_output(self, layer: str | None, set_name: str) -> Tensor:
         """Cached output of ``layer`` (None: the images) on one set, kept in memory once read."""
@@ -155,7 +206,8 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
                   odin_temperature: float = 1000.0, odin_epsilon: float = 0.0014,
                   batch_size: int = 256, device: str = "cpu") -> Context:
     """Compute (or load from cache) the penultimate features of every set and fit ReAct's
-    threshold, DICE's mask and Mahalanobis' class means on ID *training* data only."""
+    threshold, DICE's mask and Mahalanobis' class means on ID *training* data only. The benchmark's
+    sanity-check sets (``benchmark.sanity``) are evaluated but kept out of averages."""
     names = top_level(model)
     tail = names[names.index(check_choice("feature_layer", feature_layer, names)) + 1:]
     if tail[-1:] != [head] or not set(tail[:-1]) <= {"flatten", "dropout"}:
@@ -174,7 +226,7 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
         dice_mask=scores.fit_dice_mask(weight, train.mean(0), dice_percentile),
         mahalanobis_fit=scores.fit_mahalanobis(train, benchmark.y_train, len(bias)),
         feature_layer=feature_layer, odin_temperature=odin_temperature, odin_epsilon=odin_epsilon,
-        batch_size=batch_size, device=device)
+        batch_size=batch_size, device=device, sanity_sets=tuple(getattr(benchmark, "sanity", ())))
 
 
 def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str, object]]:
@@ -242,31 +294,48 @@ def _odin(method: Method, ctx: Context, set_name: str) -> Tensor:
 
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
              progress: bool = True) -> pd.DataFrame:
-    """Tidy results: one row per (method, OOD set) and an "Average" row per method (paper Tables 2/3)."""
+    """Tidy results: one row per (method, OOD set) and an "Average" row per method (paper Tables 2/3).
+
+    Rows per method: the paper-like OOD sets, their "Average", then the sanity-check sets (reported
+    apart, not averaged). Each method's rows are kept in ``ctx.memo``, so asking again (e.g. for a
+    chapter's claims) costs nothing.
+    """
     rows = []
     for method in tqdm(methods, desc="methods", disable=not progress):
-        s_id, logits_id = method_outputs(method, ctx, ID_SET)
-        id_acc = 100 * metrics.accuracy(logits_id, ctx.y_test)
-        per_set = []
-        for name in ctx.ood_sets:
-            s_ood, _ = method_outputs(method, ctx, name)
-            per_set.append(dict(ood_set=name, **metrics.ood_metrics(s_id, s_ood, convention=convention)))
-        avg = pd.DataFrame(per_set).drop(columns="ood_set").mean().to_dict()
-        for r in [*per_set, dict(ood_set="Average", **avg)]:
-            rows.append(dict(method=method.label, family=method.family, score=method.score,
-                             shaping=method.shaping, percentile=method.percentile,
-                             threshold=method.threshold if method.shaping != "none" else None,
-                             placement=method.placement or ctx.feature_layer, react=method.react,
-                             dice=method.dice, seed=method.seed, **r, **{"ID acc": id_acc}))
+        key = ("evaluate", method, convention)
+        if key not in ctx.memo:
+            ctx.memo[key] = _evaluate_one(method, ctx, convention)
+        rows += ctx.memo[key]
     return pd.DataFrame(rows)
 
 
+def _evaluate_one(method: Method, ctx: Context, convention: str) -> list[dict]:
+    s_id, logits_id = method_outputs(method, ctx, ID_SET)
+    id_acc = 100 * metrics.accuracy(logits_id, ctx.y_test)
+    per_set = {}
+    for name in ctx.ood_sets:
+        s_ood, _ = method_outputs(method, ctx, name)
+        per_set[name] = dict(ood_set=name, **metrics.ood_metrics(s_id, s_ood, convention=convention))
+    averaged = [per_set[name] for name in ctx.averaged_sets]
+    avg = pd.DataFrame(averaged).drop(columns="ood_set").mean().to_dict()
+    ordered = [*averaged, dict(ood_set="Average", **avg), *(per_set[n] for n in ctx.sanity_sets)]
+    return [dict(method=method.label, family=method.family, score=method.score, shaping=method.shaping,
+                 percentile=method.percentile,
+                 threshold=method.threshold if method.shaping != "none" else None,
+                 placement=method.placement or ctx.feature_layer, react=method.react, dice=method.dice,
+                 seed=method.seed, **r, **{"ID acc": id_acc}) for r in ordered]
+
+
 def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> pd.DataFrame:
-    """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5."""
-    rows = [dict(method=m.label, family=m.family, shaping=m.shaping, percentile=m.percentile,
-                 placement=m.placement or ctx.feature_layer,
-                 **{"ID acc": 100 * metrics.accuracy(method_logits(m, ctx, ID_SET), ctx.y_test)})
-            for m in tqdm(methods, desc="ID accuracy", disable=not progress)]
+    """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5 (kept in
+    ``ctx.memo`` like :func:`evaluate`'s rows)."""
+    rows = []
+    for m in tqdm(methods, desc="ID accuracy", disable=not progress):
+        key = ("id_accuracy", m)
+        if key not in ctx.memo:
+            ctx.memo[key] = 100 * metrics.accuracy(method_logits(m, ctx, ID_SET), ctx.y_test)
+        rows.append(dict(method=m.label, family=m.family, shaping=m.shaping, percentile=m.percentile,
+                         placement=m.placement or ctx.feature_layer, **{"ID acc": ctx.memo[key]}))
     return pd.DataFrame(rows)
 
 

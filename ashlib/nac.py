@@ -160,8 +160,8 @@ CIFAR100_DEFAULTS: dict[str, LayerConfig] = {
 def default_configs(benchmark: str = "mnist5k", model: nn.Module | None = None) -> list[LayerConfig]:
     """Per-layer NAC hyperparameters for ``benchmark`` (avgpool, layer3, layer2, layer1).
 
-    cifar10 / cifar100: the official values for a CIFAR ResNet-18. mnist5k (our small ResNet): the
-    CIFAR-10 values, unchanged. They were not tuned on any data here (and never on OOD data). Reasons
+    cifar10 / cifar100: the official values for a CIFAR ResNet-18. mnist5k and fmnist (our small
+    ResNet): the CIFAR-10 values, unchanged. They were not tuned on any data here (and never on OOD data). Reasons
     they transfer: same stage layout and names (BasicBlock stages ``layer1..layer4``, then ``avgpool``),
     10 classes (so ``p - u`` has the same size), similar spatial sizes (28x28 vs 32x32 input: the
     H, W sums differ by ~0.77x, far below the 5-10x steps of the official sweeps) and the same 1000-image
@@ -171,7 +171,8 @@ def default_configs(benchmark: str = "mnist5k", model: nn.Module | None = None) 
 
     With ``model``, every layer must exist in it (our ResNets do; DenseNet/MobileNet stage names differ).
     """
-    table = {"mnist5k": CIFAR10_DEFAULTS, "cifar10": CIFAR10_DEFAULTS, "cifar100": CIFAR100_DEFAULTS}
+    table = {"mnist5k": CIFAR10_DEFAULTS, "fmnist": CIFAR10_DEFAULTS, "cifar10": CIFAR10_DEFAULTS,
+             "cifar100": CIFAR100_DEFAULTS}
     check_choice("benchmark", benchmark, table)
     configs = list(table[benchmark].values())
     if model is not None:

@@ -6,12 +6,14 @@ import re
 import torch
 
 from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
-from ashlib.data import BENCHMARKS
+from ashlib.data import BENCHMARKS, PAPER_BENCHMARKS, PREPROCESSINGS
 from ashlib.metrics import FPR_CONVENTIONS
 from ashlib.models import MODELS
 
 #: The networks each benchmark is evaluated with (the first is the default); paper Table 1.
-BENCHMARK_MODELS = {"mnist5k": ("smallresnet", "smallresnet_logsoftmax"), "cifar10": ("densenet100",), "cifar100": ("densenet100",),
+BENCHMARK_MODELS = {"mnist5k": ("smallresnet", "smallresnet_logsoftmax"),
+                    "fmnist": ("smallresnet", "smallresnet_logsoftmax"),
+                    "cifar10": ("densenet100",), "cifar100": ("densenet100",),
                     "imagenet": ("resnet50", "mobilenet_v2")}
 
 
@@ -40,14 +42,46 @@ def check_device(device: str) -> str:
     return device
 
 
+def check_preprocessing(benchmark: str, preprocessing: str | None) -> str | None:
+    """None (the benchmark's default) or one of :data:`ashlib.data.PREPROCESSINGS`; paper scale: 'raw'."""
+    if preprocessing is None:
+        return None
+    check_choice("preprocessing", preprocessing, PREPROCESSINGS)
+    if benchmark in PAPER_BENCHMARKS and preprocessing != "raw":
+        raise ParameterError(f"preprocessing={preprocessing!r} is not allowed for benchmark={benchmark!r}: "
+                             "expected 'raw' or None (paper-scale sets get the ID preprocessing only).")
+    return preprocessing
+
+
+def check_compare(compare) -> list[str]:
+    """Profiles whose benchmark a chapter's claims are also checked on: a list of profile names of
+    embedded benchmarks (``profiles/*.yaml``), e.g. ``["embedded-raw", "fmnist"]``."""
+    from ashlib.data import EMBEDDED_BENCHMARKS
+    from ashlib.pipeline import load_profile, profiles
+
+    if not isinstance(compare, (list, tuple)):
+        raise ParameterError(f"compare={compare!r} is not allowed: expected a list of profile names.")
+    for i, name in enumerate(compare):
+        check_choice(f"compare[{i}]", name, profiles())
+        bench = (load_profile(name)["defaults"] or {}).get("benchmark", "mnist5k")
+        if bench not in EMBEDDED_BENCHMARKS:
+            raise ParameterError(f"compare[{i}]={name!r} is not allowed: its benchmark {bench!r} is not an "
+                                 f"embedded one; expected a profile of {', '.join(EMBEDDED_BENCHMARKS)}.")
+    return list(compare)
+
+
 def check_run_parameters(*, benchmark: str, model: str | None, device: str, batch_size: int, seed: int,
-                         fpr_convention: str = "paper", seeds=(), **percentiles) -> None:
+                         fpr_convention: str = "paper", seeds=(), preprocessing: str | None = None,
+                         compare=(), **percentiles) -> None:
     """Validate a notebook's parameters cell; raises :class:`ParameterError` naming the first bad one.
 
     Every extra keyword is a percentile in [0, 100], ``None`` (use the paper's choice), or a list
-    of percentiles (a sweep); ``seeds`` is a list of seeds (ASH-RAND repetitions).
+    of percentiles (a sweep); ``seeds`` is a list of seeds (ASH-RAND repetitions); ``preprocessing``
+    see :func:`check_preprocessing`; ``compare`` see :func:`check_compare`.
     """
     model_for(benchmark, model)
+    check_preprocessing(benchmark, preprocessing)
+    check_compare(compare)
     check_device(device)
     check_positive_int("batch_size", batch_size)
     check_seed("seed", seed)
@@ -67,3 +101,25 @@ def check_seed(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ParameterError(f"{name}={value!r} is not allowed: expected an integer >= 0.")
     return value
+
+
+def check_benchmark_chapter(*, benchmark: str, candidates, second_benchmark, scale_factors, n_scaled) -> None:
+    """The extra parameters of the benchmark chapter (``notebooks/00_benchmark.ipynb``)."""
+    from ashlib.data import EMBEDDED_BENCHMARKS
+
+    if benchmark not in EMBEDDED_BENCHMARKS:
+        raise ParameterError(f"benchmark={benchmark!r} is not allowed in this chapter: expected one of "
+                             + ", ".join(repr(b) for b in EMBEDDED_BENCHMARKS) + " (it compares embedded variants).")
+    if not isinstance(candidates, (list, tuple)) or not candidates:
+        raise ParameterError(f"candidates={candidates!r} is not allowed: expected a non-empty list of "
+                             + ", ".join(repr(c) for c in PREPROCESSINGS) + ".")
+    for i, c in enumerate(candidates):
+        check_choice(f"candidates[{i}]", c, PREPROCESSINGS)
+    if second_benchmark is not None:
+        check_choice("second_benchmark", second_benchmark, [b for b in EMBEDDED_BENCHMARKS if b != benchmark])
+    if not isinstance(scale_factors, (list, tuple)) or not scale_factors:
+        raise ParameterError(f"scale_factors={scale_factors!r} is not allowed: expected a list of positive numbers.")
+    for i, f in enumerate(scale_factors):
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0:
+            raise ParameterError(f"scale_factors[{i}]={f!r} is not allowed: expected a positive number.")
+    check_positive_int("n_scaled", n_scaled)

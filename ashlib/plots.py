@@ -42,17 +42,53 @@ def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None
 
 
 def image_grid(sets: dict, n: int = 8, title: str | None = None):
-    """One row of ``n`` images per named set: what the network sees, ID and OOD side by side."""
+    """One row of ``n`` images per named set: what the network sees, ID and OOD side by side.
+
+    Gray (1, H, W) and colour (3, H, W) images; values in [0, 1] are shown as they are, others
+    (standardised images) stretched per image to their own range.
+    """
     fig, axes = plt.subplots(len(sets), n, figsize=(n * 0.9, len(sets) * 1.0), squeeze=False)
     for row, (name, images) in zip(axes, sets.items()):
         for j, ax in enumerate(row):
-            ax.imshow(images[j].squeeze(0).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+            img = images[j].detach().cpu().float()
+            arr = img.permute(1, 2, 0) if img.shape[0] == 3 else img[0]
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo >= 0 and hi <= 1:
+                lo, hi = 0.0, 1.0
+            elif hi > lo:
+                arr = (arr - lo) / (hi - lo)
+                lo, hi = 0.0, 1.0
+            ax.imshow(arr.numpy(), cmap="gray", vmin=lo, vmax=hi)
             ax.set_xticks([]), ax.set_yticks([])
         row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def energy_vs_norm(frame: pd.DataFrame, title: str | None = None, ax=None):
+    """Energy score against the input's L2 norm, one colour per set (:func:`ashlib.fidelity.energy_and_norm`)."""
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    sns.scatterplot(frame, x="input norm", y="energy", hue="set", s=8, alpha=0.5, linewidth=0, ax=ax)
+    ax.set_title(title or "Energy score against input norm")
+    ax.legend(fontsize=8, markerscale=2, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    sns.despine(ax=ax)
+    return ax
+
+
+def scaling_curves(frame: pd.DataFrame, title: str | None = None, ax=None):
+    """Mean energy of each set's images multiplied by a factor (:func:`ashlib.fidelity.energy_under_scaling`)."""
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    sns.lineplot(frame, x="factor", y="energy", hue="set", marker="o", ax=ax)
+    ax.set_xscale("log", base=2)
+    ax.axvline(1, color="0.6", ls=":", lw=1)
+    ax.set_xlabel("input multiplied by (log scale; 1 = the image as it is)")
+    ax.set_ylabel("mean energy score")
+    ax.set_title(title or "Scaling an input up raises its energy")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    sns.despine(ax=ax)
+    return ax
 
 
 def accuracy_vs_p(acc: pd.DataFrame, hue: str = "family", title: str | None = None, ax=None):

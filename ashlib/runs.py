@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ashlib import experiments, metrics
-from ashlib.data import load_benchmark
+from ashlib.data import default_preprocessing, load_benchmark
 from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, pretrained_model
 from ashlib.params import check_run_parameters, model_for
 
@@ -26,6 +26,11 @@ class Run:
     ctx: experiments.Context
     settings: dict
     results_dir: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Benchmark and preprocessing, e.g. ``mnist5k (match)``: a column name for comparisons."""
+        return f"{self.settings['benchmark']} ({self.settings['preprocessing']})"
 
     @property
     def id_accuracy(self) -> float:
@@ -50,7 +55,8 @@ class Run:
         hardware = (torch.cuda.get_device_name(s["device"]) if s["device"].startswith("cuda")
                     else platform.processor() or platform.machine())
         size = f"width {s['width']}, " if s["model"] == "smallresnet" else ""
-        return (f"**This run:** benchmark `{s['benchmark']}`, model `{s['model']}` ({size}weights "
+        return (f"**This run:** benchmark `{s['benchmark']}` (preprocessing `{s['preprocessing']}`), "
+                f"model `{s['model']}` ({size}weights "
                 f"`{self.checkpoint}`), device `{s['device']}` ({hardware}), "
                 f"torch {torch.__version__}, seed {s['seed']}. ID test accuracy of the unmodified network: "
                 f"**{self.id_accuracy:.2f}%**.")
@@ -58,15 +64,19 @@ class Run:
 
 def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 16, epochs: int = 12,
             device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
-            checkpoint: str | None = None, results_dir: str | None = None, **checked) -> Run:
+            checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
+            **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
-    benchmark, then the model — trained once and cached (``smallresnet``) or the paper's pretrained
-    weights (``checkpoint``: a local file for them) — and build the method context (features cached)."""
+    benchmark (``preprocessing``: None for its default), then the model — trained once and cached
+    (``smallresnet``) or the paper's pretrained weights (``checkpoint``: a local file for them) — and
+    build the method context (features cached)."""
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
-                         seed=seed, **checked)
+                         seed=seed, preprocessing=preprocessing, **checked)
     model = model_for(benchmark, model)
+    preprocessing = preprocessing or default_preprocessing(benchmark)
     torch.manual_seed(seed)
-    bench = load_benchmark(benchmark, seed=seed, **({"root": data_root} if data_root else {}))
+    bench = load_benchmark(benchmark, seed=seed, preprocessing=preprocessing,
+                           **({"root": data_root} if data_root else {}))
     if model in TRAINABLE:
         net, path = load_or_train(model, bench.x_train, bench.y_train, bench.num_classes, width=width,
                                   recipe=TrainRecipe(epochs=epochs, seed=seed), device=device)
@@ -75,6 +85,19 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
         net = pretrained_model(model, bench.num_classes, checkpoint=checkpoint).to(device)
         weights = f"{model} pretrained on {benchmark}"
     ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device)
-    settings = dict(benchmark=benchmark, model=model, width=width, epochs=epochs, device=device,
-                    batch_size=batch_size, seed=seed)
+    settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
+                    device=device, batch_size=batch_size, seed=seed)
     return Run(bench, net, weights, ctx, settings, results_dir)
+
+
+def prepare_profile(profile: str, like: Run, data_root: str | None = None) -> Run:
+    """The run a chapter would get under ``profile`` (its benchmark and preprocessing), with ``like``'s
+    other settings (width, epochs, device, batch size, seed): a variant to check claims on. Missing
+    data raise as in :func:`prepare` (e.g. :class:`ashlib.data.DataNotFoundError` for fmnist)."""
+    from ashlib.pipeline import load_profile
+
+    spec = load_profile(profile)["defaults"] or {}
+    s = like.settings
+    return prepare(benchmark=spec.get("benchmark", "mnist5k"), preprocessing=spec.get("preprocessing"),
+                   width=s["width"], epochs=s["epochs"], device=s["device"], batch_size=s["batch_size"],
+                   seed=s["seed"], data_root=data_root)

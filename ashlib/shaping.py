@@ -43,6 +43,7 @@ __all__ = [
     "fit_global_threshold",
     "fit_react_threshold",
     "kept_count",
+    "ash_s_exponent",
     "SHAPERS",
     "METHODS",
     "make_shaper",
@@ -143,6 +144,19 @@ def ash_s(x: Tensor, percentile: float | None = None, *, threshold: float | None
     ok = s2 != 0
     scale = torch.where(ok, torch.exp(s1 / torch.where(ok, s2, torch.ones_like(s2))), torch.zeros_like(s2))
     return torch.where(mask, pruned * scale[:, None], zeros).reshape(x.shape)
+
+
+def ash_s_exponent(x: Tensor, percentile: float | None = None, *, threshold: float | None = None) -> Tensor:
+    """The exponent ``s1 / s2`` by which ASH-S scales each sample (it multiplies the kept values by
+    ``exp(s1 / s2)``): one value per sample, NaN where nothing is left (``s2 = 0``).
+
+    A sample whose activation mass sits in its top values has ``s1 / s2`` near 1; one whose mass is
+    spread over many units has a large ratio and is scaled up more, which raises its energy score.
+    """
+    flat, mask = _prepare(x, percentile, threshold)
+    s1 = flat.sum(dim=1)
+    s2 = torch.where(mask, flat, torch.zeros_like(flat)).sum(dim=1)
+    return torch.where(s2 != 0, s1 / torch.where(s2 != 0, s2, torch.ones_like(s2)), torch.full_like(s1, float("nan")))
 
 
 def ash_rand(

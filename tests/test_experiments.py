@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 
@@ -215,3 +216,46 @@ def test_ash_p_and_ash_s_predict_identically_when_the_head_has_no_bias(setup):
     finally:
         with torch.no_grad():
             model.fc.bias.copy_(saved)
+
+
+def test_sanity_sets_are_reported_after_the_average_and_left_out_of_it(setup):
+    model, bench, _ = setup
+    marked = SimpleNamespace(**vars(bench), sanity=["noise"])
+    ctx = experiments.build_context(model, marked, batch_size=32)
+    assert ctx.sanity_sets == ("noise",) and ctx.averaged_sets == ["dark"]
+    res = experiments.evaluate([experiments.Method("Energy")], ctx, progress=False)
+    assert res["ood_set"].tolist() == ["dark", "Average", "noise"]
+    rows = res.set_index("ood_set")
+    assert rows.loc["Average", "AUROC"] == rows.loc["dark", "AUROC"]
+    assert rows.loc["Average", "FPR95"] == rows.loc["dark", "FPR95"]
+
+
+def test_evaluate_and_id_accuracy_are_kept_in_the_context(setup, monkeypatch):
+    _, _, ctx = setup
+    method = experiments.ash("S", 85)
+    first = experiments.evaluate([method], ctx, progress=False)
+    assert ("evaluate", method, "paper") in ctx.memo
+    calls = []
+    original = experiments.method_outputs
+    monkeypatch.setattr(experiments, "method_outputs", lambda *a, **k: calls.append(a) or original(*a, **k))
+    again = experiments.evaluate([experiments.ash("S", 85)], ctx, progress=False)  # an equal Method
+    other = experiments.evaluate([method], ctx, convention="openood", progress=False)
+    pd.testing.assert_frame_equal(first, again)
+    assert len(calls) == 1 + len(ctx.ood_sets)  # only the other convention was computed
+    pd.testing.assert_series_equal(other["AUROC"], first["AUROC"])  # AUROC has no FPR convention
+    acc = experiments.id_accuracy([method], ctx, progress=False)
+    assert acc["ID acc"].iloc[0] == first["ID acc"].iloc[0] and ("id_accuracy", method) in ctx.memo
+
+
+def test_the_chapters_method_builders():
+    rows = experiments.table_a1_methods(["s1", "s2", "s3", "s4", "avgpool"])
+    assert [label for label, _ in rows] == ["ASH-P@90 block1", "ASH-P@90 block2", "ASH-P@90 block3",
+                                            "ASH-S@90 block3", "ASH-S@70 block3", "ASH-S@90 block4",
+                                            "ASH-S@90 penultimate"]
+    assert rows[-1][1] == experiments.ash("S", 90, placement="avgpool")
+    assert len(experiments.table_a1_methods(["s1", "s2", "s3", "avgpool"])) == 6  # no fifth stage
+    grid = experiments.threshold_grid([80, 90])
+    assert [m.label for m in grid][:3] == ["ASH-S@80", "ASH-S@90", "ASH-S@80 (global)"] and len(grid) == 8
+    rand, refs = experiments.table4_methods([65, 90], [0, 1])
+    assert [(m.percentile, m.seed) for m in rand] == [(65, 0), (65, 1), (90, 0), (90, 1)]
+    assert [m.label for m in refs] == ["Softmax", "Energy", "ODIN", "ASH-B@65", "ASH-S@90"]

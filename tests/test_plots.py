@@ -64,3 +64,13 @@ def test_metric_curves_draws_mean_and_spread_over_repeats_and_references():
     assert list(mean_line.get_ydata()) == [15.0, 40.0]
     assert fpr_ax.collections, "the +-1 sd band is drawn"
     assert any(list(line.get_ydata()) == [5.0, 5.0] for line in fpr_ax.get_lines())
+
+
+def test_image_grid_shows_colour_and_standardised_images():
+    colour = torch.rand(3, 3, 8, 8)
+    standardised = torch.randn(3, 1, 8, 8) * 2
+    fig = plots.image_grid({"colour": colour, "std": standardised}, n=3)
+    images = [ax.get_images()[0] for ax in fig.axes]
+    assert images[0].get_array().shape == (8, 8, 3)
+    shown = images[3].get_array()
+    assert float(shown.min()) == 0.0 and float(shown.max()) == 1.0  # stretched to its own range

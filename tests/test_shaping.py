@@ -396,3 +396,16 @@ def test_rejects_non_batch_inputs():
         ash_p(torch.rand(10), 50)
     with pytest.raises(ParameterError, match="torch.Tensor"):
         ash_p(np.random.rand(2, 10), 50)
+
+
+def test_ash_s_exponent_by_hand_and_as_ash_s_uses_it():
+    from ashlib.shaping import ash_s_exponent
+
+    x = torch.tensor([[0.5, 3.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    before = x.clone()
+    r = ash_s_exponent(x, 60)
+    assert r[0].item() == pytest.approx(1.3) and math.isnan(r[1].item())  # s1/s2 = 6.5/5; nothing left
+    assert ash_s_exponent(x, threshold=1.0)[0].item() == pytest.approx(6.5 / 6)
+    torch.testing.assert_close(x, before)
+    y = torch.rand(6, 4, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(ash_s(y, 80), ash_p(y, 80) * torch.exp(ash_s_exponent(y, 80))[:, None, None, None])
