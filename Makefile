@@ -3,6 +3,7 @@
 #   make test   install into .venv, run the test suite
 # and a third check that CI runs after them:
 #   make check-site   open the built site in headless Chromium (installs Debian's chromium if missing)
+# Optional, before `make book`: `make fmnist` (Fashion-MNIST, for the book's fmnist columns).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ export ASHLIB_CACHE ?= $(CURDIR)/.cache
 PROFILE ?= embedded
 RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: book notebooks site test check-site chromium install clean
+.PHONY: book notebooks site test check-site chromium fmnist install clean
 book: notebooks site
 
 install: $(VENV)/.installed
@@ -31,6 +32,12 @@ test: install
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+# Optional: Fashion-MNIST for the fmnist columns of the book (Debian's package, else a checked download).
+fmnist: install
+	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) || \
+	  $(BIN)/python -m ashlib fetch fmnist --no-progress
 
 check-site: install chromium
 	$(BIN)/python -m pytest site_tests

@@ -9,14 +9,27 @@ import yaml
 
 from ashlib import ParameterError, pipeline
 from ashlib.__main__ import main
+from ashlib.params import check_run_parameters
 
 
 def test_every_profile_names_existing_notebooks_and_a_benchmark():
-    assert {"embedded", "cifar10", "cifar100", "imagenet"} <= set(pipeline.profiles())
+    assert {"embedded", "embedded-raw", "embedded-standardize", "fmnist", "cifar10", "cifar100",
+            "imagenet"} <= set(pipeline.profiles())
     for name in pipeline.profiles():
         spec = pipeline.load_profile(name)
         assert set(spec["notebooks"]) <= set(pipeline.notebook_names())
-        assert spec["defaults"]["benchmark"] in ("mnist5k", "cifar10", "cifar100", "imagenet")
+        assert spec["defaults"]["benchmark"] in ("mnist5k", "fmnist", "cifar10", "cifar100", "imagenet")
+        check_run_parameters(benchmark=spec["defaults"]["benchmark"], model=None, device="cpu", batch_size=1,
+                             seed=0, preprocessing=spec["defaults"].get("preprocessing"),
+                             compare=spec["defaults"].get("compare", []))
+
+
+def test_the_embedded_profile_runs_every_chapter_and_compares_the_ash_chapters():
+    plans = pipeline.plan("embedded")
+    assert list(plans) == pipeline.notebook_names()
+    assert plans["01_methods"]["compare"] == ["embedded-raw", "fmnist"]
+    assert "compare" not in plans["05_nac"] and "compare" not in plans["00_benchmark"]
+    assert pipeline.plan("embedded-raw", ["02_placements"])["02_placements"]["preprocessing"] == "raw"
 
 
 def test_plan_merges_defaults_notebook_entries_overrides_and_device():
