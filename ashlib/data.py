@@ -578,8 +578,8 @@ def _fmnist_missing(entries: dict[str, dict], root: Path, missing: list[str]) ->
     urls = ", ".join(entries[k]["urls"][0] for k in missing)
     return DataNotFoundError(
         f"Benchmark 'fmnist' needs Fashion-MNIST; {len(missing)} of its {len(FMNIST_FILES)} files are missing "
-        f"({', '.join(entries[k]['file'] for k in missing)}): looked in {ours} and {', '.join(system)}. "
-        "Get it in either of two ways:\n"
+        f"({', '.join(entries[k]['file'] for k in missing)}).\n"
+        f"Looked in {ours} and {', '.join(system)}. Get it in either of two ways:\n"
         f"  1. Debian/Ubuntu package: sudo apt-get install {first['debian_package']}   (installs the files into "
         f"{', '.join(system)}, where ashlib reads them)\n"
         f"  2. Download: python -m ashlib fetch fmnist   (md5-checked, into {ours}; by hand: download {urls} "
