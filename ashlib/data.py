@@ -317,7 +317,7 @@ class Benchmark:
                                    sources={**self.sources, name: source})
 
 
-_PAPER_SIZES = {"cifar10": (32, 32), "cifar100": (32, 32), "imagenet": (256, 224)}
+_PAPER_SIZES = {"cifar10": CIFAR_SIZE, "cifar100": CIFAR_SIZE, "imagenet": IMAGENET_SIZE}
 
 
 def _image_tensor(images, channels: int, size: int | None = None) -> torch.Tensor:
