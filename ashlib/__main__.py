@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            overrides = {name: pipeline.parse_value(value) for name, value in args.parameter}
+            overrides = {name: pipeline.parse_value(value, name) for name, value in args.parameter}
             pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides)
         elif args.command == "book":
             pipeline.build_book(args.run)
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except pipeline.RunFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ashlib import cache as ashcache
 from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice, check_positive_int
 from ashlib.models import tensor_digest
@@ -53,6 +54,10 @@ def batches(data: Tensor | Dataset, batch_size: int, num_workers: int = 0) -> It
         yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
+def _entry_key(model_key: str, data_key: str, layer: str) -> str:
+    return f"activations|model={model_key}|data={data_key}|layer={layer}"
+
+
 def _cache_path(model_key: str, data_key: str, layer: str):
     key = hashlib.sha256(f"{model_key}|{data_key}|{layer}".encode()).hexdigest()[:24]
     return cache_dir("features") / f"{layer}-{key}.pt"
@@ -64,30 +69,43 @@ def activations(model: nn.Module, data: Tensor | Dataset, layers: Sequence[str],
                 num_workers: int = 0) -> dict[str, Tensor]:
     """Outputs of the named ``layers`` for every image in ``data`` (float32, on the CPU).
 
-    Cached under ``$ASHLIB_CACHE/features`` with a key made of the weights, the data and the layer
-    name, so a changed checkpoint or data set is never served stale activations. One forward pass
-    computes every layer that is not cached yet.
+    Cached under ``$ASHLIB_CACHE/features`` as self-verifying entries (:mod:`ashlib.cache`) whose key
+    is the weights, the data and the layer name, so a changed checkpoint or data set is never served
+    stale activations, and a damaged file is reported, discarded and recomputed. One forward pass
+    computes every layer that is not cached yet; processes that would compute the same activations
+    take turns (a lock per model and data), the second one reading the first one's result.
     """
     check_positive_int("batch_size", batch_size)
     layers = list(dict.fromkeys(layers))
     for layer in layers:
         get_layer(model, layer)
-    keys = (model_digest(model), data_digest(data)) if cache else None
-    out = {}
-    if cache:
+    if not cache:
+        return _forward_collect(model, data, layers, batch_size, device, desc, num_workers)
+    keys = (model_digest(model), data_digest(data))
+
+    def complete(value) -> str | None:
+        return None if value.shape[:1] == (len(data),) else f"{value.shape[0] if value.ndim else 0} rows, " \
+                                                           f"expected {len(data)}"
+
+    def cached() -> dict[str, Tensor]:
+        found = {}
         for layer in layers:
-            path = _cache_path(*keys, layer)
-            if path.exists():
-                out[layer] = torch.load(path, weights_only=True)
-    missing = [layer for layer in layers if layer not in out]
-    if missing:
-        out.update(_forward_collect(model, data, missing, batch_size, device, desc, num_workers))
-        if cache:
-            for layer in missing:
-                path = _cache_path(*keys, layer)
-                tmp = path.with_suffix(".tmp")
-                torch.save(out[layer], tmp)
-                tmp.replace(path)
+            value = ashcache.load(_cache_path(*keys, layer), _entry_key(*keys, layer), check=complete)
+            if value is not None:
+                found[layer] = value
+        return found
+
+    out = cached()
+    if len(out) < len(layers):
+        lock = cache_dir("features") / hashlib.sha256("|".join(keys).encode()).hexdigest()[:24]
+        with ashcache.locked(lock):
+            out = cached()  # another process may have computed them meanwhile
+            missing = [layer for layer in layers if layer not in out]
+            if missing:
+                computed = _forward_collect(model, data, missing, batch_size, device, desc, num_workers)
+                for layer in missing:
+                    ashcache.save(_cache_path(*keys, layer), computed[layer], _entry_key(*keys, layer))
+                out.update(computed)
     return {layer: out[layer] for layer in layers}
 
 

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ashlib import cache as ashcache
 from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
 
@@ -767,36 +768,61 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
     Only the small ResNets (:data:`TRAINABLE`) are trained here; the paper's networks come from
     :func:`pretrained_model`. The cache key covers the name (so the architecture), ``num_classes``,
     ``width``, the recipe, the data and torch's version. ``recipe.entropy_weight`` enters the key only
-    when it is non-zero, so checkpoints cached before that field existed (lambda = 0) stay valid.
+    when it is non-zero. The checkpoint is a self-verifying entry (:mod:`ashlib.cache`): one that was
+    damaged, or copied from another training run or epoch, is reported, discarded and trained again;
+    two processes that need the same checkpoint train it once.
     """
     path = checkpoint_path(name, x_train, y_train, num_classes, width, recipe)
+    key = _checkpoint_key(name, x_train, y_train, num_classes, width, recipe)
     model = build_model(name, num_classes, width, seed=recipe.seed)
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    else:
-        train(model, x_train, y_train, recipe, device=device, progress=progress)
-        _save(model.state_dict(), path)
+    fits = _fits(model)
+    state = ashcache.load(path, key, check=fits)
+    if state is None:
+        with ashcache.locked(path):
+            state = ashcache.load(path, key, check=fits)
+            if state is None:
+                train(model, x_train, y_train, recipe, device=device, progress=progress)
+                state = _cpu_state(model)
+                ashcache.save(path, state, key)
+    model.load_state_dict(state)
     return model.to(device).eval(), path
 
 
-def checkpoint_path(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int,
-                    recipe: TrainRecipe, epoch: int | None = None) -> Path:
-    """Where :func:`load_or_train` caches a trained model (``epoch``: a checkpoint along training)."""
+def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int, recipe: TrainRecipe) -> str:
     check_choice("model", name, TRAINABLE)
     recipe_key = asdict(recipe)
     if recipe.entropy_weight == 0:
         del recipe_key["entropy_weight"]
     config = dict(name=name, num_classes=num_classes, width=width, recipe=recipe_key,
                   data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0])
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    return json.dumps(config, sort_keys=True)
+
+
+def _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, epoch: int | None = None) -> str:
+    """What a checkpoint was computed from: the training configuration and the epoch."""
+    return f"checkpoint|{_config(name, x_train, y_train, num_classes, width, recipe)}|epoch={epoch or recipe.epochs}"
+
+
+def checkpoint_path(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int,
+                    recipe: TrainRecipe, epoch: int | None = None) -> Path:
+    """Where :func:`load_or_train` caches a trained model (``epoch``: a checkpoint along training)."""
+    key = hashlib.sha256(_config(name, x_train, y_train, num_classes, width, recipe).encode()).hexdigest()[:16]
     suffix = "" if epoch is None or epoch == recipe.epochs else f"-e{epoch}"
     return cache_dir("models") / f"{name}-w{width}-{key}{suffix}.pt"
 
 
-def _save(state: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({k: v.detach().cpu().clone() for k, v in state.items()}, tmp)
-    tmp.replace(path)
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _fits(model: nn.Module):
+    """A check for :func:`ashlib.cache.load`: the state dict has exactly the model's keys and shapes."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+    def check(state) -> str | None:
+        theirs = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else None
+        return None if theirs == own else "its tensors do not fit the model's state dict"
+    return check
 
 
 def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, epochs: Sequence[int],
@@ -805,24 +831,38 @@ def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int
     """Checkpoints of ONE training run with ``recipe``, after each of ``epochs`` (1..recipe.epochs).
 
     They are saved during a single run (the one-cycle schedule of ``recipe.epochs`` epochs, so epoch
-    4 of a 12-epoch run, not a 4-epoch run) and cached; the last epoch is the checkpoint
-    :func:`load_or_train` gives.
+    4 of a 12-epoch run, not a 4-epoch run) and cached as self-verifying entries; the last epoch is
+    the checkpoint :func:`load_or_train` gives. A missing or damaged one trains the run again.
     """
+    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Sequence) or not epochs:
+        raise ParameterError(f"epochs={epochs!r} is not allowed: expected a non-empty list of integers in "
+                             f"[1, {recipe.epochs}].")
     for i, e in enumerate(epochs):
         if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= recipe.epochs:
             raise ParameterError(f"epochs[{i}]={e!r} is not allowed: expected an integer in [1, {recipe.epochs}].")
-    paths = {e: checkpoint_path(name, x_train, y_train, num_classes, width, recipe, e)
-             for e in {*epochs, recipe.epochs}}
-    if not all(p.exists() for p in paths.values()):
-        def save(epoch: int, model: nn.Module) -> None:
-            if epoch in paths:
-                _save(model.state_dict(), paths[epoch])
+    wanted = sorted({*epochs, recipe.epochs})
+    paths = {e: checkpoint_path(name, x_train, y_train, num_classes, width, recipe, e) for e in wanted}
+    keys = {e: _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, e) for e in wanted}
+    fits = _fits(build_model(name, num_classes, width, seed=recipe.seed))
 
-        train(build_model(name, num_classes, width, seed=recipe.seed), x_train, y_train, recipe,
-              device=device, progress=progress, on_epoch_end=save)
+    def cached() -> dict[int, dict]:
+        return {e: ashcache.load(paths[e], keys[e], check=fits) for e in wanted}
+
+    states = cached()
+    if any(v is None for v in states.values()):
+        with ashcache.locked(paths[recipe.epochs]):
+            states = cached()
+            if any(v is None for v in states.values()):
+                def save(epoch: int, model: nn.Module) -> None:
+                    if epoch in paths:
+                        states[epoch] = _cpu_state(model)
+                        ashcache.save(paths[epoch], states[epoch], keys[epoch])
+
+                train(build_model(name, num_classes, width, seed=recipe.seed), x_train, y_train, recipe,
+                      device=device, progress=progress, on_epoch_end=save)
     out = {}
-    for e in sorted(epochs):
+    for e in sorted(set(epochs)):
         model = build_model(name, num_classes, width, seed=recipe.seed)
-        model.load_state_dict(torch.load(paths[e], map_location="cpu", weights_only=True))
+        model.load_state_dict(states[e])
         out[e] = model.to(device).eval()
     return out

@@ -1,4 +1,9 @@
-"""Checks for the papermill parameters shared by every notebook: fail at once, with one clear message."""
+"""Checks for the papermill parameters of every notebook: fail at once, with one clear message.
+
+:func:`check_parameters` checks all of a notebook's parameters (:data:`NOTEBOOK_PARAMETERS`): each
+notebook's second cell calls it, and ``python -m ashlib run`` calls it for every notebook before any
+starts. :func:`check_run_parameters` checks the settings :func:`ashlib.runs.prepare` receives.
+"""
 from __future__ import annotations
 
 import re
@@ -103,23 +108,240 @@ def check_seed(name: str, value) -> int:
     return value
 
 
-def check_benchmark_chapter(*, benchmark: str, candidates, second_benchmark, scale_factors, n_scaled) -> None:
-    """The extra parameters of the benchmark chapter (``notebooks/00_benchmark.ipynb``)."""
+# ------------------------------------------------------------------ every parameter of every notebook
+#
+# One specification per notebook: parameter name -> check(name, value, params), run by the notebook's
+# second cell (``check_parameters("05_nac", globals())``) and by ``python -m ashlib run`` before any
+# notebook starts, so a bad value fails at once, in well under a second, under the notebook's own name.
+
+
+def ood_set_names(benchmark: str) -> tuple[str, ...]:
+    """The OOD sets a benchmark has, by name (the keys of ``load_benchmark(benchmark).ood``)."""
+    from ashlib.data import CIFAR_OOD_SETS, FMNIST_OOD_SETS, IMAGENET_OOD_SETS, OOD_SETS
+
+    return {"mnist5k": OOD_SETS, "fmnist": FMNIST_OOD_SETS, "cifar10": tuple(CIFAR_OOD_SETS),
+            "cifar100": tuple(CIFAR_OOD_SETS), "imagenet": tuple(IMAGENET_OOD_SETS)}[benchmark]
+
+
+def _fail(name, value, allowed: str) -> ParameterError:
+    return ParameterError(f"{name}={value!r} is not allowed: expected {allowed}.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _list(name, value, what: str, item, empty: bool = False) -> None:
+    """A list (or tuple) whose items pass ``item(f"{name}[i]", v)``; non-empty unless ``empty``."""
+    if not isinstance(value, (list, tuple)) or (not value and not empty):
+        raise _fail(name, value, f"a {'' if empty else 'non-empty '}list of {what}")
+    for i, v in enumerate(value):
+        item(f"{name}[{i}]", v)
+
+
+def _items(ok, allowed: str):
+    """An item check for :func:`_list`: ``ok(value)`` or a ParameterError saying ``allowed``."""
+    def check(name, value) -> None:
+        if not ok(value):
+            raise _fail(name, value, allowed)
+    return check
+
+
+def _percentile(name, value, _params=None) -> None:
+    check_percentile(name, value)
+
+
+def _percentiles(name, value, _params=None) -> None:
+    _list(name, value, "percentiles in [0, 100]", check_percentile)
+
+
+def _optional_percentile(name, value, _params=None) -> None:
+    if value is not None:
+        check_percentile(name, value)
+
+
+def _positive_int(name, value, _params=None) -> None:
+    check_positive_int(name, value)
+
+
+def _seed(name, value, _params=None) -> None:
+    check_seed(name, value)
+
+
+def _optional_str(name, value, _params=None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise _fail(name, value, "None or a non-empty string")
+
+
+def _checkpoint(name, value, params) -> None:
+    _optional_str(name, value)
+    if value is None:
+        return
+    from pathlib import Path
+
+    from ashlib.models import PRETRAINED
+
+    if model_for(params["benchmark"], params.get("model")) not in PRETRAINED:
+        raise _fail(name, value, "None: checkpoint= is a weights file for the paper's pretrained networks ("
+                    + ", ".join(PRETRAINED) + "); the small ResNets are trained and cached here")
+    if not Path(value).expanduser().is_file():
+        raise _fail(name, value, "the path of an existing weights file")
+
+
+def _benchmark(name, value, _params=None) -> None:
+    check_choice(name, value, BENCHMARKS)
+
+
+def _embedded_benchmark(name, value, _params=None) -> None:
     from ashlib.data import EMBEDDED_BENCHMARKS
 
-    if benchmark not in EMBEDDED_BENCHMARKS:
-        raise ParameterError(f"benchmark={benchmark!r} is not allowed in this chapter: expected one of "
-                             + ", ".join(repr(b) for b in EMBEDDED_BENCHMARKS) + " (it compares embedded variants).")
-    if not isinstance(candidates, (list, tuple)) or not candidates:
-        raise ParameterError(f"candidates={candidates!r} is not allowed: expected a non-empty list of "
-                             + ", ".join(repr(c) for c in PREPROCESSINGS) + ".")
-    for i, c in enumerate(candidates):
-        check_choice(f"candidates[{i}]", c, PREPROCESSINGS)
-    if second_benchmark is not None:
-        check_choice("second_benchmark", second_benchmark, [b for b in EMBEDDED_BENCHMARKS if b != benchmark])
-    if not isinstance(scale_factors, (list, tuple)) or not scale_factors:
-        raise ParameterError(f"scale_factors={scale_factors!r} is not allowed: expected a list of positive numbers.")
-    for i, f in enumerate(scale_factors):
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0:
-            raise ParameterError(f"scale_factors[{i}]={f!r} is not allowed: expected a positive number.")
-    check_positive_int("n_scaled", n_scaled)
+    if value not in EMBEDDED_BENCHMARKS:
+        raise _fail(name, value, "one of " + ", ".join(repr(b) for b in EMBEDDED_BENCHMARKS)
+                    + " (this chapter trains its own networks, which only the embedded benchmarks do)")
+
+
+def _model(name, value, params) -> None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(name, value, "None or a model name")
+    model_for(params["benchmark"], value)
+
+
+def _device(name, value, _params=None) -> None:
+    check_device(value)
+
+
+def _convention(name, value, _params=None) -> None:
+    check_choice(name, value, FPR_CONVENTIONS)
+
+
+def _preprocessing(name, value, params) -> None:
+    check_preprocessing(params["benchmark"], value)
+
+
+def _compare(name, value, _params=None) -> None:
+    check_compare(value)
+
+
+def _ood_set(name, value, params) -> None:
+    check_choice(name, value, ood_set_names(params["benchmark"]))
+
+
+def _placements(name, value, params) -> None:
+    if value is None:
+        return
+    _list(name, value, "module names", _items(lambda v: isinstance(v, str) and v, "a module name"))
+    from ashlib.models import build_model
+
+    model = build_model(model_for(params["benchmark"], params.get("model")), 10, width=params.get("width", 16))
+    modules = dict(model.named_modules())
+    for i, p in enumerate(value):
+        if p not in modules:
+            raise _fail(f"{name}[{i}]", p, "a module of the network, e.g. "
+                        + ", ".join(m for m in modules if m.endswith("merge"))[:200] + ", avgpool")
+
+
+def _nac_layers(name, value, params) -> None:
+    if value is None:
+        return
+    from ashlib.nac import default_configs
+
+    allowed = [c.layer for c in default_configs(params["benchmark"])]
+    _list(name, value, "NAC layers", lambda n, v: check_choice(n, v, allowed))
+
+
+def _snapshot_epochs(name, value, params) -> None:
+    epochs = params.get("epochs", 12)
+    _list(name, value, f"epochs in [1, {epochs}]", _items(lambda v: _is_int(v) and 1 <= v <= epochs,
+                                                           f"an integer in [1, {epochs}] (the training run's epochs)"))
+    if len(set(value)) < 3:
+        raise _fail(name, value, "at least 3 different epochs (NAC-ME is compared by rank correlation)")
+
+
+def _shift_kind(name, value, _params=None) -> None:
+    from ashlib.data import SHIFTS
+
+    check_choice(name, value, SHIFTS)
+
+
+def _shift_amount(name, value, params) -> None:
+    low, high = (-180, 180) if params.get("shift_kind") == "rotate" else (0.1, 10)
+    if not _is_number(value) or not low <= value <= high:
+        raise _fail(name, value, f"a number in [{low}, {high}] for shift_kind={params.get('shift_kind')!r}")
+
+
+def _entropy_weights(name, value, _params=None) -> None:
+    _list(name, value, "entropy weights >= 0", _items(lambda v: _is_number(v) and v >= 0, "a number >= 0"))
+
+
+def _fractions(name, value, _params=None) -> None:
+    _list(name, value, "fractions in [0, 1]", _items(lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"))
+
+
+def _far_set(name, value, params) -> None:
+    _ood_set(name, value, params)
+    if value == params.get("near_set"):
+        raise _fail(name, value, f"an OOD set other than near_set={params.get('near_set')!r}")
+
+
+def _seeds(name, value, _params=None) -> None:
+    _list(name, value, "seeds (integers >= 0)", check_seed)
+
+
+def _candidates(name, value, _params=None) -> None:
+    _list(name, value, "preprocessings (" + ", ".join(PREPROCESSINGS) + ")",
+          lambda n, v: check_choice(n, v, PREPROCESSINGS))
+
+
+def _second_benchmark(name, value, params) -> None:
+    from ashlib.data import EMBEDDED_BENCHMARKS
+
+    if value is not None:
+        check_choice(name, value, [b for b in EMBEDDED_BENCHMARKS if b != params["benchmark"]])
+
+
+def _scale_factors(name, value, _params=None) -> None:
+    _list(name, value, "positive numbers", _items(lambda v: _is_number(v) and v > 0, "a positive number"))
+
+
+_COMMON = {"benchmark": _benchmark, "model": _model, "width": _positive_int, "epochs": _positive_int,
+           "device": _device, "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
+           "data_root": _optional_str, "checkpoint": _checkpoint, "results_dir": _optional_str,
+           "preprocessing": _preprocessing}
+_ASH = {**_COMMON, "compare": _compare}
+#: Every notebook's parameters and how each is checked (tests/test_notebooks.py: exactly the parameters
+#: its parameters cell declares).
+NOTEBOOK_PARAMETERS = {
+    "00_benchmark": {"benchmark": _embedded_benchmark, "width": _positive_int, "epochs": _positive_int,
+                     "device": _device, "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
+                     "data_root": _optional_str, "results_dir": _optional_str, "candidates": _candidates,
+                     "second_benchmark": _second_benchmark, "scale_factors": _scale_factors,
+                     "n_scaled": _positive_int},
+    "01_methods": {**_ASH, "percentile": _optional_percentile, "sweep": _percentiles,
+                   "accuracy_sweep": _percentiles, "distribution_set": _ood_set,
+                   "distribution_percentiles": _percentiles},
+    "02_placements": {**_ASH, "placements": _placements, "accuracy_sweep": _percentiles},
+    "03_global_vs_local": {**_ASH, "percentiles": _percentiles},
+    "04_ash_rand": {**_ASH, "rand_percentiles": _percentiles, "seeds": _seeds},
+    "05_nac": {**_COMMON, "benchmark": _embedded_benchmark, "n_fit": _positive_int, "nac_layers": _nac_layers,
+               "snapshot_epochs": _snapshot_epochs, "shift_kind": _shift_kind, "shift_amount": _shift_amount},
+    "06_misp": {**_COMMON, "benchmark": _embedded_benchmark, "entropy_weights": _entropy_weights,
+                "near_set": _ood_set, "far_set": _far_set, "mixture_fractions": _fractions,
+                "mixture_n": _positive_int},
+}
+
+
+def check_parameters(notebook: str, values) -> None:
+    """Check every parameter of ``notebook`` (a name in :data:`NOTEBOOK_PARAMETERS`), in its declared
+    order, taking each value from the mapping ``values`` (a notebook passes ``globals()``); raise
+    :class:`ParameterError` naming the first bad one by the notebook's own name."""
+    spec = NOTEBOOK_PARAMETERS[check_choice("notebook", notebook, NOTEBOOK_PARAMETERS)]
+    missing = [name for name in spec if name not in values]
+    if missing:
+        raise ParameterError(f"{notebook}: parameter {missing[0]!r} has no value.")
+    params = {name: values[name] for name in spec}
+    for name, check in spec.items():
+        check(name, params[name], params)

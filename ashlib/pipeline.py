@@ -3,10 +3,20 @@ build the book from any run folder without executing anything again.
 
 A *profile* (``profiles/<name>.yaml``) names a device, parameters for every notebook (``defaults``)
 and per notebook (``notebooks.<name>``). A *run folder* (``runs/<profile>/``) holds the executed
-notebooks, the CSV tables they saved and ``run.json`` (what ran, where, with which parameters).
+notebooks, the CSV tables they saved and ``run.json``, which says for each notebook with which
+parameters it ran and which files beside it are its own.
+
+A run folder is all or nothing. Every parameter of every selected notebook is checked before any
+starts (:func:`ashlib.params.check_parameters`). The notebooks run in a staging folder next to the
+target; only when all of them succeed does it replace the target, carrying over the notebooks of the
+previous run that were not run again (with their own files and parameters). A failed or interrupted
+run leaves the previous folder as it was and its own output in ``<name>.failed-<time>/``, with a
+``run.json`` that says what failed. The kernel imports the ``ashlib`` of this checkout.
 """
 from __future__ import annotations
 
+import ast
+import contextlib
 import copy
 import json
 import os
@@ -20,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from ashlib._checks import ParameterError, check_choice
+from ashlib.params import check_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "profiles"
@@ -54,16 +65,28 @@ def notebook_parameters(name: str) -> dict:
     return papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
 
 
-def parse_value(text: str):
+def parse_value(text: str, name: str = "value"):
     """A command-line parameter value, read as YAML like ``papermill -y``: '85' -> 85, 'cuda' -> 'cuda'."""
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ParameterError(f"{name}={text!r} is not allowed: it is not valid YAML ({first}); write lists as "
+                             "[1, 2] and quote them in the shell.") from None
+
+
+def notebook_defaults(name: str) -> dict:
+    """The values a notebook's parameters cell assigns (papermill's inspection, read as Python literals)."""
+    return {k: ast.literal_eval(v["default"]) for k, v in notebook_parameters(name).items()}
 
 
 def plan(profile: str, notebooks: list[str] | None = None, device: str | None = None,
-         overrides: dict | None = None) -> dict[str, dict]:
+         overrides: dict | None = None, check: bool = True) -> dict[str, dict]:
     """The parameters each notebook will get: profile defaults < profile notebook entry < overrides.
 
-    An override that no selected notebook declares is an error rather than silently ignored.
+    An override that no selected notebook declares is an error rather than silently ignored. With
+    ``check`` (the default), every parameter of every notebook is checked here, with the notebook's own
+    defaults for the rest (:func:`ashlib.params.check_parameters`; a CUDA device must be present).
     """
     spec = load_profile(profile)
     names = notebooks or list(spec["notebooks"]) or notebook_names()
@@ -81,40 +104,131 @@ def plan(profile: str, notebooks: list[str] | None = None, device: str | None = 
         params = {**spec["defaults"], **(spec["notebooks"].get(name) or {}), **overrides}
         params["device"] = device or params.get("device") or spec.get("device", "cpu")
         out[name] = {k: v for k, v in params.items() if k in declared[name]}
+        if check:
+            try:
+                check_parameters(name, {**notebook_defaults(name), **out[name]})
+            except ParameterError as err:
+                raise ParameterError(f"{name}: {err}") from None
     return out
 
 
-def _as_seen_from_notebooks(path: Path) -> str:
-    """``path`` relative to the notebooks' folder (their working directory) when it lies in this
-    repository, so the published parameters cell names no machine's absolute path; else absolute."""
-    return os.path.relpath(path, NOTEBOOKS) if path.is_relative_to(ROOT) else str(path)
+class RunFailed(RuntimeError):
+    """A notebook of a run failed; the message names it, the error, and where its partial output is."""
+
+
+@contextlib.contextmanager
+def kernel_environment(results_dir: Path):
+    """The environment the notebooks' kernels inherit: this checkout's ``ashlib`` first on PYTHONPATH
+    (whatever ``ashlib`` is installed), and ``ASHLIB_RESULTS_DIR``, where :meth:`ashlib.runs.Run.publish`
+    saves the tables, so the published parameters cell names no folder at all."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "ASHLIB_RESULTS_DIR")}
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [saved["PYTHONPATH"]])])
+    os.environ["ASHLIB_RESULTS_DIR"] = str(results_dir)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_file()}
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    tmp = folder / ".run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, folder / "run.json")
+
+
+def _carry_over(previous: Path, staging: Path, record: dict, echo) -> None:
+    """Copy into ``staging`` the notebooks of the run in ``previous`` that this run did not execute,
+    with exactly the files its ``run.json`` lists for them, and their records."""
+    try:
+        old = json.loads((previous / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    for name, entry in (old.get("notebooks") or {}).items():
+        if name in record["notebooks"]:
+            continue
+        files = entry.get("files")
+        if not files or any(not (previous / f).is_file() for f in files) or set(files) & _files(staging):
+            echo(f"  {name} of the previous run is not carried over: its files are incomplete or unrecorded",
+                 flush=True)
+            continue
+        for f in files:
+            shutil.copy2(previous / f, staging / f)
+        record["notebooks"][name] = {**entry, "carried_over_from": entry.get("carried_over_from")
+                                     or old.get("started")}
+
+
+def _replace(target: Path, staging: Path) -> None:
+    """Put ``staging`` in ``target``'s place (two renames; the old folder is removed afterwards)."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+        os.rename(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, target)
 
 
 def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None = None,
         device: str | None = None, overrides: dict | None = None, echo=print) -> Path:
-    """Execute notebooks with papermill into ``out`` (default ``runs/<profile>``); one line per notebook.
-
-    Each notebook also receives ``results_dir=out``, where it saves its tables as CSV.
-    """
+    """Execute notebooks with papermill into the run folder ``out`` (default ``runs/<profile>``), all
+    or nothing (module docstring); one line per notebook. Raises :class:`RunFailed` when a notebook
+    fails (``out`` is then unchanged) and :class:`ParameterError`, before anything runs, for a bad
+    parameter of any notebook."""
     import papermill
 
     plans = plan(profile, notebooks, device, overrides)
     out = Path(out or ROOT / "runs" / profile).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"out={str(out)!r} is not allowed: it is a file; expected a run folder.")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.running-{stamp}-{os.getpid()}")
+    staging.mkdir()
     record = dict(profile=profile, overrides=overrides or {}, python=platform.python_version(),
-                  machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), notebooks={})
-    for i, (name, params) in enumerate(plans.items(), 1):
-        if "results_dir" in notebook_parameters(name):
-            params = {**params, "results_dir": _as_seen_from_notebooks(out)}
-        echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ...", flush=True)
-        t0 = time.perf_counter()
-        papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
-                                   parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
-                                   kernel_name="python3")
-        seconds = time.perf_counter() - t0
-        record["notebooks"][name] = dict(parameters=params, seconds=round(seconds, 1))
-        echo(f"[{i}/{len(plans)}] {name}: done in {seconds:.1f} s -> {out / (name + '.ipynb')}", flush=True)
-    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
+                  machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running",
+                  notebooks={})
+    current = None
+    try:
+        for i, (name, params) in enumerate(plans.items(), 1):
+            current = name
+            before = _files(staging)
+            echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ...", flush=True)
+            t0 = time.perf_counter()
+            with kernel_environment(staging):
+                papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(staging / f"{name}.ipynb"),
+                                           parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
+                                           kernel_name="python3")
+            seconds = time.perf_counter() - t0
+            record["notebooks"][name] = dict(parameters=params, overrides=overrides or {}, seconds=round(seconds, 1),
+                                             files=sorted(_files(staging) - before))
+            echo(f"[{i}/{len(plans)}] {name}: done in {seconds:.1f} s", flush=True)
+        current = None
+        _carry_over(out, staging, record, echo)
+        record.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        _write_record(staging, record)
+        _replace(out, staging)
+    except BaseException as err:
+        failed = out.with_name(f"{out.name}.failed-{stamp}")
+        what = f"{type(err).__name__}: {getattr(err, 'evalue', None) or err}".strip().splitlines()[0]
+        record.update(status="failed", failed_notebook=current, error=what)
+        with contextlib.suppress(OSError):
+            _write_record(staging, record)
+            os.rename(staging, failed)
+        echo(f"run failed{f' in {current}' if current else ''}: {what}", flush=True)
+        echo(f"  {out} is unchanged; this run's partial output: {failed}", flush=True)
+        if isinstance(err, Exception) and current:
+            raise RunFailed(f"{current}: {what} (partial output: {failed}; {out} unchanged)") from err
+        raise
+    echo(f"run folder: {out}", flush=True)
     return out
 
 

@@ -2,6 +2,7 @@
 the features, and say which benchmark, model and device the run used."""
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ class Run:
     def publish(self, name: str, value, display_value=None):
         """Make a result available beyond the notebook: glued under ``name`` for the book's prose
         and results page (myst-nb), and saved as ``<results_dir>/<name>.csv`` when it is a table
-        and the run has a results folder. ``display_value`` (e.g. a styled table) is what is glued."""
+        and the run has a results folder (``results_dir=``, else ``$ASHLIB_RESULTS_DIR``, which
+        ``python -m ashlib run`` sets). ``display_value`` (e.g. a styled table) is what is glued."""
         from myst_nb import glue
 
         if isinstance(value, pd.DataFrame) and self.results_dir:
@@ -87,7 +89,7 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device)
     settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
                     device=device, batch_size=batch_size, seed=seed)
-    return Run(bench, net, weights, ctx, settings, results_dir)
+    return Run(bench, net, weights, ctx, settings, results_dir or os.environ.get("ASHLIB_RESULTS_DIR"))
 
 
 def prepare_profile(profile: str, like: Run, data_root: str | None = None) -> Run:

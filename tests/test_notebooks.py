@@ -55,7 +55,8 @@ def test_parameters_cell_then_checks_and_no_outputs(path):
     cells = json.loads(path.read_text())["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell must be tagged 'parameters'"
-    assert "check_run_parameters(" in "".join(code[1]["source"]), "second code cell must check the parameters"
+    assert f'check_parameters("{path.stem}", globals())' in "".join(code[1]["source"]), \
+        "the second code cell must check every parameter"
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "strip outputs"
 
 
@@ -108,19 +109,68 @@ def test_percentile_lists_and_seeds_are_checked_by_name():
         check_run_parameters(**GOOD, seeds=[0, -2])
 
 
-@pytest.mark.parametrize("override, message", [
-    (dict(benchmark="cifar10"), "benchmark='cifar10' is not allowed in this chapter"),
-    (dict(candidates=[]), "candidates=\\[\\] is not allowed"),
-    (dict(candidates=["raw", "tanh"]), r"candidates\[1\]='tanh'"),
-    (dict(second_benchmark="mnist5k"), "second_benchmark='mnist5k'"),
-    (dict(scale_factors=[1, -2]), r"scale_factors\[1\]=-2"),
-    (dict(n_scaled=0), "n_scaled=0"),
-])
-def test_the_benchmark_chapters_parameters_are_checked(override, message):
-    from ashlib.params import check_benchmark_chapter
+#: A bad value for every parameter any notebook declares (a new parameter needs one here).
+BAD = {
+    "benchmark": "cifar", "model": "vgg", "width": 0, "epochs": 0, "device": "gpu", "batch_size": 0, "seed": -1,
+    "fpr_convention": "tnr", "data_root": "", "checkpoint": "weights.pt", "results_dir": 5,
+    "preprocessing": "whiten", "compare": ["gpu"], "percentile": 150, "sweep": [1, 101], "accuracy_sweep": "all",
+    "distribution_set": "bogus", "distribution_percentiles": [], "placements": ["layer_9"], "percentiles": 90,
+    "rand_percentiles": [-1], "seeds": [0, -2], "n_fit": 0, "nac_layers": ["avgpool", "layer_3"],
+    "snapshot_epochs": [12], "shift_kind": "blur", "shift_amount": 400, "entropy_weights": [], "near_set": "bogus",
+    "far_set": "letters", "mixture_fractions": [1.5], "mixture_n": 0, "candidates": ["raw", "tanh"],
+    "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0,
+}
 
-    good = dict(benchmark="mnist5k", candidates=["raw", "match"], second_benchmark="fmnist", scale_factors=[1, 2],
-                n_scaled=10)
-    check_benchmark_chapter(**good)
-    with pytest.raises(ParameterError, match=message):
-        check_benchmark_chapter(**{**good, **override})
+
+def _defaults(path) -> dict:
+    import ast
+
+    return {k: ast.literal_eval(v["default"]) for k, v in _parameters(path).items()}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameter_of_every_notebook_is_checked_under_its_own_name(path):
+    from ashlib.params import NOTEBOOK_PARAMETERS, check_parameters
+
+    defaults = _defaults(path)
+    assert list(NOTEBOOK_PARAMETERS[path.stem]) == list(defaults)  # the spec covers exactly the declared ones
+    check_parameters(path.stem, defaults)
+    for name in defaults:
+        with pytest.raises(ParameterError) as err:
+            check_parameters(path.stem, {**defaults, name: BAD[name]})
+        assert str(err.value).startswith((f"{name}=", f"{name}[")), (name, str(err.value))
+
+
+def test_the_findings_of_the_reliability_probe_fail_at_once_and_clearly():
+    from ashlib.params import check_parameters
+
+    def message(notebook, **override):
+        with pytest.raises(ParameterError) as err:
+            check_parameters(notebook, {**_defaults(NOTEBOOKS[0].with_name(f"{notebook}.ipynb")), **override})
+        return str(err.value)
+
+    assert message("05_nac", nac_layers=["avgpool", "layer_3"]).startswith("nac_layers[1]='layer_3'")
+    assert "at least 3 different epochs" in message("05_nac", snapshot_epochs=[12])
+    assert message("05_nac", snapshot_epochs=[13]).startswith("snapshot_epochs[0]=13")
+    assert message("05_nac", snapshot_epochs=[]).startswith("snapshot_epochs=[]")
+    assert message("05_nac", nac_layers=[]).startswith("nac_layers=[]")
+    assert message("05_nac", benchmark="cifar10").startswith("benchmark='cifar10'")
+    assert message("06_misp", near_set="bogus").startswith("near_set='bogus'")
+    assert message("06_misp", entropy_weights=[]).startswith("entropy_weights=[]")
+    assert message("06_misp", mixture_fractions=[1.5]).startswith("mixture_fractions[0]=1.5")
+    assert message("03_global_vs_local", percentiles=90).startswith("percentiles=90 is not allowed: expected a non-empty list")
+    assert message("02_placements", placements=["layer3.mergee"]).startswith("placements[0]='layer3.mergee'")
+    assert message("01_methods", distribution_set="texture").startswith("distribution_set='texture'")
+    assert message("05_nac", shift_kind="rescale", shift_amount=35.0).startswith("shift_amount=35.0")
+
+
+def test_checking_every_parameter_takes_well_under_a_second():
+    import time
+
+    from ashlib.params import check_parameters
+
+    for path in NOTEBOOKS:
+        defaults = _defaults(path)
+        t0 = time.perf_counter()
+        check_parameters(path.stem, defaults)
+        assert time.perf_counter() - t0 < 0.5, path.name
