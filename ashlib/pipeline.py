@@ -134,6 +134,18 @@ def kernel_environment(results_dir: Path):
                 os.environ[k] = v
 
 
+def _scrub_paths(path: Path, name: str) -> None:
+    """Papermill records where it read and wrote a notebook; keep those paths relative (the repository's
+    ``notebooks/`` and the run folder), so no machine's or staging folder's path is published."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    meta = nb.get("metadata", {}).get("papermill")
+    if meta:
+        meta.update(input_path=f"notebooks/{name}.ipynb", output_path=f"{name}.ipynb")
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
 def _files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_file()}
 
@@ -208,6 +220,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
                                            parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
                                            kernel_name="python3")
             seconds = time.perf_counter() - t0
+            _scrub_paths(staging / f"{name}.ipynb", name)
             record["notebooks"][name] = dict(parameters=params, overrides=overrides or {}, seconds=round(seconds, 1),
                                              files=sorted(_files(staging) - before))
             echo(f"[{i}/{len(plans)}] {name}: done in {seconds:.1f} s", flush=True)
