@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import re
 import shutil
@@ -380,7 +381,8 @@ def _by_hand(e: dict, root, exp: _Expected | None) -> str:
     lines += [f"  or        {u}" for u in urls[1:]]
     lines.append(f"  checksum  {exp if exp else 'none published'}")
     lines.append(f"  save as   {file}")
-    flag = "" if exp else " --allow-unverified"
+    flag = ("" if exp else " --allow-unverified") + (f" --root {root}" if root is not None and
+                                                      e["_section"] == "datasets" else "")
     if _unpack(e):
         into = _into(e, root)
         lines.append(f"  then run  {COMMAND} {e['name']}{flag}   (verifies it, unpacks it into {into}"
@@ -428,10 +430,14 @@ def verify(name: str, root: str | Path | None = None) -> Status:
         if _unpack(e) and not _present(dest):
             return Status(name, "incomplete", [file], f"{what} is not unpacked: {dest} is missing. Run "
                                                       f"{COMMAND} {name} to unpack it.")
+        if _unpack(e) and e["_section"] == "datasets":
+            unpacked = _verify_unpacked(e, root, dest)
+            if unpacked.state == "corrupt":
+                return unpacked
+            what += f"; {unpacked.message}"
         return Status(name, state, [file, dest] if _unpack(e) else [file], what)
     if _unpack(e) and _present(dest):
-        return Status(name, "present", [dest], f"{dest} (unpacked; the archive {file.name} is not kept, so "
-                                               "its content cannot be re-checked)")
+        return _verify_unpacked(e, root, dest)
     system = _system_copy(e)
     if system is not None:
         return system
@@ -444,6 +450,22 @@ def verify(name: str, root: str | Path | None = None) -> Status:
                 return Status(name, "verified", [alt], f"{alt} ({exp.short} matches)")
             return Status(name, "unverified", [alt], f"{alt} (an accepted alternative name; no checksum)")
     return Status(name, "missing", [], f"{dest} is missing.\n" + _by_hand(e, root, exp))
+
+
+def _verify_unpacked(e: dict, root, dest: Path) -> Status:
+    """An unpacked target against the sha256 of its files recorded at unpack time."""
+    name = e["name"]
+    if e["_section"] != "datasets" or not _contents_record(dest).is_file():
+        return Status(name, "present", [dest], f"{dest} (unpacked; no record of its files' content, so it "
+                                               f"cannot be re-checked: {COMMAND} {name} --force records one)")
+    problem = _contents_problem(dest)
+    if problem:
+        flag = f" --root {root}" if root is not None else ""
+        return Status(name, "corrupt", [dest], f"{dest}: the unpacked files differ from those recorded at unpack "
+                                               f"time: {problem}. Run {COMMAND} {name} --force{flag} to fetch "
+                                               "and unpack it again.")
+    return Status(name, "verified", [dest], f"{dest} (every unpacked file matches its sha256 recorded at unpack "
+                                            "time)")
 
 
 def _manual_files(e: dict, root) -> list[tuple[dict, Path]]:
@@ -621,14 +643,52 @@ def _unpack_archive(e: dict, root, archive: Path) -> list[str]:
     return names
 
 
+def _contents_record(dest: Path) -> Path:
+    """Where the sha256 of every unpacked file of a data set is kept: beside its target, hidden."""
+    return dest.with_name(f".{dest.name}.contents.json")
+
+
+def _unpacked_files(dest: Path) -> list[Path]:
+    return sorted(p for p in ([dest] if dest.is_file() else dest.rglob("*")) if p.is_file())
+
+
+def _record_contents(e: dict, dest: Path) -> Path:
+    """Hash every file of an unpacked target (so ``verify`` can re-check them once the archive is gone)."""
+    files = _unpacked_files(dest)
+    if len(files) > 1000:
+        _say(f"{e['name']}: recording the sha256 of {len(files)} unpacked files ...")
+    record = {"entry": e["name"], "target": dest.name,
+              "files": {p.relative_to(dest).as_posix() if p != dest else ".": pooch.file_hash(str(p), alg="sha256")
+                        for p in files}}
+    path = _contents_record(dest)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(record, indent=0, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _contents_problem(dest: Path) -> str | None:
+    """None if every file recorded at unpack time is there, unchanged, and no file was added."""
+    record = json.loads(_contents_record(dest).read_text(encoding="utf-8"))["files"]
+    files = {p.relative_to(dest).as_posix() if p != dest else ".": p for p in _unpacked_files(dest)}
+    missing, added = sorted(set(record) - set(files)), sorted(set(files) - set(record))
+    changed = [rel for rel in sorted(set(record) & set(files))
+               if pooch.file_hash(str(files[rel]), alg="sha256") != record[rel]]
+    parts = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+             for what, v in (("changed", changed), ("missing", missing), ("added", added)) if v]
+    return "; ".join(parts) or None
+
+
 def _after_unpack(e: dict, root, names: list[str], force: bool) -> list[Path]:
-    """Check the unpacked layout gives what the loaders read; place weights a zip promises."""
+    """Check the unpacked layout gives what the loaders read and record its files' sha256; place
+    weights a zip promises."""
     dest = _dest(e, root)
     if e["_section"] == "datasets":
         if not _present(dest):
             raise FetchError(f"{e['name']}: unpacked into {_into(e, root)}, but {dest} (the path ashlib.data "
                              f"reads) is not there; the archive's top level holds: {', '.join(names) or 'nothing'}. "
                              f"unpack_to/target of '{e['name']}' in data_manifest.yaml do not fit this archive.")
+        _record_contents(e, dest)
         return [dest]
     placed, missing = [], []
     for fname in e.get("contents_expected", []):
@@ -680,9 +740,16 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
             _say(f"{name}: {file} is corrupt ({problem}); deleting it and downloading it again")
             file.unlink()
             notes.append("replaced a corrupt copy")
+        elif unpack and _present(dest) and (unpacked := _verify_unpacked(e, root, dest)).ok:
+            if unpacked.state == "present":
+                return Status(name, "present", [dest], f"{dest} is in place (unpacked; the archive is not kept and "
+                                                       "no record of its files exists, so it is not re-checked; "
+                                                       "--force downloads it again)")
+            return unpacked
         elif unpack and _present(dest):
-            return Status(name, "present", [dest], f"{dest} is in place (unpacked; the archive is not kept, so "
-                                                   f"it is not re-checked; --force downloads it again)")
+            _say(f"{name}: {unpacked.message.split(': the unpacked', 1)[0]}: the unpacked files changed "
+                 "since they were unpacked; downloading and unpacking it again")
+            notes.append("replaced changed unpacked files")
         elif (system := _system_copy(e)) is not None and system.ok:
             return system
         else:

@@ -146,6 +146,15 @@ def _scrub_paths(path: Path, name: str) -> None:
         os.replace(tmp, path)
 
 
+def _cache_reports(path: Path) -> list[str]:
+    """The damaged cache entries a notebook reported (:class:`ashlib.cache.DamagedEntryWarning`, in its
+    stderr), so the run's log names them too."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    lines = [line for cell in nb.get("cells", []) for out in cell.get("outputs", []) if out.get("name") == "stderr"
+             for line in "".join(out.get("text", "")).splitlines() if "damaged cache entry" in line]
+    return list(dict.fromkeys(line.split("DamagedEntryWarning: ")[-1].strip() for line in lines))
+
+
 def _files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_file()}
 
@@ -220,6 +229,8 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
                                            parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
                                            kernel_name="python3")
             seconds = time.perf_counter() - t0
+            for report in _cache_reports(staging / f"{name}.ipynb"):
+                echo(f"  cache: {report}", flush=True)
             _scrub_paths(staging / f"{name}.ipynb", name)
             record["notebooks"][name] = dict(parameters=params, overrides=overrides or {}, seconds=round(seconds, 1),
                                              files=sorted(_files(staging) - before))

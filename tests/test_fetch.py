@@ -191,7 +191,32 @@ def test_unpacked_target_without_archive_is_not_downloaded_again(world):
     (world.root / "sets.tar.gz").unlink()  # archive deleted after unpacking, to save space
     assert F.fetch("sets", world.root, progress=False) == [world.root / "setA"]
     assert len(world.server.requests) == 1
+    assert F.verify("sets", world.root).state == "verified"  # against the sha256s recorded at unpack time
+
+
+def test_verify_finds_junk_in_an_unpacked_folder_and_fetch_replaces_it(world, capsys):
+    """Probe finding 6: a data file replaced by text used to pass --verify ("1 of 1 in place")."""
+    F.fetch("sets", world.root, progress=False)
+    (world.root / "sets.tar.gz").unlink()
+    (world.root / "setA" / "a.png").write_text("not an image")
+    (world.root / "setA" / "extra.png").write_bytes(b"x")
+    status = F.verify("sets", world.root)
+    assert status.state == "corrupt" and "1 changed (a.png); 1 added (extra.png)" in status.message
+    assert f"--force --root {world.root}" in status.message
+    assert F.main(["--verify", "sets", "--root", str(world.root)]) == 1
+    assert F.fetch("sets", world.root, progress=False) == [world.root / "sets.tar.gz", world.root / "setA"]
+    assert (world.root / "setA" / "a.png").read_bytes() == b"A" * 300
+    assert F.verify("sets", world.root).state == "verified"
+    F._contents_record(world.root / "setA").unlink()  # unpacked by an older version: nothing to check against
+    assert F.verify("sets", world.root).state == "verified"  # the archive is there and checked
+    (world.root / "sets.tar.gz").unlink()
     assert F.verify("sets", world.root).state == "present"
+
+
+def test_the_by_hand_instructions_name_the_data_root(world):
+    with pytest.raises(F.DownloadError) as err:
+        F.fetch("offline", world.root, progress=False, timeout=1)
+    assert f"then run  {F.COMMAND} offline --root {world.root}" in str(err.value)
 
 
 def test_plain_file_and_file_url_zip(world):
