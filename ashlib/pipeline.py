@@ -263,6 +263,11 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     present in the run, so a run of one notebook (say on a GPU) is published as it is.
     """
     run_dir, book_dir = Path(run_dir).resolve(), Path(book_dir).resolve()
+    record = run_dir / "run.json"
+    status = json.loads(record.read_text()).get("status") if record.is_file() else None
+    if status not in (None, "complete"):
+        raise ParameterError(f"run_dir={str(run_dir)!r} is not allowed: its run.json says the run is {status!r}; "
+                             "expected a complete run folder written by `python -m ashlib run`.")
     executed = sorted(run_dir.glob("*.ipynb"))
     if not executed:
         raise ParameterError(f"run_dir={str(run_dir)!r} is not allowed: it holds no executed notebooks; "

@@ -183,3 +183,12 @@ def test_bad_values_stop_the_run_before_anything_runs(tmp_path, monkeypatch, cap
     assert main(["run", "--out", str(tmp_path / "r"), "01_methods", "-p", "sweep", "[1, 2"]) == 2
     assert "sweep='[1, 2' is not allowed: it is not valid YAML" in capsys.readouterr().err
     assert calls == [] and not (tmp_path / "r").exists()
+
+
+def test_the_book_is_never_built_from_a_failed_run(tmp_path):
+    folder = tmp_path / "embedded.failed-x"
+    folder.mkdir()
+    (folder / "01_methods.ipynb").write_text("{}")
+    (folder / "run.json").write_text(json.dumps({"status": "failed"}))
+    with pytest.raises(ParameterError, match="its run.json says the run is 'failed'"):
+        pipeline.build_book(folder, book_dir=tmp_path / "book")
