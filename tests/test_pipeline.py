@@ -36,7 +36,8 @@ def test_the_embedded_profile_runs_every_chapter_and_compares_the_ash_chapters()
 def test_plan_merges_defaults_notebook_entries_overrides_and_device():
     plans = pipeline.plan("cifar10", ["01_methods", "03_global_vs_local"], device="cuda:1",
                           overrides={"percentile": 85}, check=False)  # no GPU here: plan, do not check
-    assert plans["01_methods"] == {"benchmark": "cifar10", "batch_size": 512, "percentile": 85, "device": "cuda:1"}
+    assert plans["01_methods"] == {"benchmark": "cifar10", "batch_size": 512, "distribution_set": "Textures",
+                                   "percentile": 85, "device": "cuda:1"}
     # a parameter the notebook does not declare is not passed to it
     assert "percentile" not in plans["03_global_vs_local"]
     assert pipeline.plan("embedded", ["04_ash_rand"])["04_ash_rand"]["device"] == "cpu"
@@ -192,3 +193,11 @@ def test_the_book_is_never_built_from_a_failed_run(tmp_path):
     (folder / "run.json").write_text(json.dumps({"status": "failed"}))
     with pytest.raises(ParameterError, match="its run.json says the run is 'failed'"):
         pipeline.build_book(folder, book_dir=tmp_path / "book")
+
+
+@pytest.mark.parametrize("profile", pipeline.profiles())
+def test_every_profile_passes_every_notebooks_checks(profile):
+    """A profile's parameters (with the notebooks' defaults for the rest) are valid for each of its
+    notebooks (device forced to the CPU: no GPU here)."""
+    plans = pipeline.plan(profile, device="cpu")
+    assert set(plans) == set(pipeline.load_profile(profile)["notebooks"])
