@@ -155,6 +155,18 @@ def _cache_reports(path: Path) -> list[str]:
     return list(dict.fromkeys(line.split("DamagedEntryWarning: ")[-1].strip() for line in lines))
 
 
+def _without_stderr(src: Path, dst: Path) -> None:
+    """Copy an executed notebook without its stderr outputs (progress bars, warnings, which name the
+    machine's paths): the book hides them (``nb_output_stderr: remove``) and publishes the notebooks'
+    sources too. The run folder keeps them."""
+    nb = json.loads(src.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not (o.get("output_type") == "stream"
+                                                                   and o.get("name") == "stderr")]
+    dst.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_file()}
 
@@ -276,8 +288,10 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     if target.resolve() != run_dir:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        for path in [*executed, *run_dir.glob("*.csv"), *run_dir.glob("run.json")]:
+        for path in [*run_dir.glob("*.csv"), *run_dir.glob("run.json")]:
             shutil.copy2(path, target / path.name)
+        for path in executed:  # the site publishes its notebooks as they render: without stderr
+            _without_stderr(path, target / path.name)
     toc = _toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), {p.stem for p in executed})
     build = book_dir / "_build"
     shutil.rmtree(build, ignore_errors=True)  # a clean build: no page of an earlier run survives

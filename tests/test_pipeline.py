@@ -201,3 +201,19 @@ def test_every_profile_passes_every_notebooks_checks(profile):
     notebooks (device forced to the CPU: no GPU here)."""
     plans = pipeline.plan(profile, device="cpu")
     assert set(plans) == set(pipeline.load_profile(profile)["notebooks"])
+
+
+def test_the_site_gets_the_notebooks_without_their_stderr(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    nb = {"cells": [{"cell_type": "code", "source": "x", "metadata": {}, "execution_count": 1, "outputs": [
+        {"output_type": "stream", "name": "stderr", "text": "/home/me/.venv/tqdm warning\n"},
+        {"output_type": "stream", "name": "stdout", "text": "kept\n"}]}], "metadata": {}, "nbformat": 4,
+          "nbformat_minor": 5}
+    (run / "01_methods.ipynb").write_text(json.dumps(nb))
+    target = tmp_path / "book" / "run"
+    target.mkdir(parents=True)
+    pipeline._without_stderr(run / "01_methods.ipynb", target / "01_methods.ipynb")
+    copied = (target / "01_methods.ipynb").read_text()
+    assert "/home/me" not in copied and "kept" in copied
+    assert "/home/me" in (run / "01_methods.ipynb").read_text()  # the run folder keeps its log
