@@ -770,7 +770,9 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
     ``width``, the recipe, the data and torch's version. ``recipe.entropy_weight`` enters the key only
     when it is non-zero. The checkpoint is a self-verifying entry (:mod:`ashlib.cache`): one that was
     damaged, or copied from another training run or epoch, is reported, discarded and trained again;
-    two processes that need the same checkpoint train it once.
+    two processes that need the same checkpoint train it once. A training run also caches the
+    checkpoint of every earlier epoch (small files), which :func:`load_snapshots` then finds instead
+    of training the same run again.
     """
     path = checkpoint_path(name, x_train, y_train, num_classes, width, recipe)
     key = _checkpoint_key(name, x_train, y_train, num_classes, width, recipe)
@@ -781,11 +783,24 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
         with ashcache.locked(path):
             state = ashcache.load(path, key, check=fits)
             if state is None:
-                train(model, x_train, y_train, recipe, device=device, progress=progress)
+                train(model, x_train, y_train, recipe, device=device, progress=progress,
+                      on_epoch_end=_epoch_saver(name, x_train, y_train, num_classes, width, recipe))
                 state = _cpu_state(model)
-                ashcache.save(path, state, key)
     model.load_state_dict(state)
     return model.to(device).eval(), path
+
+
+def _epoch_saver(name, x_train, y_train, num_classes, width, recipe, epochs=None, states=None):
+    """``on_epoch_end`` for :func:`train`: cache the checkpoint after each epoch (of ``epochs``, default
+    all), the last one being :func:`load_or_train`'s; ``states`` collects what was saved."""
+    def save(epoch: int, model: nn.Module) -> None:
+        if epochs is None or epoch in epochs:
+            state = _cpu_state(model)
+            ashcache.save(checkpoint_path(name, x_train, y_train, num_classes, width, recipe, epoch), state,
+                          _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, epoch))
+            if states is not None:
+                states[epoch] = state
+    return save
 
 
 def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int, recipe: TrainRecipe) -> str:
@@ -853,13 +868,9 @@ def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int
         with ashcache.locked(paths[recipe.epochs]):
             states = cached()
             if any(v is None for v in states.values()):
-                def save(epoch: int, model: nn.Module) -> None:
-                    if epoch in paths:
-                        states[epoch] = _cpu_state(model)
-                        ashcache.save(paths[epoch], states[epoch], keys[epoch])
-
                 train(build_model(name, num_classes, width, seed=recipe.seed), x_train, y_train, recipe,
-                      device=device, progress=progress, on_epoch_end=save)
+                      device=device, progress=progress,
+                      on_epoch_end=_epoch_saver(name, x_train, y_train, num_classes, width, recipe, None, states))
     out = {}
     for e in sorted(set(epochs)):
         model = build_model(name, num_classes, width, seed=recipe.seed)

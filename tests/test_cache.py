@@ -173,3 +173,13 @@ def test_two_processes_on_one_fresh_cache_both_succeed_with_identical_results():
     results = [queue.get(timeout=5) for _ in procs]
     assert results[0] == results[1]
     assert not list(Path(os.environ["ASHLIB_CACHE"]).rglob("*.tmp"))
+
+
+def test_a_training_run_caches_every_epoch_so_snapshots_need_no_second_run(monkeypatch):
+    import ashlib.models as M
+
+    x, y, recipe = _train_setup()
+    model, _ = load_or_train("smallresnet", x, y, 3, width=2, recipe=recipe, progress=False)
+    monkeypatch.setattr(M, "train", lambda *a, **k: pytest.fail("trained the same run again"))
+    snaps = load_snapshots("smallresnet", x, y, 3, [1, 2], width=2, recipe=recipe, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(snaps[2].state_dict().values(), model.state_dict().values()))
