@@ -15,7 +15,9 @@ manifest; MNIST digits join mnist5k's OOD sets.
 ``target``); nothing is downloaded here. Their sets are :class:`torch.utils.data.Dataset` objects that
 return one image tensor (C, H, W) in [0, 1] and carry a ``cache_key`` string naming their content, so
 activations can be cached on disk. Missing data raises one :class:`DataNotFoundError` that lists every
-missing set with its URL, checksum and destination.
+missing set with its URL, checksum and destination; then every file is checked against the manifest
+or the record ``fetch`` wrote (:func:`check_target`) before anything is read, and a damaged, changed
+or unrecorded file raises one :class:`ChecksumError` naming it and the command that mends it.
 
 Preprocessing (:data:`PREPROCESSINGS`, embedded benchmarks only; paper scale is always ``raw``):
 
@@ -136,8 +138,17 @@ class DataNotFoundError(FileNotFoundError):
 # ----------------------------------------------------------------------------------------- manifest
 
 
+MANIFEST_ENV = "ASHLIB_MANIFEST"  # a manifest to use instead of the shipped one (a rehearsal's fake checksums)
+
+
 def manifest_path() -> Path:
-    """Where ``data_manifest.yaml`` is: shipped inside the package if present, else the repo root."""
+    """Where ``data_manifest.yaml`` is: ``$ASHLIB_MANIFEST`` if set (``python -m ashlib run --rehearse``
+    points it at the checksums of its fake data), else shipped inside the package, else the repo root."""
+    if os.environ.get(MANIFEST_ENV):
+        path = Path(os.environ[MANIFEST_ENV]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"${MANIFEST_ENV}={str(path)!r} is not a file: expected a data manifest.")
+        return path
     here = Path(__file__).resolve().parent
     for candidate in (here / "data_manifest.yaml", here.parent / "data_manifest.yaml"):
         if candidate.is_file():
@@ -379,7 +390,8 @@ def load_benchmark(
     the official test (CIFAR) or validation (ImageNet) set as ID test; as ID train, for fitting
     statistics (ReAct threshold, DICE mask, Mahalanobis, global ASH thresholds), ``n_train`` images
     class-balanced from the train set (None: CIFAR all 50,000, ImageNet :data:`IMAGENET_N_TRAIN`);
-    OOD sets as in paper Table 1. ``n_ood=None`` keeps every OOD image. ``fingerprint`` ("stat":
+    ``n_test`` None (the paper: the whole official set) or a class-balanced subset for a smoke run;
+    OOD sets as in paper Table 1. Every file is checked first (:func:`target_problem`). ``n_ood=None`` keeps every OOD image. ``fingerprint`` ("stat":
     relative path, size and mtime of every file; "content": their sha256) goes into image-folder
     sets' ``cache_key``.
 
@@ -412,14 +424,13 @@ def load_benchmark(
         check_positive_int("n_ood", n_ood)
     if n_train is not None:
         check_positive_int("n_train", n_train)
-    if n_test is not None:
-        raise ParameterError(f"n_test={n_test!r} is not allowed for benchmark={name!r}: expected None (the "
-                             "paper evaluates the whole official test/validation set).")
+    if n_test is not None:  # a class-balanced subset of the test set: smoke runs and rehearsals only
+        check_positive_int("n_test", n_test)
     check_choice("fingerprint", fingerprint, ("stat", "content"))
     ctx = _PaperContext(name, data_root(root), seed, fingerprint, _entries())
     if name == "imagenet":
-        return _load_imagenet(ctx, n_ood, IMAGENET_N_TRAIN if n_train is None else n_train)
-    return _load_cifar(ctx, n_ood, n_train)
+        return _load_imagenet(ctx, n_ood, IMAGENET_N_TRAIN if n_train is None else n_train, n_test)
+    return _load_cifar(ctx, n_ood, n_train, n_test)
 
 
 # ----------------------------------------------------------------------------------- preprocessing
@@ -956,6 +967,16 @@ class _PaperContext:
             self.missing.append(how_to_get(self.entries[entry], self.root))
         return ok
 
+    def check_contents(self, entries: Sequence[str]) -> None:
+        """Raise one error naming every entry whose files fail :func:`check_target`: :class:`ChecksumError`
+        if a checksum fails or cannot be checked, else :class:`DataNotFoundError` (missing or misplaced)."""
+        found = [check_target(self.entries[e], self.root) for e in entries]
+        problems = [f"  - {text}" for kind, text in found if text]
+        if problems:  # a wrong layout or a missing file is missing data; anything else a checksum error
+            error = ChecksumError if any(kind in ("checksum", "unchecked") for kind, _ in found) else DataNotFoundError
+            raise error(f"Benchmark {self.bench!r}: {len(problems)} data set(s) under {self.root} are not "
+                        "what data_manifest.yaml describes; nothing was read:\n" + "\n".join(problems))
+
     def raise_missing(self) -> None:
         if self.missing:
             raise DataNotFoundError(
@@ -967,6 +988,104 @@ class _PaperContext:
 
     def rng(self, *keys: str) -> np.random.Generator:
         return _rng(self.seed, self.bench, *keys)
+
+
+def _layout_problem(entry: dict, dest: Path, root: Path) -> str | None:
+    """What is wrong with the layout the loaders read (before any checksum): ImageNet's class folders."""
+    if entry["name"] in ("imagenet_val", "imagenet_train"):
+        split = _class_folders(dest)
+        n_images = sum(map(len, split.values()))
+        empty = [c for c, files in split.items() if not files]
+        if len(split) != IMAGENET_NUM_CLASSES or empty:
+            return (f"{dest}: expected {IMAGENET_NUM_CLASSES} class folders (WordNet ids, e.g. n01440764), each "
+                    f"holding images; found {len(split)} folders ({len(empty)} without images) and {n_images} "
+                    f"images. ImageNet must be sorted into class folders: "
+                    f"{how_to_get(entry, root).strip().removeprefix('- ')}")
+    return None
+
+
+def _expected_contents(entry: dict, dest: Path) -> tuple[str, dict[str, str], bool, str] | None:
+    """What ``dest`` is checked against: (algorithm, {relative path: digest}, whether other files are
+    allowed, where the digests come from), or None when nothing records them."""
+    if entry.get("contents_md5"):
+        return "md5", dict(entry["contents_md5"]), True, "contents_md5 in data_manifest.yaml"
+    if entry.get("unpack", "none") == "none" and entry.get("kind") == "download":
+        for alg in ("sha256", "md5"):
+            if entry.get(alg):
+                return alg, {".": str(entry[alg]).lower()}, False, f"{alg} in data_manifest.yaml"
+    record = dest.with_name(f".{dest.name}.contents.json")  # written by `fetch` at unpack time
+    if record.is_file():
+        import json
+
+        return "sha256", json.loads(record.read_text(encoding="utf-8"))["files"], False, str(record)
+    return None
+
+
+def _files_under(dest: Path) -> dict[str, Path]:
+    if dest.is_file():
+        return {".": dest}
+    return {p.relative_to(dest).as_posix(): p for p in sorted(dest.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dest).parts)}
+
+
+def target_problem(entry: dict, root: str | Path) -> str | None:
+    """Why ``<root>/<target>`` of manifest ``entry`` cannot be used, or None if it is exactly what the
+    manifest (or the record ``fetch`` wrote when it unpacked it) describes (:func:`check_target`)."""
+    return check_target(entry, root)[1]
+
+
+def check_target(entry: dict, root: str | Path) -> tuple[str, str | None]:
+    """(kind, problem) for ``<root>/<target>`` of manifest ``entry``: kind "ok" (problem None),
+    "missing", "layout", "unchecked" (nothing records its checksums) or "checksum".
+
+    Checks the layout the loaders need (ImageNet: 1,000 class folders), then every file's checksum:
+    ``contents_md5`` of the manifest (any copy of CIFAR passes if its files match), the file's own
+    md5/sha256 (SVHN), or the sha256 of each file recorded at unpack time (no file missing, changed or
+    added). A target with nothing to check against is refused, with the command that records it. A
+    passed check is remembered by the files' size and modification time (``$ASHLIB_CACHE/verified``),
+    so only a changed file is hashed again. ``fetch --verify`` reports exactly this.
+    """
+    from ashlib import cache as ashcache, cache_dir
+
+    root = Path(root)
+    dest = root / entry["target"]
+    if not (dest.is_file() or (dest.is_dir() and any(True for _ in os.scandir(dest)))):
+        return "missing", f"{dest} is missing: {how_to_get(entry, root).strip().removeprefix('- ')}"
+    layout = _layout_problem(entry, dest, root)
+    if layout:
+        return "layout", layout
+    expected = _expected_contents(entry, dest)
+    if expected is None:
+        return "unchecked", (f"{dest}: no record of its files' checksums, so it cannot be checked. If `python -m ashlib fetch "
+                f"{entry['name']}` did not unpack it, record the copy you trust with `python -m ashlib fetch "
+                f"{entry['name']} --adopt --root {root}` (or fetch it again with --force).")
+    alg, digests, others_allowed, source = expected
+    files = _files_under(dest)
+    missing = sorted(set(digests) - set(files))
+    added = [] if others_allowed else sorted(set(files) - set(digests))
+    checked = {rel: files[rel] for rel in sorted(set(digests) & set(files))}
+    stat = hashlib.sha256(f"{alg}|{source}|{dest}".encode())
+    for rel, path in checked.items():
+        st = path.stat()
+        stat.update(f"{rel}\t{digests[rel]}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    stamp_key = f"verified|{stat.hexdigest()}"
+    stamp = cache_dir("verified") / f"{entry['name']}-{stat.hexdigest()[:24]}.pt"
+    changed = []
+    if not missing and not added and ashcache.load(stamp, stamp_key) is not None:
+        return "ok", None
+    from tqdm.auto import tqdm
+
+    for rel, path in tqdm(checked.items(), desc=f"checking {entry['name']}", unit="file", leave=False,
+                          disable=len(checked) < 1000):
+        if pooch.file_hash(str(path), alg=alg) != str(digests[rel]).lower():
+            changed.append(rel)
+    parts = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
+             for what, v in (("changed", changed), ("missing", missing), ("added", added)) if v]
+    if parts:
+        return "checksum", (f"{dest}: its files differ from the {alg} checksums ({source}): {'; '.join(parts)}. Delete it "
+                f"and fetch it again: python -m ashlib fetch {entry['name']} --force --root {root}")
+    ashcache.save(stamp, torch.ones(1), stamp_key)
+    return "ok", None
 
 
 def how_to_get(entry: dict, root: Path) -> str:
@@ -995,42 +1114,67 @@ def _folder_set(ctx: _PaperContext, set_name: str, entry: str, size, n_ood, firs
     return ImageFiles(folder, [files[i] for i in idx], size, f"{ctx.bench}:{set_name}", ctx.fingerprint)
 
 
-def _torchvision_call(what: str, entry: dict, root: Path, fn):
-    """Call a torchvision dataset constructor; its integrity failure becomes a ChecksumError."""
-    try:
-        return fn()
-    except RuntimeError as err:
-        raise ChecksumError(
-            f"{what} at {root / entry['target']} exists but does not match the md5 checksums torchvision "
-            f"expects ({err}). Delete it and fetch it again: {how_to_get(entry, root).strip()}"
-        ) from err
+def read_cifar(folder: str | Path, benchmark: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The official python-pickle CIFAR files in ``folder`` (``cifar-10-batches-py`` or
+    ``cifar-100-python``) as {"train": (uint8 images (N, 3, 32, 32), int64 labels), "test": ...};
+    CIFAR-100 labels are the 100 fine classes. The files are checked before by :func:`target_problem`."""
+    import pickle
+
+    folder = Path(folder)
+    names = ({"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+             if benchmark == "cifar10" else {"train": ["train"], "test": ["test"]})
+    label_key = "labels" if benchmark == "cifar10" else "fine_labels"
+    out = {}
+    for split, files in names.items():
+        xs, ys = [], []
+        for name in files:
+            with open(folder / name, "rb") as fh:
+                batch = pickle.load(fh, encoding="latin1")  # noqa: S301 (checksummed official files)
+            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch[label_key], dtype=np.int64))
+        out[split] = (np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys))
+    return out
 
 
-def _load_cifar(ctx: _PaperContext, n_ood: int | None, n_train: int | None) -> Benchmark:
-    import torchvision
+def read_svhn(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """SVHN's ``test_32x32.mat``: uint8 images (N, 3, 32, 32) and digit labels 0-9 (the file's 10 is 0)."""
+    import scipy.io
 
-    cls = torchvision.datasets.CIFAR10 if ctx.bench == "cifar10" else torchvision.datasets.CIFAR100
+    mat = scipy.io.loadmat(str(path))
+    x = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)))
+    y = np.asarray(mat["y"], dtype=np.int64).reshape(-1) % 10
+    return x, y
+
+
+def _checksum_key(entry: dict) -> str:
+    sums = entry.get("contents_md5") or {alg: entry[alg] for alg in ("sha256", "md5") if entry.get(alg)}
+    return hashlib.sha256(repr(sorted(sums.items())).encode()).hexdigest()[:16]
+
+
+def _test_subset(ctx: _PaperContext, y: np.ndarray, num_classes: int, n_test: int | None) -> np.ndarray:
+    if n_test is None:
+        return np.arange(len(y))
+    return balanced_subset([np.flatnonzero(y == c) for c in range(num_classes)], n_test, ctx.rng("test"))
+
+
+def _load_cifar(ctx: _PaperContext, n_ood: int | None, n_train: int | None, n_test: int | None) -> Benchmark:
     num_classes = 10 if ctx.bench == "cifar10" else 100
+    entries = [ctx.bench, *CIFAR_OOD_SETS.values()]
     ctx.require(ctx.bench, folder=True)
     for name, entry in CIFAR_OOD_SETS.items():
         ctx.require(entry, folder=name != "SVHN")
     ctx.raise_missing()
+    ctx.check_contents(entries)
     entry = ctx.entries[ctx.bench]
-
-    def split(train: bool):
-        ds = _torchvision_call(entry["title"], entry, ctx.root,
-                               lambda: cls(str(ctx.root), train=train, download=False))
-        md5s = ",".join(m for _, m in (cls.train_list if train else cls.test_list))
-        data = np.ascontiguousarray(np.asarray(ds.data).transpose(0, 3, 1, 2))
-        return data, np.asarray(ds.targets, dtype=np.int64), f"{ctx.bench}:{'train' if train else 'test'}|md5={md5s}"
-
-    train_data, train_y, train_key = split(True)
-    test_data, test_y, test_key = split(False)
+    arrays = read_cifar(ctx.path(ctx.bench), ctx.bench)
+    (train_data, train_y), (test_data, test_y) = arrays["train"], arrays["test"]
+    key = f"{ctx.bench}:{{}}|sums={_checksum_key(entry)}"
     if n_train is None:
         train_idx = np.arange(len(train_y))
     else:
         groups = [np.flatnonzero(train_y == c) for c in range(num_classes)]
         train_idx = balanced_subset(groups, n_train, ctx.rng("train"))
+    test_idx = _test_subset(ctx, test_y, num_classes, n_test)
 
     ood, sources = {}, {}
     for name, entry_name in CIFAR_OOD_SETS.items():
@@ -1047,27 +1191,21 @@ def _load_cifar(ctx: _PaperContext, n_ood: int | None, n_train: int | None) -> B
     ctx.raise_missing()
     title = entry["title"]
     sources = {"train": f"{title} train" + ("" if n_train is None else f", {len(train_idx)} class-balanced"),
-               "test": f"{title} test (10,000)", **sources}
+               "test": f"{title} test ({len(test_y):,})" + (
+                   "" if n_test is None else f", {len(test_idx)} class-balanced"), **sources}
     return Benchmark(
         name=ctx.bench,
-        x_train=ArrayImages(train_data, train_idx, train_key), y_train=torch.from_numpy(train_y[train_idx]),
-        x_test=ArrayImages(test_data, np.arange(len(test_y)), test_key), y_test=torch.from_numpy(test_y),
+        x_train=ArrayImages(train_data, train_idx, key.format("train")), y_train=torch.from_numpy(train_y[train_idx]),
+        x_test=ArrayImages(test_data, test_idx, key.format("test")), y_test=torch.from_numpy(test_y[test_idx]),
         ood=ood, num_classes=num_classes, seed=ctx.seed, sources=sources,
     )
 
 
 def _svhn(ctx: _PaperContext, entry: dict, n_ood: int | None) -> ArrayImages:
-    import torchvision
-
-    path = ctx.path(entry["name"])
-    ds = _torchvision_call(entry["title"], entry, ctx.root, lambda: torchvision.datasets.SVHN(
-        str(path.parent), split="test", download=False))
-    labels = np.asarray(ds.labels)
+    x, labels = read_svhn(ctx.path(entry["name"]))
     selected = np.sort(np.concatenate([np.flatnonzero(labels == c)[:SVHN_PER_CLASS] for c in range(10)]))
     idx = selected[subsample(len(selected), n_ood, ctx.rng("ood", "SVHN"))]
-    md5 = torchvision.datasets.SVHN.split_list["test"][2]
-    return ArrayImages(np.ascontiguousarray(ds.data), idx,
-                       f"{ctx.bench}:SVHN|md5={md5}|first{SVHN_PER_CLASS}perclass")
+    return ArrayImages(x, idx, f"{ctx.bench}:SVHN|sums={_checksum_key(entry)}|first{SVHN_PER_CLASS}perclass")
 
 
 def _class_folders(folder: Path) -> dict[str, list[str]]:
@@ -1075,27 +1213,20 @@ def _class_folders(folder: Path) -> dict[str, list[str]]:
     return {c: [f"{c}/{f}" for f in list_images(folder / c)] for c in classes}
 
 
-def _load_imagenet(ctx: _PaperContext, n_ood: int | None, n_train: int) -> Benchmark:
-    ctx.require("imagenet_val", folder=True)
-    ctx.require("imagenet_train", folder=True)
-    for entry in IMAGENET_OOD_SETS.values():
+def _load_imagenet(ctx: _PaperContext, n_ood: int | None, n_train: int, n_test: int | None) -> Benchmark:
+    entries = ["imagenet_val", "imagenet_train", *IMAGENET_OOD_SETS.values()]
+    for entry in entries:
         ctx.require(entry, folder=True)
     ctx.raise_missing()
+    ctx.check_contents(entries)
     val_dir, train_dir = ctx.path("imagenet_val"), ctx.path("imagenet_train")
     val, train = _class_folders(val_dir), _class_folders(train_dir)
-    for what, split, d in (("imagenet_val", val, val_dir), ("imagenet_train", train, train_dir)):
-        n_images = sum(map(len, split.values()))
-        if len(split) != IMAGENET_NUM_CLASSES or any(not v for v in split.values()):
-            raise DataNotFoundError(
-                f"{d}: expected {IMAGENET_NUM_CLASSES} class folders (WordNet ids, e.g. n01440764), each "
-                f"holding images; found {len(split)} folders and {n_images} images. ImageNet must be "
-                f"sorted into class folders: {how_to_get(ctx.entries[what], ctx.root).strip()}"
-            )
     if list(val) != list(train):
         raise DataNotFoundError(f"{val_dir} and {train_dir} hold different class folders.")
     classes = list(val)
     test_files = [f for c in classes for f in val[c]]
-    y_test = torch.tensor([i for i, c in enumerate(classes) for _ in val[c]], dtype=torch.int64)
+    test_labels = np.array([i for i, c in enumerate(classes) for _ in val[c]], dtype=np.int64)
+    test_idx = _test_subset(ctx, test_labels, len(classes), n_test)
     train_files = [f for c in classes for f in train[c]]
     train_labels = np.array([i for i, c in enumerate(classes) for _ in train[c]], dtype=np.int64)
     starts = np.cumsum([0] + [len(train[c]) for c in classes])
@@ -1111,11 +1242,13 @@ def _load_imagenet(ctx: _PaperContext, n_ood: int | None, n_train: int) -> Bench
         x_train=ImageFiles(train_dir, [train_files[i] for i in train_idx], IMAGENET_SIZE, "imagenet:train",
                            ctx.fingerprint),
         y_train=torch.from_numpy(train_labels[train_idx]),
-        x_test=ImageFiles(val_dir, test_files, IMAGENET_SIZE, "imagenet:val", ctx.fingerprint),
-        y_test=y_test, ood=ood, num_classes=len(classes), seed=ctx.seed,
+        x_test=ImageFiles(val_dir, [test_files[i] for i in test_idx], IMAGENET_SIZE, "imagenet:val", ctx.fingerprint),
+        y_test=torch.from_numpy(test_labels[test_idx]), ood=ood, num_classes=len(classes), seed=ctx.seed,
         sources={"train": f"ImageNet-1k train, {len(train_idx)} images class-balanced (seed {ctx.seed}), "
                           "Resize(256)+CenterCrop(224)",
-                 "test": "ImageNet-1k validation (50,000), Resize(256)+CenterCrop(224)", **sources},
+                 "test": f"ImageNet-1k validation ({len(test_files):,}" + (
+                     ")" if n_test is None else f", {len(test_idx)} class-balanced)") + ", Resize(256)+CenterCrop(224)",
+                 **sources},
     )
 
 

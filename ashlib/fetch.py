@@ -432,7 +432,7 @@ def verify(name: str, root: str | Path | None = None) -> Status:
                                                       f"{COMMAND} {name} to unpack it.")
         if _unpack(e) and e["_section"] == "datasets":
             unpacked = _verify_unpacked(e, root, dest)
-            if unpacked.state == "corrupt":
+            if unpacked.state != "verified":  # what the loaders would refuse, --verify reports
                 return unpacked
             what += f"; {unpacked.message}"
         return Status(name, state, [file, dest] if _unpack(e) else [file], what)
@@ -452,20 +452,123 @@ def verify(name: str, root: str | Path | None = None) -> Status:
     return Status(name, "missing", [], f"{dest} is missing.\n" + _by_hand(e, root, exp))
 
 
-def _verify_unpacked(e: dict, root, dest: Path) -> Status:
-    """An unpacked target against the sha256 of its files recorded at unpack time."""
+def _target_status(e: dict, root, dest: Path) -> Status:
+    """A data set's target as the loaders see it (:func:`ashlib.data.target_problem`: layout, then every
+    file against ``contents_md5``, its own checksum or the record written at unpack time)."""
     name = e["name"]
-    if e["_section"] != "datasets" or not _contents_record(dest).is_file():
-        return Status(name, "present", [dest], f"{dest} (unpacked; no record of its files' content, so it "
-                                               f"cannot be re-checked: {COMMAND} {name} --force records one)")
-    problem = _contents_problem(dest)
+    kind, problem = _data().check_target(e, _data().data_root(root))
+    if problem is None:
+        return Status(name, "verified", [dest], f"{dest} (every file matches its recorded checksum)")
+    state = {"unchecked": "unchecked", "layout": "incomplete", "missing": "missing"}.get(kind, "corrupt")
+    return Status(name, state, [dest], problem)
+
+
+def _verify_unpacked(e: dict, root, dest: Path) -> Status:
+    """An unpacked target: datasets as the loaders check them; weights folders are only present."""
+    if e["_section"] != "datasets":
+        return Status(e["name"], "present", [dest], f"{dest} (unpacked)")
+    return _target_status(e, root, dest)
+
+
+def adopt(name: str, root: str | Path | None = None) -> Status:
+    """Record the sha256 of every file of a data set you unpacked yourself (trust on first use), so the
+    loaders and ``--verify`` can check it from now on; its layout must already be what the loaders read."""
+    e = entry(name)
+    if e.get("kind") not in ("download", "manual") or e["_section"] != "datasets" or (
+            e.get("kind") == "download" and not _unpack(e)):
+        raise FetchError(f"{name}: --adopt applies to unpacked data sets (archives and ImageNet folders); "
+                         f"'{name}' is checked against its published checksum instead.")
+    dest = _dest(e, root)
+    if not _present(dest):
+        return Status(name, "missing", [], f"{dest} is missing; nothing to adopt.")
+    layout = _data()._layout_problem(e, dest, _data().data_root(root))
+    if layout:
+        return Status(name, "incomplete", [dest], layout)
+    record = _record_contents(e, dest)
+    _say(f"{name}: trusting {dest} as it is; the sha256 of its files is recorded in {record}")
+    return _target_status(e, root, dest)
+
+
+class _Hashing:
+    """A read-only stream that hashes what passes through it (md5), for archives read once from a pipe."""
+
+    def __init__(self, raw):
+        import hashlib
+
+        self.raw, self.md5, self.bytes = raw, hashlib.md5(), 0
+
+    def read(self, n=-1):
+        chunk = self.raw.read(n)
+        self.md5.update(chunk)
+        self.bytes += len(chunk)
+        return chunk
+
+
+def imagenet_train_subset(archive, root: str | Path | None = None, per_class: int | None = None) -> Status:
+    """Extract from ``ILSVRC2012_img_train.tar`` (a path, or ``"-"`` for standard input, e.g. piped from
+    a download) only the first ``per_class`` images of each class (default: what the imagenet benchmark
+    uses, IMAGENET_N_TRAIN / 1000 = 10) into ``<root>/imagenet/train/<wnid>/``, reading the 147 GB archive
+    once as a stream, so that only about 1 GB is written. The archive's md5 is checked as it streams
+    (the manifest's ``files``); on a mismatch, or a wrong number of classes, nothing is kept. The files
+    written are recorded as ``fetch`` records unpacked archives, so the loaders check them."""
+    data = _data()
+    e = entry("imagenet_train")
+    per_class = per_class or -(-data.IMAGENET_N_TRAIN // data.IMAGENET_NUM_CLASSES)
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ParameterError(f"per_class={per_class!r} is not allowed: expected an integer >= 1.")
+    dest = _dest(e, root)
+    expected = next((f for f in e.get("files", []) if f["file"] == "ILSVRC2012_img_train.tar"), {})
+    if _present(dest):
+        raise FetchError(f"{dest} is not empty; remove it first (nothing was read).")
+    staging = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    raw = sys.stdin.buffer if str(archive) == "-" else open(archive, "rb")  # noqa: SIM115
+    stream = _Hashing(raw)
+    classes = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as outer:
+            for member in outer:
+                if not (member.isfile() and member.name.endswith(".tar")):
+                    continue
+                wnid = PurePosixPath(member.name).stem
+                kept = 0
+                with tarfile.open(fileobj=outer.extractfile(member), mode="r|") as inner:
+                    for image in inner:
+                        if kept >= per_class or not image.isfile():
+                            continue
+                        name = PurePosixPath(image.name).name
+                        if not name.lower().endswith(data.IMG_EXTENSIONS) or name.startswith("."):
+                            continue
+                        target = staging / wnid / name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(inner.extractfile(image).read())
+                        kept += 1
+                classes += 1
+                if classes % 100 == 0:
+                    _say(f"imagenet_train: {classes} classes, {stream.bytes / 2**30:.1f} GiB read")
+        while stream.read(1 << 20):  # the rest of the archive (tar padding), for the md5
+            pass
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+    md5 = stream.md5.hexdigest()
+    problem = None
+    if expected.get("md5") and md5 != expected["md5"]:
+        problem = f"md5 {md5} ({stream.bytes} bytes), expected {expected['md5']} (data_manifest.yaml)"
+    elif classes != data.IMAGENET_NUM_CLASSES:
+        problem = f"{classes} class archives, expected {data.IMAGENET_NUM_CLASSES}"
     if problem:
-        flag = f" --root {root}" if root is not None else ""
-        return Status(name, "corrupt", [dest], f"{dest}: the unpacked files differ from those recorded at unpack "
-                                               f"time: {problem}. Run {COMMAND} {name} --force{flag} to fetch "
-                                               "and unpack it again.")
-    return Status(name, "verified", [dest], f"{dest} (every unpacked file matches its sha256 recorded at unpack "
-                                            "time)")
+        shutil.rmtree(staging, ignore_errors=True)
+        return Status("imagenet_train", "corrupt", [], f"{archive}: {problem}; nothing was kept.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.rmdir()
+    os.rename(staging, dest)
+    _record_contents(e, dest)
+    return _target_status(e, root, dest)
 
 
 def _manual_files(e: dict, root) -> list[tuple[dict, Path]]:
@@ -494,7 +597,8 @@ def _verify_manual(e: dict, root, *, hash_archives: bool = True) -> Status:
         return Status(name, "corrupt", bad, f"{len(bad)} file(s) do not match; delete and download them "
                                             "again:\n" + "\n".join(lines))
     if _present(dest):
-        return Status(name, "present", [dest, *have], f"{dest}" + "".join("\n" + x for x in lines))
+        status = _target_status(e, root, dest)
+        return Status(name, status.state, [dest, *have], status.message + "".join("\n" + x for x in lines))
     state = "incomplete" if have else "missing"
     return Status(name, state, have, f"{dest} is missing. This licence-gated set is not downloaded "
                                       f"automatically: {_instructions(e, root)}" + "".join("\n" + x for x in lines))
@@ -732,6 +836,11 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
                 if unpack and not _present(dest):
                     paths += _after_unpack(e, root, _unpack_archive(e, root, file), force)
                     notes.append("unpacked: " + ", ".join(map(str, paths[1:])))
+                elif unpack and e["_section"] == "datasets" and _verify_unpacked(e, root, dest).state != "verified":
+                    shutil.rmtree(dest) if dest.is_dir() else dest.unlink()  # unrecorded or changed files
+                    paths += _after_unpack(e, root, _unpack_archive(e, root, file), force)
+                    notes.append("unpacked again from the checked archive (the unpacked files were unrecorded "
+                                 "or differed): " + ", ".join(map(str, paths[1:])))
                 elif unpack:
                     paths.append(dest)
                 state = "verified" if exp else "unverified"
@@ -740,15 +849,12 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
             _say(f"{name}: {file} is corrupt ({problem}); deleting it and downloading it again")
             file.unlink()
             notes.append("replaced a corrupt copy")
-        elif unpack and _present(dest) and (unpacked := _verify_unpacked(e, root, dest)).ok:
-            if unpacked.state == "present":
-                return Status(name, "present", [dest], f"{dest} is in place (unpacked; the archive is not kept and "
-                                                       "no record of its files exists, so it is not re-checked; "
-                                                       "--force downloads it again)")
-            return unpacked
+        elif unpack and _present(dest) and (unpacked := _verify_unpacked(e, root, dest)).state in (
+                *OK_STATES, "unchecked", "incomplete"):
+            return unpacked  # verified; or a copy nothing records (--adopt or --force), or a wrong layout
         elif unpack and _present(dest):
-            _say(f"{name}: {unpacked.message.split(': the unpacked', 1)[0]}: the unpacked files changed "
-                 "since they were unpacked; downloading and unpacking it again")
+            _say(f"{name}: {unpacked.message.split(': its files differ', 1)[0]}: its files differ from their "
+                 "checksums; downloading and unpacking it again")
             notes.append("replaced changed unpacked files")
         elif (system := _system_copy(e)) is not None and system.ok:
             return system
@@ -913,6 +1019,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--allow-unverified", action="store_true",
                         help="download entries that have no published checksum; their sha256 is printed and "
                              "recorded next to the file (trust on first use)")
+    parser.add_argument("--adopt", action="store_true",
+                        help="record the sha256 of the files of a data set you unpacked yourself (trust on first "
+                             "use), so the loaders can check it from now on")
+    parser.add_argument("--subset-from", metavar="TAR", default=None,
+                        help="imagenet_train: stream ILSVRC2012_img_train.tar (a path, or - for standard input) "
+                             "and keep only the images the benchmark uses (--per-class, default 10 per class)")
+    parser.add_argument("--per-class", type=int, default=None, help="--subset-from: images per class")
     parser.add_argument("--list", action="store_true", help="list the entries, their checksums and destinations")
     parser.add_argument("--timeout", type=float, default=CONNECT_TIMEOUT,
                         help=f"seconds to wait for a connection (default {CONNECT_TIMEOUT:g})")
@@ -939,6 +1052,10 @@ def main(args=None) -> int:
     if not names:
         print(f"error: name what to fetch (or 'all'); see {COMMAND} --list", file=sys.stderr)
         return 2
+    adopting = getattr(args, "adopt", False)
+    if adopting and (check or force or allow):
+        print("error: --adopt records what is there; --verify/--force/--allow-unverified do not apply", file=sys.stderr)
+        return 2
     if check and (force or allow):
         print("error: --verify downloads nothing; --force/--allow-unverified do not apply", file=sys.stderr)
         return 2
@@ -947,7 +1064,26 @@ def main(args=None) -> int:
     except ParameterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if check:
+    subset = getattr(args, "subset_from", None)
+    if subset is not None:
+        if names != ["imagenet_train"]:
+            print("error: --subset-from applies to imagenet_train alone", file=sys.stderr)
+            return 2
+        try:
+            status = imagenet_train_subset(subset, root, getattr(args, "per_class", None))
+        except (FetchError, ParameterError, OSError, tarfile.TarError) as err:
+            status = Status("imagenet_train", "failed", [], str(err))
+        print(status, flush=True)
+        return 0 if status.ok else 1
+    if adopting:
+        statuses = {}
+        for i, n in enumerate(names, 1):
+            try:
+                statuses[n] = adopt(n, root)
+            except FetchError as err:
+                statuses[n] = Status(n, "failed", [], str(err))
+            print(f"[{i}/{len(names)}] {statuses[n]}", flush=True)
+    elif check:
         statuses = {}
         for i, n in enumerate(names, 1):
             statuses[n] = verify(n, root)

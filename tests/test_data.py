@@ -233,7 +233,7 @@ def test_checked_source_names_package_version_on_mismatch():
         ({"name": "cifar10", "preprocessing": "match"}, "preprocessing='match' is not allowed for benchmark='cifar10'"),
         ({"n_train": 100}, "n_train=100"),
         ({"n_test": 100}, "n_test=100"),
-        ({"name": "cifar10", "n_test": 100}, "n_test=100"),
+        ({"name": "cifar10", "n_test": 0}, "n_test=0"),
     ],
 )
 def test_bad_arguments_raise_parameter_error(kwargs, text):

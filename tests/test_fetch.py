@@ -208,9 +208,17 @@ def test_verify_finds_junk_in_an_unpacked_folder_and_fetch_replaces_it(world, ca
     assert (world.root / "setA" / "a.png").read_bytes() == b"A" * 300
     assert F.verify("sets", world.root).state == "verified"
     F._contents_record(world.root / "setA").unlink()  # unpacked by an older version: nothing to check against
-    assert F.verify("sets", world.root).state == "verified"  # the archive is there and checked
+    status = F.verify("sets", world.root)  # the loaders refuse unrecorded files, so --verify does too
+    assert status.state == "unchecked" and f"fetch sets --adopt --root {world.root}" in status.message
+    assert F.main(["--verify", "sets", "--root", str(world.root)]) == 1
+    F.fetch("sets", world.root, progress=False)  # unpacks again from the checked archive, and records it
+    assert F.verify("sets", world.root).state == "verified" and len(world.server.requests) == 2
+    F._contents_record(world.root / "setA").unlink()
     (world.root / "sets.tar.gz").unlink()
-    assert F.verify("sets", world.root).state == "present"
+    assert F.verify("sets", world.root).state == "unchecked"
+    assert F.main(["sets", "--adopt", "--root", str(world.root)]) == 0  # a copy the user trusts
+    assert F.verify("sets", world.root).state == "verified"
+    assert F.main(["sets", "--adopt", "--verify"]) == 2
 
 
 def test_the_by_hand_instructions_name_the_data_root(world):
@@ -386,8 +394,13 @@ def test_manual_entry_prints_instructions_and_checks_placed_files(world, capsys)
     assert F.verify("manual_val", world.root).state == "incomplete"
     (world.root / "mimg" / "val" / "n01").mkdir(parents=True)
     (world.root / "mimg" / "val" / "n01" / "x.JPEG").write_bytes(b"jpeg")
-    assert F.verify("manual_val", world.root).state == "present"
-    assert F.main(["manual_val", "--root", str(world.root)]) == 0
+    status = F.verify("manual_val", world.root)  # sorted by hand: nothing records its files yet
+    assert status.state == "unchecked" and "--adopt" in status.message
+    assert F.main(["manual_val", "--root", str(world.root)]) == 1
+    assert F.main(["manual_val", "--adopt", "--root", str(world.root)]) == 0
+    assert F.verify("manual_val", world.root).state == "verified"
+    (world.root / "mimg" / "val" / "n01" / "y.JPEG").write_bytes(b"jpeg")
+    assert F.verify("manual_val", world.root).state == "corrupt"
 
 
 def test_lists_and_names(world):
@@ -503,3 +516,46 @@ def test_a_benchmark_name_fetches_every_file_it_reads():
     assert F._expand(["cifar10"], entries) == ["cifar10"]  # an entry's own name wins
     with pytest.raises(F.ParameterError, match="'fmnist'"):
         F._expand(["fmnis"], entries)
+
+
+def _nested_train_tar(path, classes, per_class, extra=0):
+    """An archive laid out like ILSVRC2012_img_train.tar: one tar per class, JPEGs inside."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as outer:
+        for c in range(classes):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as inner:
+                for i in range(per_class + extra):
+                    blob = f"{c}-{i}".encode() * 50
+                    info = tarfile.TarInfo(f"n{c:08d}_{i}.JPEG")
+                    info.size = len(blob)
+                    inner.addfile(info, io.BytesIO(blob))
+            info = tarfile.TarInfo(f"n{c:08d}.tar")
+            info.size = buf.tell()
+            buf.seek(0)
+            outer.addfile(info, buf)
+
+
+def test_imagenet_train_subset_streams_the_archive_and_keeps_only_what_is_used(tmp_path, monkeypatch):
+    from ashlib import data
+
+    monkeypatch.setattr(data, "IMAGENET_NUM_CLASSES", 4)
+    archive, root = tmp_path / "ILSVRC2012_img_train.tar", tmp_path / "root"
+    _nested_train_tar(archive, classes=4, per_class=3, extra=5)
+    status = F.imagenet_train_subset(archive, root, per_class=3)
+    assert status.state == "corrupt" and "expected 1d675b47" in status.message  # not the official archive
+    assert not (root / "imagenet" / "train").exists()  # nothing kept
+    entries = {**F._entries()}
+    entries["imagenet_train"] = {**entries["imagenet_train"], "files": []}  # no md5 to hold the fake to
+    monkeypatch.setattr(F, "_entries", lambda: entries)
+    monkeypatch.setattr(data, "_entries", lambda path=None: entries)
+    assert F.imagenet_train_subset(archive, root, per_class=3).state == "verified"
+    train = root / "imagenet" / "train"
+    assert sorted(p.name for p in train.iterdir()) == [f"n{c:08d}" for c in range(4)]
+    assert sorted(p.name for p in (train / "n00000002").iterdir()) == [f"n00000002_{i}.JPEG" for i in range(3)]
+    assert (train / "n00000002" / "n00000002_1.JPEG").read_bytes() == b"2-1" * 50
+    (train / "n00000001" / "n00000001_0.JPEG").write_bytes(b"changed")
+    assert F.verify("imagenet_train", root).state == "corrupt"  # recorded, so checked like any fetch
+    assert F.main(["imagenet_train", "--subset-from", str(archive), "--root", str(root)]) == 1  # not empty

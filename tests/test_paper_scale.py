@@ -258,7 +258,7 @@ def _md5(path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _fake_cifar10(root, monkeypatch, n_train_per_batch=6, n_test=10, patch_md5=True):
+def _fake_cifar10(root, monkeypatch, n_train_per_batch=6, n_test=10):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -274,11 +274,6 @@ def _fake_cifar10(root, monkeypatch, n_train_per_batch=6, n_test=10, patch_md5=T
     test_list.append(["test_batch", _md5(folder / "test_batch")])
     arrays["test"] = [(x, list(range(n_test)))]
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
-    if patch_md5:
-        cls = torchvision.datasets.CIFAR10
-        monkeypatch.setattr(cls, "train_list", train_list)
-        monkeypatch.setattr(cls, "test_list", test_list)
-        monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": _md5(folder / "batches.meta")})
     return arrays
 
 
@@ -290,8 +285,6 @@ def _fake_svhn(root, monkeypatch, per_class=3):
     path = root / "svhn" / "test_32x32.mat"
     path.parent.mkdir(parents=True)
     scipy.io.savemat(path, {"X": x, "y": labels[:, None]})
-    split = torchvision.datasets.SVHN.split_list
-    monkeypatch.setitem(split, "test", [split["test"][0], "test_32x32.mat", _md5(path)])
     return x, labels
 
 
@@ -310,12 +303,20 @@ def _fake_folders(root, folders=FOLDERS):
             _png(root / folder / rel, size=(36 + j, 33), seed=100 * k + j, fmt="PNG")
 
 
+def _checksummed(root, tmp_path, monkeypatch):
+    """Use a manifest that records the fakes' checksums (as a rehearsal does)."""
+    from ashlib.rehearsal import record_checksums
+
+    monkeypatch.setenv("ASHLIB_MANIFEST", str(record_checksums(root, tmp_path / "manifest.yaml")))
+
+
 @pytest.fixture
 def cifar_root(tmp_path, monkeypatch):
     root = tmp_path / "data"
     arrays = _fake_cifar10(root, monkeypatch)
     svhn = _fake_svhn(root, monkeypatch)
     _fake_folders(root)
+    _checksummed(root, tmp_path, monkeypatch)
     return root, arrays, svhn
 
 
@@ -442,10 +443,39 @@ def test_only_the_missing_set_is_named(cifar_root):
     root = cifar_root[0]
     for f in (root / "LSUN_resize").rglob("*.jpg"):
         f.unlink()
-    with pytest.raises(DataNotFoundError, match=r"1 data set\(s\) missing") as err:
+    with pytest.raises(ChecksumError, match=r"1 data set\(s\) under .* are not what data_manifest.yaml describes") as err:
         load_benchmark("cifar10", root=root)
     msg = str(err.value)
-    assert "LSUN_resize.tar.gz" in msg and "holds no images" in msg and "LSUN.tar.gz" not in msg
+    assert "LSUN_resize: its files differ" in msg and "5 missing (LSUN_resize/0.jpg" in msg
+    assert "python -m ashlib fetch lsun_resize --force" in msg and "LSUN:" not in msg
+
+
+def test_a_changed_or_added_file_is_named_and_a_passed_check_is_remembered(cifar_root, monkeypatch):
+    root = cifar_root[0]
+    load_benchmark("cifar10", root=root)  # checks every file once
+    calls = []
+    real = data.pooch.file_hash
+    monkeypatch.setattr(data.pooch, "file_hash", lambda *a, **k: calls.append(a) or real(*a, **k))
+    load_benchmark("cifar10", root=root)
+    assert calls == []  # unchanged files (size, mtime) are not hashed again
+    (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"junk")
+    _png(root / "iSUN" / "iSUN_patches" / "extra.jpeg", fmt="JPEG")
+    with pytest.raises(ChecksumError) as err:
+        load_benchmark("cifar10", root=root)
+    msg = str(err.value)
+    assert "2 data set(s)" in msg and "1 changed (data_batch_2)" in msg and "1 added (iSUN_patches/extra.jpeg)" in msg
+
+
+def test_a_folder_nothing_records_is_refused_with_the_adopt_command(cifar_root, monkeypatch):
+    root = cifar_root[0]
+    (root / ".iSUN.contents.json").unlink()
+    with pytest.raises(ChecksumError, match="no record of its files' checksums") as err:
+        load_benchmark("cifar10", root=root)
+    assert f"python -m ashlib fetch isun --adopt --root {root}" in str(err.value)
+    from ashlib import fetch
+
+    assert fetch.main(["isun", "--adopt", "--root", str(root)]) == 0
+    assert len(load_benchmark("cifar10", root=root).ood["iSUN"]) == 5
 
 
 def test_default_root_is_ashlib_cache(tmp_path, monkeypatch):
@@ -457,11 +487,12 @@ def test_default_root_is_ashlib_cache(tmp_path, monkeypatch):
 
 def test_corrupted_cifar_is_a_checksum_error(tmp_path, monkeypatch):
     root = tmp_path / "data"
-    _fake_cifar10(root, monkeypatch, patch_md5=False)  # torchvision's real md5s do not match the fakes
+    _fake_cifar10(root, monkeypatch)
     _fake_svhn(root, monkeypatch)
     _fake_folders(root)
-    with pytest.raises(ChecksumError, match="md5"):
+    with pytest.raises(ChecksumError, match="md5") as err:  # the manifest's real CIFAR md5s do not match the fakes
         load_benchmark("cifar10", root=root)
+    assert "contents_md5" in str(err.value) and "data_batch_1" in str(err.value)
 
 
 @pytest.fixture
@@ -477,6 +508,7 @@ def imagenet_root(tmp_path, monkeypatch):
     for k, folder in enumerate(["iNaturalist/images", "SUN/images", "Places/images", "dtd/images/banded"]):
         for i in range(4):
             _png(root / folder / f"{i}.jpg", seed=200 + 10 * k + i, fmt="JPEG")
+    _checksummed(root, tmp_path, monkeypatch)
     return root, wnids
 
 
