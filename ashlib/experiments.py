@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ashlib import metrics, scores, shaping
 from ashlib._checks import ParameterError, check_choice, check_percentile
-from ashlib.features import activations, batches, replay_start, run_after, top_level
+from ashlib.features import activations, batches, output_numel, replay_start, run_after, top_level
 from ashlib.placement import get_layer, shaping_at_each
 
 SCORES = (*scores.LOGIT_SCORES, "odin", "mahalanobis")
@@ -170,6 +170,8 @@ class Context:
     batch_size: int = 256
     device: str = "cpu"
     sanity_sets: tuple[str, ...] = ()
+    num_workers: int = 0
+    replay_limit: int = 4 << 30  # bytes: a layer output larger than this over a set is streamed, not cached
     memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -184,12 +186,25 @@ class Context:
     def layer_output(self, layer: str | None, set_name: str) -> Tensor:
         """Cached output of ``layer`` (None: the images) on one set, kept in memory once read."""
         if layer is None:
-            return torch.cat(list(batches(self.sets[set_name], self.batch_size)))
+            return torch.cat(list(batches(self.sets[set_name], self.batch_size, self.num_workers, self.device)))
         key = ("layer", layer, set_name)
         if key not in self.memo:
             self.memo[key] = activations(self.model, self.sets[set_name], [layer], self.batch_size,
-                                         self.device, desc=f"{set_name} @ {layer}")[layer]
+                                         self.device, desc=f"{set_name} @ {layer}",
+                                         num_workers=self.num_workers)[layer]
         return self.memo[key]
+
+    def layer_bytes(self, layer: str | None, set_name: str) -> int:
+        """Bytes the output of ``layer`` (None: the images) takes over one whole set, as float32."""
+        key = ("bytes", layer)
+        if key not in self.memo:
+            self.memo[key] = output_numel(self.model, self.sets[ID_SET], layer)
+        return 4 * self.memo[key] * len(self.sets[set_name])
+
+    def replays(self, layer: str | None, set_name: str) -> bool:
+        """Whether a method placed after ``layer`` replays the network's tail from its cached output
+        (it fits :attr:`replay_limit`) or streams the images through the whole network instead."""
+        return self.layer_bytes(layer, set_name) <= self.replay_limit
 
     def global_threshold(self, placement: str, percentile: float) -> float:
         """The p-th percentile of the placement's activations over ID *training* data (Fig. 4)."""
@@ -204,10 +219,12 @@ class Context:
 def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool", head: str = "fc",
                   react_percentile: float = 90, dice_percentile: float = 90,
                   odin_temperature: float = 1000.0, odin_epsilon: float = 0.0014,
-                  batch_size: int = 256, device: str = "cpu") -> Context:
+                  batch_size: int = 256, device: str = "cpu", num_workers: int = 0,
+                  replay_limit: int = 4 << 30) -> Context:
     """Compute (or load from cache) the penultimate features of every set and fit ReAct's
     threshold, DICE's mask and Mahalanobis' class means on ID *training* data only. The benchmark's
-    sanity-check sets (``benchmark.sanity``) are evaluated but kept out of averages."""
+    sanity-check sets (``benchmark.sanity``) are evaluated but kept out of averages. ``num_workers``:
+    data-loading processes for Dataset sets; ``replay_limit``: see :meth:`Context.replays`."""
     names = top_level(model)
     tail = names[names.index(check_choice("feature_layer", feature_layer, names)) + 1:]
     if tail[-1:] != [head] or not set(tail[:-1]) <= {"flatten", "dropout"}:
@@ -215,7 +232,8 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
                              f"output feeds the head {head!r} (through flatten/dropout only).")
     sets = {TRAIN_SET: benchmark.x_train, ID_SET: benchmark.x_test, **benchmark.ood}
     feats = {name: activations(model, data, [feature_layer], batch_size=batch_size, device=device,
-                               desc=name)[feature_layer].flatten(1) for name, data in sets.items()}
+                               desc=name, num_workers=num_workers)[feature_layer].flatten(1)
+             for name, data in sets.items()}
     fc = get_layer(model, head)
     weight, bias = fc.weight.detach().cpu(), fc.bias.detach().cpu()
     train = feats[TRAIN_SET]
@@ -226,7 +244,8 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
         dice_mask=scores.fit_dice_mask(weight, train.mean(0), dice_percentile),
         mahalanobis_fit=scores.fit_mahalanobis(train, benchmark.y_train, len(bias)),
         feature_layer=feature_layer, odin_temperature=odin_temperature, odin_epsilon=odin_epsilon,
-        batch_size=batch_size, device=device, sanity_sets=tuple(getattr(benchmark, "sanity", ())))
+        batch_size=batch_size, device=device, sanity_sets=tuple(getattr(benchmark, "sanity", ())),
+        num_workers=num_workers, replay_limit=replay_limit)
 
 
 def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str, object]]:
@@ -267,7 +286,25 @@ def method_logits(method: Method, ctx: Context, set_name: str) -> Tensor:
         raise ParameterError(f"dice=True with placement={method.placement!r} is not allowed: DICE is "
                              f"evaluated on the feature layer {ctx.feature_layer!r} only.")
     start = replay_start(ctx.model, [p for p, _ in hooks])
-    return run_after(ctx.model, start, ctx.layer_output(start, set_name), hooks, device=ctx.device)
+    if not ctx.replays(start, set_name):  # e.g. ResNet-50's stem on 50,000 images: 40 GB; stream instead
+        return _streamed_logits(hooks, ctx, set_name)
+    return run_after(ctx.model, start, ctx.layer_output(start, set_name), hooks, batch_size=ctx.batch_size,
+                     device=ctx.device)
+
+
+@torch.no_grad()
+def _streamed_logits(hooks, ctx: Context, set_name: str) -> Tensor:
+    """The logits of the whole network with ``hooks`` attached, batch by batch from the images."""
+    model, was_training = ctx.model.to(ctx.device), ctx.model.training
+    model.eval()
+    out = []
+    try:
+        with shaping_at_each(model, hooks):
+            for xb in batches(ctx.sets[set_name], ctx.batch_size, ctx.num_workers, ctx.device):
+                out.append(model(xb.to(ctx.device, non_blocking=True)).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
 
 
 def method_outputs(method: Method, ctx: Context, set_name: str) -> tuple[Tensor, Tensor]:
@@ -287,8 +324,9 @@ def _odin(method: Method, ctx: Context, set_name: str) -> Tensor:
     model = ctx.model.to(ctx.device)
     out = []
     with shaping_at_each(model, method_hooks(method, ctx, set_name)):
-        for xb in batches(ctx.sets[set_name], ctx.batch_size):
-            out.append(scores.odin(model, xb.to(ctx.device), ctx.odin_temperature, ctx.odin_epsilon).cpu())
+        for xb in batches(ctx.sets[set_name], ctx.batch_size, ctx.num_workers, ctx.device):
+            out.append(scores.odin(model, xb.to(ctx.device, non_blocking=True), ctx.odin_temperature,
+                                   ctx.odin_epsilon).cpu())
     return torch.cat(out)
 
 

@@ -10,6 +10,7 @@ paper-scale benchmarks); both go through :func:`batches`.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -45,13 +46,46 @@ def data_digest(data: Tensor | Dataset) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def batches(data: Tensor | Dataset, batch_size: int, num_workers: int = 0) -> Iterator[Tensor]:
-    """Consecutive batches of images, in order, from a tensor or a Dataset of image tensors."""
+def default_num_workers() -> int:
+    """Data-loading processes by default: the CPU cores this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(0, min(8, cores))
+
+
+def batches(data: Tensor | Dataset, batch_size: int, num_workers: int = 0, device: str = "cpu") -> Iterator[Tensor]:
+    """Consecutive batches of images, in order, from a tensor or a Dataset of image tensors.
+
+    A Dataset is read by ``num_workers`` processes (0: in this one), each a few batches ahead; on CUDA
+    the batches are pinned, so that ``.to(device, non_blocking=True)`` overlaps the copy with compute.
+    """
     if isinstance(data, Tensor):
         for i in range(0, len(data), batch_size):
             yield data[i:i + batch_size]
     else:
-        yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                              pin_memory=str(device).startswith("cuda"),
+                              prefetch_factor=4 if num_workers else None)
+
+
+@torch.no_grad()
+def output_numel(model: nn.Module, data: Tensor | Dataset, layer: str | None) -> int:
+    """Number of values the output of ``layer`` (None: the input) has per image (one probe image)."""
+    x = data[:1] if isinstance(data, Tensor) else data[0].unsqueeze(0)
+    if layer is None:
+        return x[0].numel()
+    seen = []
+    handle = get_layer(model, layer).register_forward_hook(lambda _m, _i, o: seen.append(o[0].numel()))
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        model.eval()(x.to(device))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return seen[0]
 
 
 def _entry_key(model_key: str, data_key: str, layer: str) -> str:
@@ -117,9 +151,9 @@ def _forward_collect(model, data, layers, batch_size, device, desc, num_workers)
     model.eval().to(device)
     total = -(-len(data) // batch_size)
     try:
-        for xb in tqdm(batches(data, batch_size, num_workers), total=total, desc=desc, unit="batch",
+        for xb in tqdm(batches(data, batch_size, num_workers, device), total=total, desc=desc, unit="batch",
                        leave=False):
-            model(xb.to(device))
+            model(xb.to(device, non_blocking=True))
     finally:
         for h in hooks:
             h.remove()

@@ -34,6 +34,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from ashlib._checks import ParameterError, check_choice, check_range
 
 __all__ = [
+    "change",
     "FPR_CONVENTIONS",
     "DEFAULT_CONVENTION",
     "auroc",
@@ -177,3 +178,12 @@ def histogram_iou(score_id, score_ood, bins: int = 50) -> float:
     h_id = np.histogram(s_id, edges)[0] / s_id.size
     h_ood = np.histogram(s_ood, edges)[0] / s_ood.size
     return float(np.minimum(h_id, h_ood).sum() / np.maximum(h_id, h_ood).sum())
+
+
+def change(before: float, after: float, lower_is_better: bool, decimals: int = 1) -> str:
+    """"better", "worse" or "unchanged": how a metric moved, judged at the ``decimals`` it is shown
+    with, so that 16.7% -> 16.7% is never called worse."""
+    b, a = round(float(before), decimals), round(float(after), decimals)
+    if a == b:
+        return "unchanged"
+    return "better" if (a < b) == lower_is_better else "worse"

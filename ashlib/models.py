@@ -556,7 +556,7 @@ def _verify_weights(path: Path, entry: dict) -> None:
 
 def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str | None = None,
                      checkpoint: str | Path | None = None, download: bool = True,
-                     progress: bool = True) -> nn.Sequential:
+                     progress: bool = True, with_path: bool = False):
     """The paper's pretrained network, in eval mode, in our sequential layout.
 
     - ``resnet50`` / ``mobilenet_v2``: torchvision's ``IMAGENET1K_V1`` weights (``num_classes`` 1000).
@@ -568,8 +568,10 @@ def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str 
     uses), then torch hub's cache for torchvision files, and only then downloaded (``download=True``)
     with torch's hash-prefix check for torchvision files. Offline or missing: :class:`WeightsNotFoundError`
     saying what to download, from where and where to put it; never a silently random model.
-    torchvision files are checked against the sha256 prefix in their name every time they are loaded.
-    Checkpoints are read with ``torch.load(..., weights_only=True)``.
+    torchvision files are checked against the sha256 prefix in their name every time they are loaded;
+    your own ``checkpoint`` is not the published file and is not checked against its checksum (its
+    keys must still fit). Checkpoints are read with ``torch.load(..., weights_only=True)``.
+    ``with_path``: return (model, path of the weights file read).
     """
     check_choice("model", name, PRETRAINED)
     if name == "densenet100":
@@ -591,7 +593,8 @@ def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str 
                              f"{name} on {dataset or 'imagenet'}.")
     entry = _weights_entry(entry_name)
     path = _locate_weights(entry, name, checkpoint, download, progress)
-    _verify_weights(path, entry)
+    if checkpoint is None:
+        _verify_weights(path, entry)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(name, classes)
     if name == "densenet100":
@@ -599,7 +602,7 @@ def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str 
     else:
         state = torchvision_to_sequential(name, _unwrap_checkpoint(raw))
     _load_strict(model, state, f"{path}")
-    return model.eval()
+    return (model.eval(), path) if with_path else model.eval()
 
 
 def _load_strict(model: nn.Module, state: Mapping[str, Tensor], what: str) -> None:

@@ -168,6 +168,25 @@ def _positive_int(name, value, _params=None) -> None:
     check_positive_int(name, value)
 
 
+def _optional_positive_int(name, value, _params=None) -> None:
+    if value is not None:
+        check_positive_int(name, value)
+
+
+def _subset(name, value, params) -> None:
+    """n_train / n_test: None (the benchmark's own sizes) or a positive integer where the benchmark
+    takes one (fmnist, paper scale; mnist5k's split is fixed by test_fraction)."""
+    _optional_positive_int(name, value)
+    if value is not None and params.get("benchmark") == "mnist5k":
+        raise _fail(name, value, "None for benchmark='mnist5k' (its split is fixed); a positive integer for "
+                    "fmnist or a paper-scale benchmark")
+
+
+def _num_workers(name, value, _params=None) -> None:
+    if value is not None and (not _is_int(value) or value < 0):
+        raise _fail(name, value, "None (the machine's cores, at most 8) or an integer >= 0")
+
+
 def _seed(name, value, _params=None) -> None:
     check_seed(name, value)
 
@@ -311,7 +330,8 @@ _COMMON = {"benchmark": _benchmark, "model": _model, "width": _positive_int, "ep
            "device": _device, "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
            "data_root": _optional_str, "checkpoint": _checkpoint, "results_dir": _optional_str,
            "preprocessing": _preprocessing}
-_ASH = {**_COMMON, "compare": _compare}
+_ASH = {**_COMMON, "compare": _compare, "n_train": _subset, "n_test": _subset, "n_ood": _optional_positive_int,
+        "num_workers": _num_workers}
 #: Every notebook's parameters and how each is checked (tests/test_notebooks.py: exactly the parameters
 #: its parameters cell declares).
 NOTEBOOK_PARAMETERS = {

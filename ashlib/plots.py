@@ -45,11 +45,16 @@ def image_grid(sets: dict, n: int = 8, title: str | None = None):
     """One row of ``n`` images per named set: what the network sees, ID and OOD side by side.
 
     Gray (1, H, W) and colour (3, H, W) images; values in [0, 1] are shown as they are, others
-    (standardised images) stretched per image to their own range.
+    (standardised images) stretched per image to their own range. A set with fewer than ``n`` images
+    leaves the rest of its row empty.
     """
     fig, axes = plt.subplots(len(sets), n, figsize=(n * 0.9, len(sets) * 1.0), squeeze=False)
     for row, (name, images) in zip(axes, sets.items()):
         for j, ax in enumerate(row):
+            ax.set_xticks([]), ax.set_yticks([])
+            if j >= len(images):
+                ax.axis("off")
+                continue
             img = images[j].detach().cpu().float()
             arr = img.permute(1, 2, 0) if img.shape[0] == 3 else img[0]
             lo, hi = float(arr.min()), float(arr.max())
@@ -59,7 +64,7 @@ def image_grid(sets: dict, n: int = 8, title: str | None = None):
                 arr = (arr - lo) / (hi - lo)
                 lo, hi = 0.0, 1.0
             ax.imshow(arr.numpy(), cmap="gray", vmin=lo, vmax=hi)
-            ax.set_xticks([]), ax.set_yticks([])
+        row[0].axis("on")
         row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title)

@@ -60,35 +60,53 @@ class Run:
         return (f"**This run:** benchmark `{s['benchmark']}` (preprocessing `{s['preprocessing']}`), "
                 f"model `{s['model']}` ({size}weights "
                 f"`{self.checkpoint}`), device `{s['device']}` ({hardware}), "
-                f"torch {torch.__version__}, seed {s['seed']}. ID test accuracy of the unmodified network: "
-                f"**{self.id_accuracy:.2f}%**.")
+                f"torch {torch.__version__}, seed {s['seed']}{self._subsets()}. ID test accuracy of the unmodified "
+                f"network: **{self.id_accuracy:.2f}%**.")
+
+    def _subsets(self) -> str:
+        sizes = [f"{k}={self.settings[k]:,}" for k in ("n_train", "n_test", "n_ood") if k in self.settings]
+        return f", subsets {', '.join(sizes)} (not the benchmark's sizes)" if sizes else ""
+
+
+def _sha256(path) -> str:
+    import pooch
+
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 16, epochs: int = 12,
             device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
             checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
-            **checked) -> Run:
+            n_train: int | None = None, n_test: int | None = None, n_ood: int | None = None,
+            num_workers: int | None = None, **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
-    benchmark (``preprocessing``: None for its default), then the model — trained once and cached
-    (``smallresnet``) or the paper's pretrained weights (``checkpoint``: a local file for them) — and
-    build the method context (features cached)."""
+    benchmark (``preprocessing``: None for its default; ``n_train``/``n_test``/``n_ood``: None for the
+    benchmark's sizes, else smaller subsets for a smoke run), then the model — trained once and cached
+    (``smallresnet``) or the paper's pretrained weights (``checkpoint``: your own file instead of the
+    published one) — and build the method context (features cached; ``num_workers`` data-loading
+    processes, None: :func:`ashlib.features.default_num_workers`)."""
+    from ashlib.features import default_num_workers
+
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
                          seed=seed, preprocessing=preprocessing, **checked)
     model = model_for(benchmark, model)
     preprocessing = preprocessing or default_preprocessing(benchmark)
     torch.manual_seed(seed)
-    bench = load_benchmark(benchmark, seed=seed, preprocessing=preprocessing,
+    sizes = {k: v for k, v in dict(n_train=n_train, n_test=n_test, n_ood=n_ood).items() if v is not None}
+    bench = load_benchmark(benchmark, seed=seed, preprocessing=preprocessing, **sizes,
                            **({"root": data_root} if data_root else {}))
     if model in TRAINABLE:
         net, path = load_or_train(model, bench.x_train, bench.y_train, bench.num_classes, width=width,
                                   recipe=TrainRecipe(epochs=epochs, seed=seed), device=device)
         weights = path.name
     else:
-        net = pretrained_model(model, bench.num_classes, checkpoint=checkpoint).to(device)
-        weights = f"{model} pretrained on {benchmark}"
-    ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device)
+        net, path = pretrained_model(model, bench.num_classes, checkpoint=checkpoint, with_path=True)
+        net = net.to(device)
+        weights = f"{path.name}, sha256 {_sha256(path)[:12]}" + (", your checkpoint" if checkpoint else "")
+    workers = default_num_workers() if num_workers is None else num_workers
+    ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device, num_workers=workers)
     settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
-                    device=device, batch_size=batch_size, seed=seed)
+                    device=device, batch_size=batch_size, seed=seed, num_workers=workers, **sizes)
     return Run(bench, net, weights, ctx, settings, results_dir or os.environ.get("ASHLIB_RESULTS_DIR"))
 
 

@@ -131,10 +131,19 @@ def ash_b(x: Tensor, percentile: float | None = None, *, threshold: float | None
     return torch.where(mask, fill[:, None].expand_as(flat), torch.zeros_like(flat)).reshape(x.shape)
 
 
+#: ASH-S exponents above this are capped: exp(60) ~ 1e26 keeps the network's float32 outputs finite.
+MAX_S_EXPONENT = 60.0
+
+
 def ash_s(x: Tensor, percentile: float | None = None, *, threshold: float | None = None) -> Tensor:
     """ASH-S (Algorithm 3): multiply the kept values by ``exp(s1 / s2)``.
 
-    ``s1``, ``s2``: per-sample sums before and after pruning; ``s2 = 0`` gives zeros.
+    ``s1``, ``s2``: per-sample sums before and after pruning; ``s2 = 0`` gives zeros. Where we differ
+    from the official code: the exponent ``s1 / s2`` is capped at :data:`MAX_S_EXPONENT`. The official
+    ``torch.exp(s1 / s2)`` overflows to inf there (float32 ends near exp(88)), and the next layer turns
+    inf into NaN scores. Per-sample percentiles give exponents near 6 to 8. A global threshold can
+    keep one small unit of a sample and reach the hundreds. The cap keeps that sample scaled up the
+    most, with finite scores, and changes no exponent below 60.
     """
     flat, mask = _prepare(x, percentile, threshold)
     zeros = torch.zeros_like(flat)
@@ -142,7 +151,8 @@ def ash_s(x: Tensor, percentile: float | None = None, *, threshold: float | None
     s1 = flat.sum(dim=1)
     s2 = pruned.sum(dim=1)
     ok = s2 != 0
-    scale = torch.where(ok, torch.exp(s1 / torch.where(ok, s2, torch.ones_like(s2))), torch.zeros_like(s2))
+    exponent = (s1 / torch.where(ok, s2, torch.ones_like(s2))).clamp(max=MAX_S_EXPONENT)
+    scale = torch.where(ok, torch.exp(exponent), torch.zeros_like(s2))
     return torch.where(mask, pruned * scale[:, None], zeros).reshape(x.shape)
 
 

@@ -246,3 +246,13 @@ def test_histogram_iou_extremes():
     assert histogram_iou(a, a + 100, bins=20) == 0.0
     with pytest.raises(ParameterError, match="bins=0"):
         histogram_iou(a, a, bins=0)
+
+
+def test_change_is_judged_at_the_shown_precision():
+    """Issue 10: a tie used to read "FPR95 16.7% -> 16.7% (worse)"."""
+    from ashlib.metrics import change
+
+    assert change(16.71, 16.74, lower_is_better=True) == "unchanged"
+    assert change(16.7, 16.5, lower_is_better=True) == "better"
+    assert change(90.0, 89.0, lower_is_better=False) == "worse"
+    assert change(90.0, 90.04, lower_is_better=False, decimals=2) == "better"

@@ -74,3 +74,11 @@ def test_image_grid_shows_colour_and_standardised_images():
     assert images[0].get_array().shape == (8, 8, 3)
     shown = images[3].get_array()
     assert float(shown.min()) == 0.0 and float(shown.max()) == 1.0  # stretched to its own range
+
+
+def test_image_grid_leaves_the_row_of_a_small_set_empty_beyond_its_images():
+    """A smoke run's OOD set may hold fewer images than the grid's columns (issue 10: IndexError)."""
+    fig = plots.image_grid({"big": torch.rand(6, 3, 8, 8), "small": torch.rand(2, 3, 8, 8)}, n=4)
+    shown = [len(ax.get_images()) for ax in fig.axes]
+    assert shown == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert fig.axes[4].get_ylabel() == "small" and not fig.axes[7].axison

@@ -409,3 +409,21 @@ def test_ash_s_exponent_by_hand_and_as_ash_s_uses_it():
     torch.testing.assert_close(x, before)
     y = torch.rand(6, 4, 3, 3, dtype=torch.float64)
     torch.testing.assert_close(ash_s(y, 80), ash_p(y, 80) * torch.exp(ash_s_exponent(y, 80))[:, None, None, None])
+
+
+def test_ash_s_caps_an_overflowing_exponent_and_changes_nothing_below_it():
+    """A global threshold can keep one small unit of a sample: s1/s2 in the hundreds, where the official
+    torch.exp(s1 / s2) is inf and the next layer's scores NaN (found by the ImageNet rehearsal)."""
+    import math
+
+    from ashlib.shaping import MAX_S_EXPONENT, ash_s
+
+    x = torch.tensor([[5.0, 5.0, 5.0, 0.01], [3.0, 1.0, 0.5, 0.5]])
+    out = ash_s(x, threshold=0.009)  # keeps everything: s1 / s2 = 1, untouched by the cap
+    assert torch.allclose(out, x * math.e)
+    lonely = torch.tensor([[0.0] * 99 + [1.0], [10.0] * 99 + [10.5]])  # second row: s1/s2 = 990.5/10.5 = 94.3
+    out = ash_s(lonely, threshold=10.2)
+    assert torch.isfinite(out).all()
+    assert out[1, -1].item() == pytest.approx(10.5 * math.exp(MAX_S_EXPONENT), rel=1e-5)
+    assert out[0, -1].item() == 0.0  # nothing kept: zeros, as before
+    assert MAX_S_EXPONENT < math.log(torch.finfo(torch.float32).max) - 20
