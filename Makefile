@@ -11,7 +11,7 @@ export ASHLIB_CACHE ?= $(CURDIR)/.cache
 PROFILE ?= embedded
 RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: book notebooks site test check-site chromium fmnist install clean
+.PHONY: book notebooks site test check-site chromium fmnist rehearse install clean
 book: notebooks site
 
 install: $(VENV)/.installed
@@ -38,6 +38,15 @@ fmnist: install
 	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) || \
 	  $(BIN)/python -m ashlib fetch fmnist --no-progress
+
+# The paper-scale profiles rehearsed on the CPU (fake data in the real layout, random weights; see
+# ashlib/rehearsal.py), each run built into a site; the last build is replaced by `make book`.
+REHEARSALS ?= cifar10 cifar100 imagenet
+rehearse: install
+	@for p in $(REHEARSALS); do \
+	  $(BIN)/python -m ashlib run --profile $$p --rehearse --out runs/$$p-rehearsal && \
+	  $(BIN)/python -m ashlib book --run runs/$$p-rehearsal || exit 1; \
+	done
 
 check-site: install chromium
 	$(BIN)/python -m pytest site_tests

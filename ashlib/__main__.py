@@ -2,6 +2,8 @@
 
     python -m ashlib run --profile embedded                      # every notebook, runs/embedded/
     python -m ashlib run --profile cifar10 --device cuda 01_methods -p percentile 85
+    python -m ashlib run --profile imagenet --rehearse           # fake data, random weights, CPU
+    python -m ashlib run --profile imagenet --dry-run            # what a run reads, writes and costs
     python -m ashlib book --run runs/embedded                    # the site from a run folder
     python -m ashlib fetch --list                                # data sets and weights
 """
@@ -29,6 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="embedded", help=f"one of {', '.join(pipeline.profiles())}")
     run.add_argument("--device", help="override the profile's device (cpu, cuda, cuda:N, mps)")
     run.add_argument("--out", help="run folder (default: runs/<profile>)")
+    run.add_argument("--rehearse", action="store_true",
+                     help="paper-scale profiles: run every chapter on CPU on a small fake data tree in the real "
+                          "layout with random weights (runs/<profile>-rehearsal), before renting a GPU")
+    run.add_argument("--workdir", default=None,
+                     help="--rehearse: where the fake tree lives (default $ASHLIB_CACHE/rehearsals/<profile>)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print, per chapter, the images, network and layers, the cache it writes, peak memory "
+                          "and an estimated time; run nothing")
+    run.add_argument("--throughput", type=float, default=None, metavar="IMAGES_PER_S",
+                     help="--dry-run: images per second of decoding + forward pass on the target machine "
+                          "(benchmarks/throughput.py prints it; default: a rough figure for one GPU)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      type=_parameter, help="override a notebook parameter (value read as YAML)")
 
@@ -47,7 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             overrides = {name: pipeline.parse_value(value, name) for name, value in args.parameter}
-            pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides)
+            if args.dry_run:
+                from ashlib import estimate
+
+                print(estimate.report(args.profile, args.notebooks or None, overrides, args.throughput))
+            elif args.rehearse:
+                from ashlib import rehearsal
+
+                if args.device not in (None, "cpu"):
+                    raise ParameterError(f"--device {args.device} is not allowed with --rehearse: a rehearsal "
+                                         "runs on the CPU.")
+                rehearsal.rehearse(args.profile, args.notebooks or None, args.out, overrides, args.workdir)
+            else:
+                pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides)
         elif args.command == "book":
             pipeline.build_book(args.run)
         else:

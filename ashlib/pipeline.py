@@ -117,13 +117,16 @@ class RunFailed(RuntimeError):
 
 
 @contextlib.contextmanager
-def kernel_environment(results_dir: Path):
+def kernel_environment(results_dir: Path, extra: dict | None = None):
     """The environment the notebooks' kernels inherit: this checkout's ``ashlib`` first on PYTHONPATH
     (whatever ``ashlib`` is installed), and ``ASHLIB_RESULTS_DIR``, where :meth:`ashlib.runs.Run.publish`
-    saves the tables, so the published parameters cell names no folder at all."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "ASHLIB_RESULTS_DIR")}
+    saves the tables, so the published parameters cell names no folder at all; plus ``extra`` (a
+    rehearsal's ``ASHLIB_CACHE`` and ``ASHLIB_MANIFEST``)."""
+    extra = dict(extra or {})
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "ASHLIB_RESULTS_DIR", *extra)}
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [saved["PYTHONPATH"]])])
     os.environ["ASHLIB_RESULTS_DIR"] = str(results_dir)
+    os.environ.update({k: str(v) for k, v in extra.items()})
     try:
         yield
     finally:
@@ -184,6 +187,11 @@ def _carry_over(previous: Path, staging: Path, record: dict, echo) -> None:
         old = json.loads((previous / "run.json").read_text())
     except (OSError, ValueError):
         return
+    if bool(old.get("rehearsal")) != bool(record.get("rehearsal")):
+        if old.get("notebooks"):
+            echo(f"  the previous run in {previous.name} is {'a' if old.get('rehearsal') else 'not a'} rehearsal; "
+                 "none of its notebooks is carried over", flush=True)
+        return
     for name, entry in (old.get("notebooks") or {}).items():
         if name in record["notebooks"]:
             continue
@@ -211,14 +219,17 @@ def _replace(target: Path, staging: Path) -> None:
 
 
 def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None = None,
-        device: str | None = None, overrides: dict | None = None, echo=print) -> Path:
+        device: str | None = None, overrides: dict | None = None, echo=print, environment: dict | None = None,
+        rehearsal: dict | None = None) -> Path:
     """Execute notebooks with papermill into the run folder ``out`` (default ``runs/<profile>``), all
     or nothing (module docstring); one line per notebook. Raises :class:`RunFailed` when a notebook
     fails (``out`` is then unchanged) and :class:`ParameterError`, before anything runs, for a bad
-    parameter of any notebook."""
+    parameter of any notebook. ``environment``: variables for the kernels (:func:`kernel_environment`);
+    ``rehearsal``: what :func:`ashlib.rehearsal.rehearse` records in ``run.json`` (the book shows it)."""
     import papermill
 
-    plans = plan(profile, notebooks, device, overrides)
+    with kernel_environment(Path("."), environment):  # the checks see what the kernels will see
+        plans = plan(profile, notebooks, device, overrides)
     out = Path(out or ROOT / "runs" / profile).resolve()
     if out.exists() and not out.is_dir():
         raise ParameterError(f"out={str(out)!r} is not allowed: it is a file; expected a run folder.")
@@ -228,7 +239,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
     staging.mkdir()
     record = dict(profile=profile, overrides=overrides or {}, python=platform.python_version(),
                   machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running",
-                  notebooks={})
+                  notebooks={}, **({"rehearsal": rehearsal} if rehearsal else {}))
     current = None
     try:
         for i, (name, params) in enumerate(plans.items(), 1):
@@ -236,7 +247,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
             before = _files(staging)
             echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ...", flush=True)
             t0 = time.perf_counter()
-            with kernel_environment(staging):
+            with kernel_environment(staging, environment):
                 papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(staging / f"{name}.ipynb"),
                                            parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
                                            kernel_name="python3")
@@ -254,15 +265,18 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
         _replace(out, staging)
     except BaseException as err:
         failed = out.with_name(f"{out.name}.failed-{stamp}")
-        what = f"{type(err).__name__}: {getattr(err, 'evalue', None) or err}".strip().splitlines()[0]
-        record.update(status="failed", failed_notebook=current, error=what)
+        name = getattr(err, "ename", None) or type(err).__name__  # papermill: the notebook's exception
+        full = f"{name}: {getattr(err, 'evalue', None) or err}".strip()
+        what = full.splitlines()[0] if full else name
+        record.update(status="failed", failed_notebook=current, error=full)
         with contextlib.suppress(OSError):
             _write_record(staging, record)
             os.rename(staging, failed)
-        echo(f"run failed{f' in {current}' if current else ''}: {what}", flush=True)
+        echo(f"run failed{f' in {current}' if current else ''}: {full}", flush=True)
         echo(f"  {out} is unchanged; this run's partial output: {failed}", flush=True)
         if isinstance(err, Exception) and current:
-            raise RunFailed(f"{current}: {what} (partial output: {failed}; {out} unchanged)") from err
+            detail = "".join("\n" + line for line in full.splitlines()[1:])
+            raise RunFailed(f"{current}: {what} (partial output: {failed}; {out} unchanged){detail}") from err
         raise
     echo(f"run folder: {out}", flush=True)
     return out
@@ -292,13 +306,23 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
             shutil.copy2(path, target / path.name)
         for path in executed:  # the site publishes its notebooks as they render: without stderr
             _without_stderr(path, target / path.name)
-    toc = _toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), {p.stem for p in executed})
+    present = {p.stem for p in executed}
+    run_record = json.loads(record.read_text()) if record.is_file() else {}
+    fragments = book_dir / "_fragments"
+    (target / "this_run.md").write_text(this_run_page(run_record, present, fragments), encoding="utf-8")
+    (target / "results.md").write_text(results_page(present, fragments), encoding="utf-8")
+    toc = _toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), present)
     build = book_dir / "_build"
     shutil.rmtree(build, ignore_errors=True)  # a clean build: no page of an earlier run survives
     build.mkdir()
     (build / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    config = yaml.safe_load((book_dir / "_config.yml").read_text())
+    if run_record.get("rehearsal"):  # every page says so, above its title
+        config.setdefault("html", {})["announcement"] = run_record["rehearsal"]["banner"]
+    (build / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir),
-           "--toc", str(build / "_toc.yml"), "--warningiserror", "--keep-going"]
+           "--toc", str(build / "_toc.yml"), "--config", str(build / "_config.yml"),
+           "--warningiserror", "--keep-going"]
     echo("building the site: jupyter-book " + " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True)
     index = build / "html" / "index.html"
@@ -306,17 +330,52 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     return index
 
 
+FRAGMENTS = {"mnist5k": "mnist5k.md", "fmnist": "fmnist.md", "cifar10": "cifar.md", "cifar100": "cifar.md",
+             "imagenet": "imagenet.md"}
+
+
+def this_run_page(record: dict, present: set[str], fragments: Path) -> str:
+    """The introduction's "Which benchmark" paragraph for the run the site shows (``run.json``): the
+    benchmark's text (``book/_fragments``), the run's own settings, the ID accuracy its first ASH
+    chapter measured, and for a rehearsal a warning that its numbers mean nothing."""
+    runs = record.get("notebooks") or {}
+    params = next((runs[n]["parameters"] for n in sorted(runs) if n in present), {})
+    bench = params.get("benchmark", "mnist5k")
+    parts = []
+    if record.get("rehearsal"):
+        parts.append(f":::{{warning}}\n{record['rehearsal']['banner']}\n:::\n")
+    parts.append((fragments / FRAGMENTS.get(bench, "mnist5k.md")).read_text(encoding="utf-8").strip()
+                 .replace("{benchmark}", bench))
+    settings = [f"profile `{record['profile']}`"] if record.get("profile") else []
+    settings += [f"{k} `{params[k]}`" for k in ("preprocessing", "model", "device") if params.get(k) is not None]
+    subsets = [f"{k}={params[k]:,}" for k in ("n_train", "n_test", "n_ood") if params.get(k) is not None]
+    if subsets:
+        settings.append("subsets " + ", ".join(subsets) + " (not the paper's sizes)")
+    line = "**This site's run:** " + ", ".join(settings) + "." if settings else ""
+    if "01_methods" in present:
+        line += (" Its network classifies {glue:text}`run/01_methods.ipynb::methods_id_accuracy:.2f`% of the "
+                 "ID test images correctly.")
+    parts.append(line.strip())
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def results_page(present: set[str], fragments: Path) -> str:
+    """The gathered results: the sections of ``book/_fragments/results.md`` whose every pasted table
+    comes from a chapter present in the run."""
+    import re
+
+    head, *sections = re.split(r"(?m)^(?=## )", (fragments / "results.md").read_text(encoding="utf-8"))
+    kept = [s for s in sections
+            if all(doc in present for doc in re.findall(r":doc: run/([\w-]+)\.ipynb", s))]
+    return head + "".join(kept)
+
+
 def _toc_for(toc: dict, present: set[str]) -> dict:
-    """The book's table of contents without the chapters of notebooks absent from the run; the
-    gathered results page (which pastes from every chapter) only when all chapters are present."""
-    chapters = [c.get("file", "") for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}])
-                for c in part.get("chapters", [])]
-    complete = all(f.split("/", 1)[1] in present for f in chapters if f.startswith("run/"))
+    """The book's table of contents without the chapters of notebooks absent from the run (the
+    results page keeps the sections of the chapters present, :func:`results_page`)."""
 
     def keep(entry) -> bool:
         file = entry.get("file", "")
-        if file == "results":
-            return complete
         return not file.startswith("run/") or file.split("/", 1)[1] in present
 
     toc = copy.deepcopy(toc)

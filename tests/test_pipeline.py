@@ -64,9 +64,11 @@ def test_toc_keeps_only_the_chapters_of_the_run():
     toc = yaml.safe_load(pipeline.TOC.read_text())
     partial = pipeline._toc_for(toc, {"01_methods"})
     files = [c["file"] for part in partial["parts"] for c in part["chapters"]]
-    assert files == ["run/01_methods", "references"]  # the results page needs every chapter
+    assert files == ["run/01_methods", "results", "references"]  # results: the present chapters' sections
     full = pipeline._toc_for(toc, set(pipeline.notebook_names()))
     assert "results" in [c["file"] for part in full["parts"] for c in part["chapters"]]
+    sections = pipeline.results_page({"01_methods"}, pipeline.BOOK / "_fragments")
+    assert "## Methods (paper Tables 2 and 3)" in sections and "## Placements" not in sections
 
 
 @pytest.mark.project_cache
