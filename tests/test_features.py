@@ -129,3 +129,41 @@ def test_unknown_layer_lists_what_is_allowed(model, x):
     with pytest.raises(ParameterError, match="layer='nope'"):
         with shaping_at(model, "nope", lambda t: t):
             pass
+
+
+class _Images(torch.utils.data.Dataset):
+    """A Dataset of image tensors with a cache key (module level: worker processes pickle it)."""
+
+    def __init__(self, x, key):
+        self.x, self.cache_key = x, key
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+def test_worker_processes_give_the_same_batches_in_the_same_order(model, x):
+    from ashlib.features import batches, default_num_workers
+
+    data = _Images(x, "workers-v1")
+    alone = torch.cat(list(batches(data, 6, num_workers=0)))
+    pooled = torch.cat(list(batches(data, 6, num_workers=2)))
+    assert torch.equal(alone, x) and torch.equal(pooled, x)
+    assert 1 <= default_num_workers() <= 8
+    acts = activations(model, data, ["avgpool"], batch_size=6, cache=False, num_workers=2)["avgpool"]
+    torch.testing.assert_close(acts, activations(model, x, ["avgpool"], batch_size=6, cache=False)["avgpool"])
+
+
+def test_run_after_replays_in_batches_of_the_given_size(model, x):
+    """Issue 10: run_after replayed at a fixed batch of 1024 whatever the run's batch_size."""
+    h = activations(model, x, ["layer2"], cache=False)["layer2"]
+    sizes = []
+    hook = model.fc.register_forward_hook(lambda _m, i, _o: sizes.append(len(i[0])))
+    try:
+        out = run_after(model, "layer2", h, batch_size=8)
+    finally:
+        hook.remove()
+    assert sizes == [8, 8, 4]
+    torch.testing.assert_close(out, model(x).detach())
