@@ -4,22 +4,22 @@
 The functions return fractions in [0, 1]; :func:`ood_metrics` returns percentages, as the
 paper's tables do.
 
-FPR at a TPR comes in two conventions (see :data:`FPR_CONVENTIONS`); the paper's is the default:
+FPR at a TPR comes in three conventions (see :data:`FPR_CONVENTIONS`); the paper's is the default:
 
-* ``"paper"`` (ASH, ReAct, Energy): ID is positive. The threshold is the first point of
-  ``roc_curve`` (thresholds in decreasing order) with TPR >= ``tpr``: the largest score ``t``
-  such that at least ``tpr`` of the ID samples have a score >= ``t``. FPR is the fraction of
-  OOD samples with a score >= ``t`` (accepted as ID).
+* ``"paper"`` (the official ASH code, which takes ReAct's ``get_curve``): ID is positive. Sort
+  the ID scores ascending; the threshold is the one at index ``round(0.05 * n)`` (Python's
+  ``round``, half to even; ``0.05`` is ``1 - tpr``); FPR is the fraction of OOD scores
+  *strictly above* it. An OOD score equal to the threshold is not counted, so scores that
+  saturate (97% of ID and 30% of OOD softmax scores exactly 1.0) give FPR 0.
+* ``"roc"`` (tie-aware): the threshold is the first point of ``roc_curve`` (thresholds in
+  decreasing order) with TPR >= ``tpr``: the largest score ``t`` such that at least ``tpr`` of the
+  ID samples have a score >= ``t``. FPR is the fraction of OOD samples with a score >= ``t``. A
+  group of tied scores is accepted together, so the example above gives 30%, which we think is the
+  better reading of "FPR at 95% TPR". It equals ``"paper"`` when no OOD score ties with the threshold
+  and ``0.05 * n`` is an integer.
 * ``"openood"`` (OpenOOD v1.5, pytorch-ood): OOD is positive, scores are negated. The threshold
   is the smallest ``t`` such that at least ``tpr`` of the OOD samples have a score <= ``t``.
   FPR is the fraction of ID samples with a score <= ``t`` (rejected as OOD).
-
-Ties: ``roc_curve`` puts all samples with equal scores into one point, so a group of tied
-scores is accepted (or rejected) together. The TPR reached can exceed ``tpr`` and every sample
-of the other class tied with the threshold counts as a false positive. The official ASH/ReAct
-script uses ``known_sorted[round(0.05 * n)]`` and counts OOD scores strictly above it; the two
-agree when ``0.05 * n`` is an integer (e.g. 10,000 or 50,000 ID images) and no OOD score equals
-the threshold.
 
 AUPR-In/Out are ``average_precision_score`` (the step sum ``sum_n (R_n - R_{n-1}) P_n``), not
 a trapezoidal area; pytorch-ood's AUPR and the official ASH script's AUIN/AUOUT use trapezoids
@@ -47,10 +47,12 @@ __all__ = [
     "histogram_iou",
 ]
 
-#: The two meanings of "FPR at 95% TPR"; label every table with the one used.
+#: The meanings of "FPR at 95% TPR"; label every table with the one used.
 FPR_CONVENTIONS: dict[str, str] = {
-    "paper": "fraction of OOD samples accepted as ID when (at least) 95% of ID samples are "
-    "accepted (ASH, ReAct, Energy papers)",
+    "paper": "fraction of OOD scores strictly above the ID score at index round(0.05 n) of the sorted "
+    "ID scores (the official ASH/ReAct code)",
+    "roc": "fraction of OOD samples accepted as ID when (at least) 95% of ID samples are accepted, "
+    "tied scores accepted together (scikit-learn's roc_curve)",
     "openood": "fraction of ID samples rejected as OOD when (at least) 95% of OOD samples are "
     "detected (OpenOOD v1.5, pytorch-ood)",
 }
@@ -109,13 +111,18 @@ def aupr_out(score_id, score_ood) -> float:
 
 
 def fpr_at_tpr(score_id, score_ood, tpr: float = 0.95, convention: str = DEFAULT_CONVENTION) -> float:
-    """False positive rate at the first ROC point with TPR >= ``tpr`` (see module docs).
+    """False positive rate at true positive rate ``tpr``, in one of :data:`FPR_CONVENTIONS` (module docs).
 
-    ``convention="paper"``: OOD accepted at ``tpr`` of ID accepted; ``"openood"``: ID rejected
-    at ``tpr`` of OOD detected. Tied scores enter together, as ``roc_curve`` groups them.
+    ``"paper"``: OOD scores strictly above the sorted ID scores' entry at ``round((1 - tpr) * n)``;
+    ``"roc"``: OOD accepted at the first ROC point with TPR >= ``tpr``, tied scores together;
+    ``"openood"``: ID rejected at ``tpr`` of OOD detected.
     """
     check_range("tpr", tpr, 0, 1)
     check_choice("convention", convention, FPR_CONVENTIONS)
+    if convention == "paper":
+        known, novel = np.sort(_as_array("score_id", score_id)), _as_array("score_ood", score_ood)
+        index = min(round(round(1 - tpr, 12) * len(known)), len(known) - 1)  # as round(0.05 * num_k)
+        return float(np.sum(novel > known[index]) / len(novel))
     y, s = _labelled(score_id, score_ood)
     if convention == "openood":
         y, s = 1 - y, -s

@@ -35,7 +35,7 @@ one long table per slide table:
   :func:`nac_model_evaluation`, :func:`thesis_literature`, :func:`thesis_accuracy`,
   :func:`thesis_msp_misp`, :func:`thesis_mahalanobis_misp`, :func:`thesis_best`.
 
-FPR95 of the NAC tables. The slides write "FPR95↓" and never say which of the two conventions
+FPR95 of the NAC tables. The slides write "FPR95↓" and never say which of the conventions
 of :data:`ashlib.metrics.FPR_CONVENTIONS` they use. *Assumption:* the ``"openood"`` one
 (OOD is the positive class; FPR95 = the fraction of ID samples rejected as OOD when 95% of the OOD
 samples are detected). Reasons: the detection table is OpenOOD v1.5's (its CIFAR far-OOD sets,

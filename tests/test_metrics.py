@@ -32,10 +32,23 @@ def labels_scores(s_id, s_ood):
     return np.r_[np.ones(len(s_id)), np.zeros(len(s_ood))], np.r_[s_id, s_ood]
 
 
+def official_fpr95(known, novel):
+    """The official ASH/ReAct get_curve's FPR, transcribed line by line (tpr 0.95 only)."""
+    known, novel = np.sort(np.asarray(known, dtype=float)), np.asarray(novel, dtype=float)
+    threshold = known[round(0.05 * known.shape[0])]
+    return np.sum(novel > threshold) / float(novel.shape[0])
+
+
 def ref_fpr(s_id, s_ood, tpr, convention):
     """Independent FPR by sorting (no roc_curve): the m-th best score of the positive class is
-    the threshold, m = ceil(tpr * n_pos); count the other class on the accepting side, ties included."""
-    pos, neg = (s_id, s_ood) if convention == "paper" else (-s_ood, -s_id)
+    the threshold, m = ceil(tpr * n_pos); count the other class on the accepting side, ties included.
+    "paper": the official code's index and strict comparison (at 0.95 exactly its transcription)."""
+    if convention == "paper":
+        if tpr == 0.95:
+            return float(official_fpr95(s_id, s_ood))
+        known = np.sort(s_id)
+        return float(np.mean(np.asarray(s_ood) > known[min(round(round(1 - tpr, 12) * len(known)), len(known) - 1)]))
+    pos, neg = (s_id, s_ood) if convention == "roc" else (-s_ood, -s_id)
     m = max(1, math.ceil(round(tpr * len(pos), 9)))
     t = np.sort(pos)[::-1][m - 1]
     return float(np.mean(neg >= t))
@@ -82,14 +95,17 @@ HAND_OOD = [0.5, 0.4, 0.3, 0.2, 0.8]
 
 
 def test_hand_worked_example_with_ties():
-    # "paper": accept score >= t. Unique thresholds, descending, with (ID accepted, OOD accepted):
+    # "roc": accept score >= t. Unique thresholds, descending, with (ID accepted, OOD accepted):
     #   0.9 (1, 0)  0.8 (2, 1)  0.7 (3, 1)  0.5 (5, 2)  ...
     # TPR 0.8 needs 4 of 5 ID: first reached at t=0.5, where the tie group jumps to 5/5 (TPR 1.0).
     # FPR = OOD >= 0.5 = {0.5, 0.8} = 2/5 = 0.4 (the tied OOD 0.5 counts; ">" would give 1/5).
     # TPR 0.95 needs 5/5: also t=0.5 -> 0.4.
-    assert fpr_at_tpr(HAND_ID, HAND_OOD, 0.8, "paper") == 0.4
-    assert fpr95(HAND_ID, HAND_OOD) == 0.4
-    assert fpr95(HAND_ID, HAND_OOD, convention="paper") == 0.4
+    assert fpr_at_tpr(HAND_ID, HAND_OOD, 0.8, "roc") == 0.4
+    assert fpr95(HAND_ID, HAND_OOD, convention="roc") == 0.4
+    # "paper" (official): sorted ID 0.5, 0.5, 0.7, 0.8, 0.9; index round(0.05 * 5) = round(0.25) = 0,
+    # threshold 0.5; OOD strictly above: {0.8} = 1/5. TPR 0.8: index round(1.0) = 1, threshold 0.5 again.
+    assert fpr95(HAND_ID, HAND_OOD) == fpr95(HAND_ID, HAND_OOD, convention="paper") == 0.2
+    assert fpr_at_tpr(HAND_ID, HAND_OOD, 0.8, "paper") == 0.2
     # "openood": OOD positive, flag score <= t. Thresholds ascending, (OOD flagged, ID flagged):
     #   0.2 (1, 0)  0.3 (2, 0)  0.4 (3, 0)  0.5 (4, 2)  0.7 (4, 3)  0.8 (5, 4)  0.9 (5, 5)
     # TPR 0.8 (4/5 OOD): t=0.5, ID flagged {0.5, 0.5} = 2/5 = 0.4.
@@ -107,7 +123,8 @@ def test_hand_worked_example_with_ties():
     #   0.2/0.3/0.4: P 1, R .2/.4/.6   0.5: P 4/6, R .8   0.7: R stays .8   0.8: P 5/9, R 1
     #   = .6 + .2*2/3 + .2*5/9
     assert aupr_out(HAND_ID, HAND_OOD) == pytest.approx(0.6 + 0.4 / 3 + 1 / 9, abs=1e-12)
-    assert ood_metrics(HAND_ID, HAND_OOD) == pytest.approx(
+    assert ood_metrics(HAND_ID, HAND_OOD)["FPR95"] == 20.0  # "paper", the default
+    assert ood_metrics(HAND_ID, HAND_OOD, "roc") == pytest.approx(
         {"FPR95": 40.0, "AUROC": 82.0, "AUPR-In": 100 * (0.2 + 0.4 / 3 + 0.15 + 2 / 7),
          "AUPR-Out": 100 * (0.6 + 0.4 / 3 + 1 / 9)}, abs=1e-10)
     assert ood_metrics(HAND_ID, HAND_OOD, "openood")["FPR95"] == pytest.approx(80.0)
@@ -117,7 +134,8 @@ def test_exact_tpr_boundary_is_reached_not_overshot():
     # 20 distinct ID scores: 95% = 19 of 20, so t is the 19th best ID score (2.0), not the 20th.
     s_id = np.arange(1.0, 21.0)  # 1..20
     s_ood = np.array([1.5, 2.0, 2.5, 30.0])
-    assert fpr95(s_id, s_ood) == 0.75  # OOD >= 2.0: 2.0, 2.5, 30.0 (the tie at 2.0 counts)
+    assert fpr95(s_id, s_ood, convention="roc") == 0.75  # OOD >= 2.0: 2.0, 2.5, 30.0 (the tie at 2.0 counts)
+    assert fpr95(s_id, s_ood) == 0.5  # official: index round(1.0) = 1, t = 2.0, OOD > 2.0: 2.5, 30.0
 
 
 def test_every_tie_group_is_a_candidate_threshold():
@@ -125,7 +143,8 @@ def test_every_tie_group_is_a_candidate_threshold():
     # (2/3,2/3), (1,1) are collinear; roc_curve(drop_intermediate=True) would drop the middle
     # ones and jump to FPR 1. TPR 0.5 is first reached at t=2: FPR = OOD >= 2 = 2/3.
     s = [3.0, 2.0, 1.0]
-    assert fpr_at_tpr(s, s, 0.5) == pytest.approx(2 / 3)
+    assert fpr_at_tpr(s, s, 0.5, "roc") == pytest.approx(2 / 3)
+    assert fpr_at_tpr(s, s, 0.5) == 0.0  # official: index round(1.5) = 2, t = 3.0, no OOD score above
     assert fpr_at_tpr(s, s, 0.5, "openood") == pytest.approx(2 / 3)
     assert auroc(s, s) == 0.5
 
@@ -256,3 +275,17 @@ def test_change_is_judged_at_the_shown_precision():
     assert change(16.7, 16.5, lower_is_better=True) == "better"
     assert change(90.0, 89.0, lower_is_better=False) == "worse"
     assert change(90.0, 90.04, lower_is_better=False, decimals=2) == "better"
+
+
+def test_paper_fpr95_is_the_official_code_when_scores_saturate():
+    """Issue 11: with 97% of ID and 30% of OOD softmax scores exactly 1.0 the official code reports
+    0% (no OOD score is strictly above the threshold 1.0); the tie-aware reading reports 30%."""
+    rng = np.random.default_rng(0)
+    s_id = np.r_[np.ones(970), rng.uniform(0.5, 0.99, 30)]
+    s_ood = np.r_[np.ones(300), rng.uniform(0.1, 0.99, 700)]
+    assert official_fpr95(s_id, s_ood) == 0.0
+    assert fpr95(s_id, s_ood) == 0.0
+    assert fpr95(s_id, s_ood, convention="roc") == 0.3
+    for n in (10, 99, 1000, 1001, 10_000):  # the index as Python's round(0.05 * n), half to even
+        a, b = rng.normal(size=n), rng.normal(size=257)
+        assert fpr95(a, b) == official_fpr95(a, b), n
