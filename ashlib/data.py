@@ -391,7 +391,7 @@ def load_benchmark(
     statistics (ReAct threshold, DICE mask, Mahalanobis, global ASH thresholds), ``n_train`` images
     class-balanced from the train set (None: CIFAR all 50,000, ImageNet :data:`IMAGENET_N_TRAIN`);
     ``n_test`` None (the paper: the whole official set) or a class-balanced subset for a smoke run;
-    OOD sets as in paper Table 1. Every file is checked first (:func:`target_problem`). ``n_ood=None`` keeps every OOD image. ``fingerprint`` ("stat":
+    OOD sets as in paper Table 1. Every file is checked first (:func:`check_target`). ``n_ood=None`` keeps every OOD image. ``fingerprint`` ("stat":
     relative path, size and mtime of every file; "content": their sha256) goes into image-folder
     sets' ``cache_key``.
 
@@ -1013,7 +1013,7 @@ def _expected_contents(entry: dict, dest: Path) -> tuple[str, dict[str, str], bo
         for alg in ("sha256", "md5"):
             if entry.get(alg):
                 return alg, {".": str(entry[alg]).lower()}, False, f"{alg} in data_manifest.yaml"
-    record = dest.with_name(f".{dest.name}.contents.json")  # written by `fetch` at unpack time
+    record = contents_record(dest)
     if record.is_file():
         import json
 
@@ -1021,17 +1021,18 @@ def _expected_contents(entry: dict, dest: Path) -> tuple[str, dict[str, str], bo
     return None
 
 
-def _files_under(dest: Path) -> dict[str, Path]:
+def contents_record(dest: Path) -> Path:
+    """Where ``fetch`` records the sha256 of every unpacked file of a data set: beside its target, hidden."""
+    return dest.with_name(f".{dest.name}.contents.json")
+
+
+def files_under(dest: Path) -> dict[str, Path]:
+    """The files of a target as the loaders see them, by relative path ("." for a single file);
+    hidden files and folders (names starting with ".", e.g. macOS ``._*`` forks) left out."""
     if dest.is_file():
         return {".": dest}
     return {p.relative_to(dest).as_posix(): p for p in sorted(dest.rglob("*"))
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dest).parts)}
-
-
-def target_problem(entry: dict, root: str | Path) -> str | None:
-    """Why ``<root>/<target>`` of manifest ``entry`` cannot be used, or None if it is exactly what the
-    manifest (or the record ``fetch`` wrote when it unpacked it) describes (:func:`check_target`)."""
-    return check_target(entry, root)[1]
 
 
 def check_target(entry: dict, root: str | Path) -> tuple[str, str | None]:
@@ -1060,7 +1061,7 @@ def check_target(entry: dict, root: str | Path) -> tuple[str, str | None]:
                 f"{entry['name']}` did not unpack it, record the copy you trust with `python -m ashlib fetch "
                 f"{entry['name']} --adopt --root {root}` (or fetch it again with --force).")
     alg, digests, others_allowed, source = expected
-    files = _files_under(dest)
+    files = files_under(dest)
     missing = sorted(set(digests) - set(files))
     added = [] if others_allowed else sorted(set(files) - set(digests))
     checked = {rel: files[rel] for rel in sorted(set(digests) & set(files))}
@@ -1117,7 +1118,7 @@ def _folder_set(ctx: _PaperContext, set_name: str, entry: str, size, n_ood, firs
 def read_cifar(folder: str | Path, benchmark: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The official python-pickle CIFAR files in ``folder`` (``cifar-10-batches-py`` or
     ``cifar-100-python``) as {"train": (uint8 images (N, 3, 32, 32), int64 labels), "test": ...};
-    CIFAR-100 labels are the 100 fine classes. The files are checked before by :func:`target_problem`."""
+    CIFAR-100 labels are the 100 fine classes. The files are checked before by :func:`check_target`."""
     import pickle
 
     folder = Path(folder)

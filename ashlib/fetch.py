@@ -453,7 +453,7 @@ def verify(name: str, root: str | Path | None = None) -> Status:
 
 
 def _target_status(e: dict, root, dest: Path) -> Status:
-    """A data set's target as the loaders see it (:func:`ashlib.data.target_problem`: layout, then every
+    """A data set's target as the loaders see it (:func:`ashlib.data.check_target`: layout, then every
     file against ``contents_md5``, its own checksum or the record written at unpack time)."""
     name = e["name"]
     kind, problem = _data().check_target(e, _data().data_root(root))
@@ -748,39 +748,23 @@ def _unpack_archive(e: dict, root, archive: Path) -> list[str]:
 
 
 def _contents_record(dest: Path) -> Path:
-    """Where the sha256 of every unpacked file of a data set is kept: beside its target, hidden."""
-    return dest.with_name(f".{dest.name}.contents.json")
-
-
-def _unpacked_files(dest: Path) -> list[Path]:
-    return sorted(p for p in ([dest] if dest.is_file() else dest.rglob("*")) if p.is_file())
+    """Where the sha256 of every unpacked file of a data set is kept (:func:`ashlib.data.contents_record`)."""
+    return _data().contents_record(dest)
 
 
 def _record_contents(e: dict, dest: Path) -> Path:
-    """Hash every file of an unpacked target (so ``verify`` can re-check them once the archive is gone)."""
-    files = _unpacked_files(dest)
+    """Hash every file of an unpacked target that the loaders see (:func:`ashlib.data.check_target`
+    checks them against this record, as ``verify`` does once the archive is gone)."""
+    files = _data().files_under(dest)
     if len(files) > 1000:
         _say(f"{e['name']}: recording the sha256 of {len(files)} unpacked files ...")
     record = {"entry": e["name"], "target": dest.name,
-              "files": {p.relative_to(dest).as_posix() if p != dest else ".": pooch.file_hash(str(p), alg="sha256")
-                        for p in files}}
+              "files": {rel: pooch.file_hash(str(p), alg="sha256") for rel, p in files.items()}}
     path = _contents_record(dest)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(record, indent=0, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def _contents_problem(dest: Path) -> str | None:
-    """None if every file recorded at unpack time is there, unchanged, and no file was added."""
-    record = json.loads(_contents_record(dest).read_text(encoding="utf-8"))["files"]
-    files = {p.relative_to(dest).as_posix() if p != dest else ".": p for p in _unpacked_files(dest)}
-    missing, added = sorted(set(record) - set(files)), sorted(set(files) - set(record))
-    changed = [rel for rel in sorted(set(record) & set(files))
-               if pooch.file_hash(str(files[rel]), alg="sha256") != record[rel]]
-    parts = [f"{len(v)} {what} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})"
-             for what, v in (("changed", changed), ("missing", missing), ("added", added)) if v]
-    return "; ".join(parts) or None
 
 
 def _after_unpack(e: dict, root, names: list[str], force: bool) -> list[Path]:

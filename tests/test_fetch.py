@@ -559,3 +559,20 @@ def test_imagenet_train_subset_streams_the_archive_and_keeps_only_what_is_used(t
     (train / "n00000001" / "n00000001_0.JPEG").write_bytes(b"changed")
     assert F.verify("imagenet_train", root).state == "corrupt"  # recorded, so checked like any fetch
     assert F.main(["imagenet_train", "--subset-from", str(archive), "--root", str(root)]) == 1  # not empty
+
+
+def test_a_record_and_the_loaders_see_the_same_files_hidden_ones_left_out(tmp_path):
+    import json
+
+    """An archive's macOS ``._*`` forks are skipped by the loaders, so the record leaves them out too
+    (before, a record holding them made every check of that folder fail)."""
+    from ashlib import data
+
+    dest = tmp_path / "setH"
+    (dest / "imgs").mkdir(parents=True)
+    (dest / "imgs" / "a.png").write_bytes(b"A" * 30)
+    (dest / "imgs" / "._a.png").write_bytes(b"fork")
+    e = {"name": "setH", "target": "setH", "kind": "download", "unpack": "tar.gz"}
+    record = json.loads(F._record_contents(e, dest).read_text())["files"]
+    assert list(record) == ["imgs/a.png"] and list(data.files_under(dest)) == ["imgs/a.png"]
+    assert data.check_target(e, tmp_path) == ("ok", None)
