@@ -65,24 +65,6 @@ def sizes(benchmark: str, params: dict) -> dict[str, int]:
     return base
 
 
-@torch.no_grad()
-def layer_numel(model: torch.nn.Module, shape: tuple[int, ...], layers: list[str | None]) -> dict:
-    """Values per image of each layer's output (None: the input), by one probe forward pass."""
-    from ashlib.placement import get_layer
-
-    seen, hooks = {None: int(torch.Size(shape).numel())}, []
-    for layer in layers:
-        if layer is not None:
-            hooks.append(get_layer(model, layer).register_forward_hook(
-                lambda _m, _i, o, layer=layer: seen.__setitem__(layer, o[0].numel())))
-    try:
-        model.eval()(torch.zeros(1, *shape))
-    finally:
-        for h in hooks:
-            h.remove()
-    return seen
-
-
 def _gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB"
 
@@ -90,7 +72,7 @@ def _gib(n: float) -> str:
 def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, list[Chapter]]:
     """(benchmark, set sizes, the estimated work of each chapter) for a paper-scale ``profile``."""
     from ashlib.experiments import TABLE_A1_ROWS
-    from ashlib.features import replay_start
+    from ashlib.features import output_numels, replay_start
     from ashlib.models import block_merge_layers, build_model
     from ashlib.params import model_for
     from ashlib.pipeline import notebook_defaults, plan
@@ -106,18 +88,18 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
     every = sum(n.values())
     model = build_model(model_for(bench, first.get("model")), CLASSES[bench])
     stages = [*block_merge_layers(model), "avgpool"]
-    starts = {p: replay_start(model, [p]) for p in stages[:-1]}
-    numel = layer_numel(model, INPUT[bench], ["avgpool", *starts.values()])
+    placements = {p for params in plans.values() for p in params.get("placements") or stages}
+    starts = {p: replay_start(model, [p]) for p in placements if p != "avgpool"}
+    numel = output_numels(model, torch.zeros(INPUT[bench]), ["avgpool", *starts.values()])
     limit = Context.__dataclass_fields__["replay_limit"].default
     features = 4 * numel["avgpool"] * every
-    out, features_counted = [], False
-    for name, params in plans.items():
+    out = []
+    for i, (name, params) in enumerate(plans.items()):
         params = {**notebook_defaults(name), **params}
         notes, passes, cache, peak = [], 0.0, 0, features  # the features of every set stay in memory
-        if not features_counted:
+        if i == 0:  # the first chapter computes them; the others read the cache
             passes += every
             cache += features
-            features_counted = True
             notes.append(f"penultimate features of {every:,} images ({numel['avgpool']:,} values each), cached")
         if name == "01_methods":
             passes += ODIN_PASSES * test_and_ood
@@ -128,8 +110,8 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
             sweep = len(params.get("accuracy_sweep") or [])
             a1 = [stages[i] for _, _, i in TABLE_A1_ROWS if i < len(stages)]
             for p in inner:
-                start = starts.get(p, replay_start(model, [p]))
-                per_image = 4 * numel.get(start, numel[None])
+                start = starts[p]
+                per_image = 4 * numel[start]
                 acc_methods, a1_methods = 2 * sweep, a1.count(p)
                 if per_image * max(v for k, v in n.items() if k != "train") <= limit:
                     held = per_image * (test_and_ood if a1_methods else n["test"])

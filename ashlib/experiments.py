@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ashlib import metrics, scores, shaping
 from ashlib._checks import ParameterError, check_choice, check_percentile
-from ashlib.features import activations, batches, output_numel, replay_start, run_after, top_level
+from ashlib.features import activations, batches, output_numels, replay_start, run_after, top_level
 from ashlib.placement import get_layer, shaping_at_each
 
 SCORES = (*scores.LOGIT_SCORES, "odin", "mahalanobis")
@@ -198,7 +198,7 @@ class Context:
         """Bytes the output of ``layer`` (None: the images) takes over one whole set, as float32."""
         key = ("bytes", layer)
         if key not in self.memo:
-            self.memo[key] = output_numel(self.model, self.sets[ID_SET], layer)
+            self.memo[key] = output_numels(self.model, self.sets[ID_SET][0], [layer])[layer]
         return 4 * self.memo[key] * len(self.sets[set_name])
 
     def replays(self, layer: str | None, set_name: str) -> bool:

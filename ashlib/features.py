@@ -71,21 +71,20 @@ def batches(data: Tensor | Dataset, batch_size: int, num_workers: int = 0, devic
 
 
 @torch.no_grad()
-def output_numel(model: nn.Module, data: Tensor | Dataset, layer: str | None) -> int:
-    """Number of values the output of ``layer`` (None: the input) has per image (one probe image)."""
-    x = data[:1] if isinstance(data, Tensor) else data[0].unsqueeze(0)
-    if layer is None:
-        return x[0].numel()
-    seen = []
-    handle = get_layer(model, layer).register_forward_hook(lambda _m, _i, o: seen.append(o[0].numel()))
+def output_numels(model: nn.Module, image: Tensor, layers: Sequence[str | None]) -> dict[str | None, int]:
+    """Values per image of each layer's output (None: the input), from one forward pass of ``image``
+    (C, H, W) on the model's device, in eval mode (the model's mode is restored)."""
+    seen: dict[str | None, int] = {None: image.numel()}
+    hooks = [get_layer(model, layer).register_forward_hook(
+        lambda _m, _i, o, layer=layer: seen.__setitem__(layer, o[0].numel())) for layer in layers if layer is not None]
     was_training = model.training
-    device = next(model.parameters()).device
     try:
-        model.eval()(x.to(device))
+        model.eval()(image.unsqueeze(0).to(next(model.parameters()).device))
     finally:
-        handle.remove()
+        for h in hooks:
+            h.remove()
         model.train(was_training)
-    return seen[0]
+    return {layer: seen[layer] for layer in [None, *layers]}
 
 
 def _entry_key(model_key: str, data_key: str, layer: str) -> str:

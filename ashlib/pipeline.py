@@ -265,9 +265,9 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
         _replace(out, staging)
     except BaseException as err:
         failed = out.with_name(f"{out.name}.failed-{stamp}")
-        name = getattr(err, "ename", None) or type(err).__name__  # papermill: the notebook's exception
-        full = f"{name}: {getattr(err, 'evalue', None) or err}".strip()
-        what = full.splitlines()[0] if full else name
+        error = getattr(err, "ename", None) or type(err).__name__  # papermill: the notebook's exception
+        full = f"{error}: {getattr(err, 'evalue', None) or err}".strip()
+        what = full.splitlines()[0]
         record.update(status="failed", failed_notebook=current, error=full)
         with contextlib.suppress(OSError):
             _write_record(staging, record)

@@ -15,11 +15,11 @@ rehearsal and the book built from it carries a banner saying so: its numbers mea
 """
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
 import numpy as np
+import pooch
 import torch
 import yaml
 
@@ -119,11 +119,11 @@ def _fake_imagenet(folder: Path, split: str, rng: np.random.Generator) -> None:
 
 
 def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+    return pooch.file_hash(str(path), alg="md5")
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return pooch.file_hash(str(path), alg="sha256")
 
 
 def fake_weights(benchmark: str, folder: Path, seed: int = 0) -> tuple[str, Path]:
