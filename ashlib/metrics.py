@@ -21,9 +21,19 @@ FPR at a TPR comes in three conventions (see :data:`FPR_CONVENTIONS`); the paper
   is the smallest ``t`` such that at least ``tpr`` of the OOD samples have a score <= ``t``.
   FPR is the fraction of ID samples with a score <= ``t`` (rejected as OOD).
 
-AUPR-In/Out are ``average_precision_score`` (the step sum ``sum_n (R_n - R_{n-1}) P_n``), not
-a trapezoidal area; pytorch-ood's AUPR and the official ASH script's AUIN/AUOUT use trapezoids
-and differ slightly.
+AUPR-In/Out come in two definitions (see :data:`AUPR_METHODS`); the paper's is the default:
+
+* ``"trapezoid"`` (the official ASH code, which takes ReAct's ``cal_metric`` AUIN/AUOUT): remove
+  the samples one at a time from the lowest score up (ID before OOD among tied scores), which gives
+  ``n + 1`` points of (TP, FP) counts; AUPR-In is the trapezoidal area under precision
+  ``TP / (TP + FP)`` over recall ``TP / n_ID`` (points where nothing is left are skipped, and the
+  curve is closed at recall 0 with precision 0, so even a perfect detector scores
+  ``1 - 1 / (2 n_ID)``); AUPR-Out the same with OOD as the positive class.
+* ``"average_precision"``: scikit-learn's ``average_precision_score``, the step sum
+  ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds (tied scores together). It is the better
+  estimate of the area (no linear interpolation of precision, which is optimistic, and ties are not
+  ordered by label); pytorch-ood's and OpenOOD's AUPR are a third variant, ``auc(recall, precision)``.
+The two differ by a fraction of a point on untied scores and more when scores tie.
 """
 from __future__ import annotations
 
@@ -43,6 +53,8 @@ __all__ = [
     "fpr_at_tpr",
     "fpr95",
     "accuracy",
+    "AUPR_METHODS",
+    "DEFAULT_AUPR",
     "ood_metrics",
     "histogram_iou",
 ]
@@ -59,6 +71,16 @@ FPR_CONVENTIONS: dict[str, str] = {
 
 #: The convention of :func:`fpr_at_tpr` and :func:`ood_metrics` unless told otherwise.
 DEFAULT_CONVENTION = "paper"
+
+#: The meanings of "AUPR"; label every table with the one used.
+AUPR_METHODS: dict[str, str] = {
+    "trapezoid": "trapezoidal area under the per-sample precision-recall curve (the official ASH/ReAct "
+    "code's AUIN/AUOUT)",
+    "average_precision": "average precision, the step sum over distinct thresholds (scikit-learn)",
+}
+
+#: The AUPR of :func:`aupr_in`, :func:`aupr_out` and :func:`ood_metrics` unless told otherwise.
+DEFAULT_AUPR = "trapezoid"
 
 
 def _as_array(name: str, values) -> np.ndarray:
@@ -98,15 +120,53 @@ def auroc(score_id, score_ood) -> float:
     return float(roc_auc_score(y, s))
 
 
-def aupr_in(score_id, score_ood) -> float:
-    """Average precision with ID as the positive class (the paper's "AUPR")."""
+def _removal_counts(s_id: np.ndarray, s_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(TP, FP): ID and OOD samples left after removing 0, 1, ..., n samples from the lowest score up,
+    ID before OOD among tied scores (the official ReAct/ASH ``get_curve``'s merge of the sorted
+    scores). Both have ``n + 1`` entries, starting at ``(n_ID, n_OOD)`` and ending at ``(0, 0)``."""
+    scores = np.concatenate([s_id, s_ood])
+    is_ood = np.r_[np.zeros(s_id.size, dtype=bool), np.ones(s_ood.size, dtype=bool)]
+    removed_ood = is_ood[np.lexsort((is_ood, scores))]  # by score, then ID (False) first
+    tp = s_id.size - np.r_[0, np.cumsum(~removed_ood)]
+    fp = s_ood.size - np.r_[0, np.cumsum(removed_ood)]
+    return tp, fp
+
+
+def _trapezoid_aupr(s_id: np.ndarray, s_ood: np.ndarray, positive_ood: bool) -> float:
+    """The official ``cal_metric``'s AUIN (``positive_ood=False``) or AUOUT, as fractions."""
+    tp, fp = _removal_counts(s_id, s_ood)
+    if positive_ood:  # OOD positive: the samples already removed (flagged as OOD) are the predictions
+        tp, fp = s_ood.size - fp, s_id.size - tp
+        n_pos = s_ood.size
+        recall = np.r_[0.0, tp / n_pos, 1.0]
+        precision_ends = (0.0, 0.5)
+    else:
+        n_pos = s_id.size
+        recall = np.r_[1.0, tp / n_pos, 0.0]
+        precision_ends = (0.5, 0.0)
+    kept = tp + fp
+    precision = np.r_[precision_ends[0], tp / np.where(kept > 0, kept, 1), precision_ends[1]]
+    valid = np.r_[True, kept > 0, True]
+    return float(abs(np.trapezoid(precision[valid], recall[valid])))
+
+
+def aupr_in(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
+    """Area under the precision-recall curve with ID as the positive class (the paper's "AUPR"),
+    in one of :data:`AUPR_METHODS` (module docs)."""
+    check_choice("method", method, AUPR_METHODS)
     y, s = _labelled(score_id, score_ood)
+    if method == "trapezoid":
+        return _trapezoid_aupr(s[y == 1], s[y == 0], positive_ood=False)
     return float(average_precision_score(y, s))
 
 
-def aupr_out(score_id, score_ood) -> float:
-    """Average precision with OOD as the positive class, on negated scores."""
+def aupr_out(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
+    """Area under the precision-recall curve with OOD as the positive class (low scores flagged),
+    in one of :data:`AUPR_METHODS` (module docs)."""
+    check_choice("method", method, AUPR_METHODS)
     y, s = _labelled(score_id, score_ood)
+    if method == "trapezoid":
+        return _trapezoid_aupr(s[y == 1], s[y == 0], positive_ood=True)
     return float(average_precision_score(1 - y, -s))
 
 
@@ -157,16 +217,19 @@ def accuracy(logits_or_predictions, labels) -> float:
     return float(np.mean(pred == lab))
 
 
-def ood_metrics(score_id, score_ood, convention: str = DEFAULT_CONVENTION) -> dict[str, float]:
-    """``{"FPR95", "AUROC", "AUPR-In", "AUPR-Out"}`` in PERCENT, FPR95 in ``convention``."""
+def ood_metrics(score_id, score_ood, convention: str = DEFAULT_CONVENTION,
+                aupr: str = DEFAULT_AUPR) -> dict[str, float]:
+    """``{"FPR95", "AUROC", "AUPR-In", "AUPR-Out"}`` in PERCENT, FPR95 in ``convention``, the AUPRs
+    by ``aupr`` (:data:`AUPR_METHODS`)."""
     check_choice("convention", convention, FPR_CONVENTIONS)
+    check_choice("aupr", aupr, AUPR_METHODS)
     s_id = _as_array("score_id", score_id)
     s_ood = _as_array("score_ood", score_ood)
     return {
         "FPR95": 100.0 * fpr_at_tpr(s_id, s_ood, 0.95, convention),
         "AUROC": 100.0 * auroc(s_id, s_ood),
-        "AUPR-In": 100.0 * aupr_in(s_id, s_ood),
-        "AUPR-Out": 100.0 * aupr_out(s_id, s_ood),
+        "AUPR-In": 100.0 * aupr_in(s_id, s_ood, aupr),
+        "AUPR-Out": 100.0 * aupr_out(s_id, s_ood, aupr),
     }
 
 

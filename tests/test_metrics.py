@@ -10,6 +10,8 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from ashlib._checks import ParameterError
 from ashlib.metrics import (
+    AUPR_METHODS,
+    DEFAULT_AUPR,
     histogram_iou,
     DEFAULT_CONVENTION,
     FPR_CONVENTIONS,
@@ -61,9 +63,10 @@ def test_agrees_with_sklearn_on_random_data(seed):
     s_id, s_ood = random_scores(seed=seed, n_id=1000 + 37 * seed, n_ood=700 + 11 * seed)
     y, s = labels_scores(s_id, s_ood)
     assert auroc(s_id, s_ood) == pytest.approx(roc_auc_score(y, s), abs=1e-15)
-    assert aupr_in(s_id, s_ood) == pytest.approx(average_precision_score(y, s), abs=1e-15)
+    assert aupr_in(s_id, s_ood, "average_precision") == pytest.approx(average_precision_score(y, s), abs=1e-15)
     # AUPR-Out: average precision with OOD as the positive class and negated scores
-    assert aupr_out(s_id, s_ood) == pytest.approx(average_precision_score(1 - y, -s), abs=1e-15)
+    assert aupr_out(s_id, s_ood, "average_precision") == pytest.approx(
+        average_precision_score(1 - y, -s), abs=1e-15)
     for convention in FPR_CONVENTIONS:
         for tpr in (0.5, 0.9, 0.95, 0.99):
             assert fpr_at_tpr(s_id, s_ood, tpr, convention) == ref_fpr(s_id, s_ood, tpr, convention)
@@ -118,13 +121,13 @@ def test_hand_worked_example_with_ties():
     # AUPR-In = sum (R_n - R_{n-1}) P_n over the "paper" thresholds:
     #   0.9: P 1, R .2   0.8: P 2/3, R .4   0.7: P 3/4, R .6   0.5: P 5/7, R 1
     #   = .2 + .2*2/3 + .2*3/4 + .4*5/7
-    assert aupr_in(HAND_ID, HAND_OOD) == pytest.approx(0.2 + 0.4 / 3 + 0.15 + 2 / 7, abs=1e-12)
+    assert aupr_in(HAND_ID, HAND_OOD, "average_precision") == pytest.approx(0.2 + 0.4 / 3 + 0.15 + 2 / 7, abs=1e-12)
     # AUPR-Out over the "openood" thresholds (TP = OOD, FP = ID flagged):
     #   0.2/0.3/0.4: P 1, R .2/.4/.6   0.5: P 4/6, R .8   0.7: R stays .8   0.8: P 5/9, R 1
     #   = .6 + .2*2/3 + .2*5/9
-    assert aupr_out(HAND_ID, HAND_OOD) == pytest.approx(0.6 + 0.4 / 3 + 1 / 9, abs=1e-12)
+    assert aupr_out(HAND_ID, HAND_OOD, "average_precision") == pytest.approx(0.6 + 0.4 / 3 + 1 / 9, abs=1e-12)
     assert ood_metrics(HAND_ID, HAND_OOD)["FPR95"] == 20.0  # "paper", the default
-    assert ood_metrics(HAND_ID, HAND_OOD, "roc") == pytest.approx(
+    assert ood_metrics(HAND_ID, HAND_OOD, "roc", aupr="average_precision") == pytest.approx(
         {"FPR95": 40.0, "AUROC": 82.0, "AUPR-In": 100 * (0.2 + 0.4 / 3 + 0.15 + 2 / 7),
          "AUPR-Out": 100 * (0.6 + 0.4 / 3 + 1 / 9)}, abs=1e-10)
     assert ood_metrics(HAND_ID, HAND_OOD, "openood")["FPR95"] == pytest.approx(80.0)
@@ -157,10 +160,14 @@ def test_perfect_and_reversed_separation():
         assert fpr95(s_id, s_ood, convention=convention) == 0.0
         assert fpr95(s_ood, s_id, convention=convention) == 1.0
     assert auroc(s_id, s_ood) == 1.0
-    assert aupr_in(s_id, s_ood) == pytest.approx(1.0, abs=1e-12)  # step sum: float rounding
-    assert aupr_out(s_id, s_ood) == pytest.approx(1.0, abs=1e-12)
+    assert aupr_in(s_id, s_ood, "average_precision") == pytest.approx(1.0, abs=1e-12)  # float rounding
+    assert aupr_out(s_id, s_ood, "average_precision") == pytest.approx(1.0, abs=1e-12)
+    # the official trapezoid closes the curve at (recall 0, precision 0), so a perfect detector loses
+    # half of the last recall step: 1 - 1 / (2 n_positive)
+    assert aupr_in(s_id, s_ood) == pytest.approx(1 - 1 / 100, abs=1e-12)
+    assert aupr_out(s_id, s_ood) == pytest.approx(1 - 1 / 60, abs=1e-12)
     assert auroc(s_ood, s_id) == 0.0
-    m = ood_metrics(s_id, s_ood)
+    m = ood_metrics(s_id, s_ood, aupr="average_precision")
     assert m == pytest.approx({"FPR95": 0.0, "AUROC": 100.0, "AUPR-In": 100.0, "AUPR-Out": 100.0})
 
 
@@ -176,6 +183,75 @@ def test_ood_metrics_are_percent_of_the_fractions():
     assert DEFAULT_CONVENTION == "paper"
     assert ood_metrics(s_id, s_ood) == ood_metrics(s_id, s_ood, "paper")
     assert ood_metrics(s_id, s_ood)["FPR95"] != ood_metrics(s_id, s_ood, "openood")["FPR95"]
+
+
+# ----------------------------------------------------------------------------- AUPR: the official trapezoid
+
+def official_auin_auout(known, novel):
+    """The official ASH/ReAct ``get_curve`` + ``cal_metric`` AUIN and AUOUT (fractions), transcribed
+    as a loop: merge the sorted scores, removing the lower one (ID first on a tie)."""
+    known, novel = np.sort(np.asarray(known, float)), np.sort(np.asarray(novel, float))
+    num_k, num_n = len(known), len(novel)
+    tp, fp = [num_k], [num_n]
+    k = n = 0
+    while k < num_k or n < num_n:
+        if k < num_k and (n == num_n or not novel[n] < known[k]):
+            k += 1
+            tp.append(tp[-1] - 1), fp.append(fp[-1])
+        else:
+            n += 1
+            tp.append(tp[-1]), fp.append(fp[-1] - 1)
+    tp, fp = np.array(tp, float), np.array(fp, float)
+    tpr, fpr = np.r_[1.0, tp / num_k, 0.0], np.r_[1.0, fp / num_n, 0.0]
+    auin_pts = [(r, p) for r, p, d in zip(tpr, np.r_[0.5, tp / np.maximum(tp + fp, 1), 0.0],
+                                          np.r_[1, tp + fp, 1]) if d > 0]
+    removed = num_k - tp + num_n - fp
+    auout_pts = [(r, p) for r, p, d in zip(1 - fpr, np.r_[0.0, (num_n - fp) / np.maximum(removed, 1), 0.5],
+                                           np.r_[1, removed, 1]) if d > 0]
+
+    def area(points):  # trapezoids between consecutive points, in order
+        return sum(abs(r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:]))
+
+    return area(auin_pts), area(auout_pts)
+
+
+def test_trapezoid_aupr_by_hand_with_ties():
+    # Removal from the lowest score up, ID first on the tie at 0.5 and 0.8; (TP, FP) left:
+    #   (5,5) 0.2O (5,4) 0.3O (5,3) 0.4O (5,2) 0.5I (4,2) 0.5I (3,2) 0.5O (3,1) 0.7I (2,1)
+    #   0.8I (1,1) 0.8O (1,0) 0.9I (0,0: skipped), closed at (recall 0, precision 0).
+    # AUIN: trapezoids over recall 1 -> .8 -> .6 | .6 -> .4 -> .2 | .2 -> 0 (zero-width steps add nothing)
+    auin = 0.1 * ((5 / 7 + 2 / 3) + (2 / 3 + 3 / 5) + (3 / 4 + 2 / 3) + (2 / 3 + 1 / 2) + 1)
+    # AUOUT: removed (OOD, ID) = (0,0: skipped) (1,0) (2,0) (3,0) (3,1) (3,2) (4,2) (4,3) (4,4) (5,4)
+    # (5,5), opened at (recall 0, precision 0) and closed at (1, 0.5)
+    auout = 0.1 + 0.2 + 0.2 + 0.1 * (3 / 5 + 2 / 3) + 0.1 * (1 / 2 + 5 / 9)
+    assert aupr_in(HAND_ID, HAND_OOD) == pytest.approx(auin, abs=1e-12)
+    assert aupr_out(HAND_ID, HAND_OOD) == pytest.approx(auout, abs=1e-12)
+    assert official_auin_auout(HAND_ID, HAND_OOD) == pytest.approx((auin, auout), abs=1e-12)
+    assert DEFAULT_AUPR == "trapezoid"
+    assert ood_metrics(HAND_ID, HAND_OOD)["AUPR-In"] == pytest.approx(100 * auin)
+    # the tied scores make the two definitions differ by more than a point
+    assert abs(aupr_in(HAND_ID, HAND_OOD) - aupr_in(HAND_ID, HAND_OOD, "average_precision")) > 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_trapezoid_aupr_equals_the_official_loop(seed):
+    rng = np.random.default_rng(seed)
+    cases = [random_scores(n_id=300, n_ood=200, seed=seed),
+             (rng.integers(0, 12, 150).astype(float), rng.integers(-3, 8, 120).astype(float)),  # ties
+             (np.ones(40), np.r_[np.ones(10), np.zeros(30)])]  # saturated scores
+    for s_id, s_ood in cases:
+        auin, auout = official_auin_auout(s_id, s_ood)
+        assert aupr_in(s_id, s_ood) == pytest.approx(auin, abs=1e-12)
+        assert aupr_out(s_id, s_ood) == pytest.approx(auout, abs=1e-12)
+        assert ood_metrics(s_id, s_ood, aupr="average_precision")["AUPR-In"] == pytest.approx(
+            100 * aupr_in(s_id, s_ood, "average_precision"))
+
+
+def test_bad_aupr_method_names_parameter_and_value():
+    with pytest.raises(ParameterError, match=r"method='ap'.*'trapezoid'"):
+        aupr_in(HAND_ID, HAND_OOD, "ap")
+    with pytest.raises(ParameterError, match=r"aupr='ap'"):
+        ood_metrics(HAND_ID, HAND_OOD, aupr="ap")
 
 
 # ----------------------------------------------------------------------------- vs pytorch-ood
@@ -198,8 +274,9 @@ def test_pytorch_ood_oodmetrics_matches_openood_convention():
     p_out, r_out, _ = precision_recall_curve(1 - y, -s)
     assert theirs["AUPR-IN"] == pytest.approx(auc(r_in, p_in), abs=1e-12)
     assert theirs["AUPR-OUT"] == pytest.approx(auc(r_out, p_out), abs=1e-12)
-    assert theirs["AUPR-IN"] == pytest.approx(aupr_in(s_id, s_ood), abs=5e-3)
-    assert theirs["AUPR-OUT"] == pytest.approx(aupr_out(s_id, s_ood), abs=5e-3)
+    for method in AUPR_METHODS:
+        assert theirs["AUPR-IN"] == pytest.approx(aupr_in(s_id, s_ood, method), abs=5e-3)
+        assert theirs["AUPR-OUT"] == pytest.approx(aupr_out(s_id, s_ood, method), abs=5e-3)
     # the hand-worked tie example: their FPR95TPR is our "openood" 0.8
     m = metrics_mod.OODMetrics()
     m.update(-torch.tensor(HAND_ID + HAND_OOD), torch.tensor([0] * 5 + [-1] * 5))
