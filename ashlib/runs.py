@@ -104,7 +104,8 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
         net = net.to(device)
         weights = f"{path.name}, sha256 {_sha256(path)[:12]}" + (", your checkpoint" if checkpoint else "")
     workers = default_num_workers() if num_workers is None else num_workers
-    ctx = experiments.build_context(net, bench, batch_size=batch_size, device=device, num_workers=workers)
+    ctx = experiments.build_context(net, bench, baselines=experiments.baseline_settings(benchmark, model),
+                                    batch_size=batch_size, device=device, num_workers=workers)
     settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
                     device=device, batch_size=batch_size, seed=seed, num_workers=workers, **sizes)
     return Run(bench, net, weights, ctx, settings, results_dir or os.environ.get("ASHLIB_RESULTS_DIR"))

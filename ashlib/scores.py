@@ -274,21 +274,34 @@ def mahalanobis(features: Tensor, fit: MahalanobisFit) -> Tensor:
 
 
 # --------------------------------------------------------------------------------- model scores
-def odin(model: torch.nn.Module, x: Tensor, temperature: float = 1000.0, epsilon: float = 0.0014) -> Tensor:
+def odin(model: torch.nn.Module, x: Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
+         input_scale: Tensor | float = 1.0) -> Tensor:
     """ODIN (Liang et al., ICLR 2018): MSP at temperature ``T`` of a perturbed input.
 
-    ``x' = x - epsilon * sign(-grad_x log S_yhat(x; T))`` with ``yhat`` the predicted class, then the
-    score is ``max_c softmax(model(x') / T)_c``. Only the input gradient is taken (the model's
-    parameters get no ``.grad``), the model's train/eval mode is left as it is (call ``model.eval()``
-    first), everything runs on ``x``'s device, and it works inside ``torch.no_grad()``.
+    ``x' = x - epsilon * input_scale * sign(-grad_x log S_yhat(x; T))`` with ``yhat`` the predicted
+    class, then the score is ``max_c softmax(model(x') / T)_c``. Only the input gradient is taken (the
+    model's parameters get no ``.grad``), the model's train/eval mode is left as it is (call
+    ``model.eval()`` first), everything runs on ``x``'s device, and it works inside ``torch.no_grad()``.
 
-    The official code also divides the signed gradient by the per-channel normalisation std, so that
-    ``epsilon`` is in the units of the unnormalised image; that is not done here because our models
-    normalise inside, so ``x`` already is the unnormalised input.
+    ``input_scale`` says in which space ``epsilon`` is a step: the ODIN code of ReAct, DICE and ASH
+    (``iterate_data_odin``) steps by ``epsilon`` in the *normalised* input the network sees, without
+    dividing by the std, so for our models, which normalise inside (``model.normalize``), the same
+    step is ``epsilon * std`` per channel in ``x``'s units: pass ``input_scale=model.normalize.std``
+    (shape ``(1, C, 1, 1)``). The default 1.0 steps in ``x``'s own units (Liang et al.'s original
+    code divides the signed gradient by the std, which is this default on unnormalised images).
     """
     x = _check_tensor("x", x)
     t = _check_temperature(temperature)
     eps = float(check_range("epsilon", epsilon, 0, math.inf))
+    if isinstance(input_scale, Tensor):
+        if input_scale.ndim > x.ndim or not bool((input_scale > 0).all()):
+            raise ParameterError(f"input_scale with shape {tuple(input_scale.shape)} is not allowed: expected "
+                                 f"positive values that broadcast against x {tuple(x.shape)}, e.g. (1, C, 1, 1).")
+        scale = input_scale.detach().to(x.device)
+    else:
+        scale = float(check_range("input_scale", input_scale, 0, math.inf))
+        if scale == 0:
+            raise ParameterError("input_scale=0 is not allowed: expected a number > 0.")
     with torch.inference_mode(False), torch.enable_grad():
         x_in = x.detach().clone().requires_grad_(True)  # clone: inference tensors cannot be used in autograd
         logits = model(x_in)
@@ -297,6 +310,6 @@ def odin(model: torch.nn.Module, x: Tensor, temperature: float = 1000.0, epsilon
         yhat = log_probs.argmax(dim=1, keepdim=True)
         (grad,) = torch.autograd.grad(log_probs.gather(1, yhat).sum(), x_in)
     # -grad of log S_yhat is the gradient of the cross-entropy loss; step against it
-    x_hat = x_in.detach() - eps * torch.sign(-grad)
+    x_hat = x_in.detach() - eps * scale * torch.sign(-grad)
     with torch.no_grad():
         return msp(model(x_hat), t)

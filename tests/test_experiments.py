@@ -84,12 +84,62 @@ def test_odin_with_ash_hooks_the_feature_layer(setup):
     model, bench, ctx = setup
     res = experiments.evaluate([experiments.ash("S", 90, score="odin")], ctx, progress=False)
     shape = make_shaper("ash_s", 90)
+    std = model.normalize.std  # epsilon is in the normalised input space: a step of 0.0028 * std here
+    assert ctx.odin_epsilon == 0.0028 and ctx.odin_temperature == 1000.0
     with shaping_at(model, "avgpool", shape):
-        s_id = scores.odin(model, bench.x_test, 1000.0, 0.0014)
-        s_noise = scores.odin(model, bench.ood["noise"], 1000.0, 0.0014)
+        s_id = scores.odin(model, bench.x_test, 1000.0, 0.0028, input_scale=std)
+        s_noise = scores.odin(model, bench.ood["noise"], 1000.0, 0.0028, input_scale=std)
     row = res.set_index("ood_set").loc["noise"]
     assert row["AUROC"] == pytest.approx(metrics.ood_metrics(s_id, s_noise)["AUROC"], abs=1e-9)
     assert not model.avgpool._forward_hooks
+
+
+def test_the_papers_baseline_settings_per_benchmark():
+    """Appendix D: ODIN's magnitude per network, DICE's p per benchmark, ReAct's c = 1.0 for the
+    ReAct rows, and DICE + ReAct on ImageNet at (p = 10, c = 1.0)."""
+    imagenet = experiments.baseline_settings("imagenet")  # ResNet-50
+    assert (imagenet.odin_epsilon, imagenet.dice_percentile, imagenet.dice_react, imagenet.react_clip) == (
+        0.005, 70, (10, 1.0), 1.0)
+    assert experiments.baseline_settings("imagenet", "mobilenet_v2").dice_percentile == 70
+    for cifar in ("cifar10", "cifar100"):  # DenseNet-101
+        s = experiments.baseline_settings(cifar)
+        assert (s.odin_epsilon, s.dice_percentile, s.react_clip, s.odin_temperature) == (0.0028, 90, 1.0, 1000.0)
+    ours = experiments.baseline_settings("mnist5k")
+    assert ours.react_clip is None and ours.dice_react == (90, None)  # ReAct's percentile recipe
+    assert "not the paper's" in ours.source and "Appendix D" in imagenet.source
+    with pytest.raises(ParameterError, match="benchmark='svhn'"):
+        experiments.baseline_settings("svhn")
+
+
+def test_a_context_with_the_imagenet_settings_runs_them(setup):
+    """A context built with ImageNet's settings computes each baseline with them, checked against
+    the score functions called directly."""
+    model, bench, _ = setup
+    settings = experiments.BaselineSettings(1.0, 70, (10, 1.0), 0.005, "test")
+    ctx = experiments.build_context(model, bench, baselines=settings, batch_size=32)
+    assert ctx.react_threshold == 1.0 and ctx.dice_react_threshold == 1.0
+    w, b, f = model.fc.weight.detach(), model.fc.bias.detach(), ctx.features
+    mask70 = scores.fit_dice_mask(w, f["ID train"].mean(0), 70)
+    mask10 = scores.fit_dice_mask(w, f["ID train"].mean(0), 10)
+    assert torch.equal(ctx.dice_mask, mask70) and torch.equal(ctx.dice_react_mask, mask10)
+    res = experiments.evaluate([experiments.Method("ReAct", react=True), experiments.Method("DICE", dice=True),
+                                experiments.Method("DICE+ReAct", react=True, dice=True),
+                                experiments.Method("ODIN", score="odin")], ctx,
+                               progress=False).set_index(["method", "ood_set"])
+    with torch.no_grad():
+        odin_id = scores.odin(model, bench.x_test, 1000.0, 0.005, input_scale=model.normalize.std)
+        odin_noise = scores.odin(model, bench.ood["noise"], 1000.0, 0.005, input_scale=model.normalize.std)
+    expected = {
+        "ReAct": (scores.react(f["ID test"], w, b, 1.0), scores.react(f["noise"], w, b, 1.0)),
+        "DICE": (scores.dice(f["ID test"], w, b, mask70), scores.dice(f["noise"], w, b, mask70)),
+        "DICE+ReAct": (scores.dice(f["ID test"], w, b, mask10, 1.0), scores.dice(f["noise"], w, b, mask10, 1.0)),
+        "ODIN": (odin_id, odin_noise),
+    }
+    for name, (s_id, s_ood) in expected.items():
+        assert res.loc[(name, "noise"), "AUROC"] == pytest.approx(metrics.ood_metrics(s_id, s_ood)["AUROC"], abs=1e-4)
+    assert "ReAct c = 1;" in ctx.baseline_note() and "DICE + ReAct p = 10, c = 1" in ctx.baseline_note()
+    with pytest.raises(ParameterError, match="baselines="):
+        experiments.build_context(model, bench, baselines={"dice": 70})
 
 
 def test_ash_p_and_ash_s_give_identical_id_predictions(setup):
@@ -234,7 +284,7 @@ def test_evaluate_and_id_accuracy_are_kept_in_the_context(setup, monkeypatch):
     _, _, ctx = setup
     method = experiments.ash("S", 85)
     first = experiments.evaluate([method], ctx, progress=False)
-    assert ("evaluate", method, "paper") in ctx.memo
+    assert ("evaluate", method, "paper", "trapezoid") in ctx.memo
     calls = []
     original = experiments.method_outputs
     monkeypatch.setattr(experiments, "method_outputs", lambda *a, **k: calls.append(a) or original(*a, **k))

@@ -321,6 +321,35 @@ def test_odin_matches_pytorch_ood():
     assert not torch.allclose(odin(model, x, 1.0, 0.05), msp(model(x)))  # the perturbation matters
 
 
+def test_odin_epsilon_in_the_normalised_input_space():
+    # The official ODIN code of ReAct/DICE/ASH steps by epsilon in the normalised input (no division by
+    # the std). Our networks normalise inside, so input_scale=std must give exactly pytorch-ood's ODIN
+    # (norm_std=None: no rescaling) run on the network without its normalisation, on normalised inputs.
+    from ashlib.models import Normalize
+
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+    inner = _tiny_cnn()
+    outer = torch.nn.Sequential(Normalize(mean, std), inner).eval()
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    x_norm = outer[0](x)
+    theirs = pood.ODIN(inner, eps=0.0028, temperature=1000.0, norm_std=None).predict(x_norm)
+    ours = odin(outer, x, 1000.0, 0.0028, input_scale=outer[0].std)
+    close(ours, -theirs, rtol=1e-5)
+    # in raw-pixel units the same epsilon is a step about 5x larger here, and the scores differ
+    assert not torch.allclose(odin(outer, x, 1000.0, 0.0028), ours, rtol=1e-7, atol=0)
+    # hand-worked: identity "network" x / 2 on two channels, x = (1, 0): grad sign as in
+    # test_odin_hand_worked, so x' = x - eps * scale * (-1, +1) = (1 + 2 eps, -2 eps) with scale 2,
+    # and model(x') = (0.5 + eps, -eps) = (0.6, -0.1) for eps = 0.1, T = 1
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2) / 2)
+    close(odin(model, torch.tensor([[1.0, 0.0]]), 1.0, 0.1, input_scale=torch.tensor([2.0, 2.0])),
+          [1 / (1 + math.exp(-0.7))])
+    for bad in (0, -1.0, torch.tensor([[-1.0, 1.0]])):
+        with pytest.raises(ParameterError, match="input_scale"):
+            odin(model, torch.tensor([[1.0, 0.0]]), 1.0, 0.1, input_scale=bad)
+
+
 def test_odin_leaves_model_and_input_alone():
     model, x = _tiny_cnn(), torch.rand(4, 3, 8, 8)
     x0 = x.clone()
