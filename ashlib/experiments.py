@@ -24,12 +24,12 @@ from ashlib._checks import ParameterError, check_choice, check_percentile
 from ashlib.features import activations, batches, output_numels, replay_start, run_after, top_level
 from ashlib.placement import get_layer, shaping_at_each
 
-SCORES = (*scores.LOGIT_SCORES, "odin", "mahalanobis")
+SCORES = (*scores.LOGIT_SCORES, "odin", "mahalanobis", "mahalanobis_penultimate")
 SHAPINGS = ("none", "ash_p", "ash_b", "ash_s", "ash_rand")
 THRESHOLDS = ("local", "global")
 TRAIN_SET, ID_SET = "ID train", "ID test"
 SCORE_NAMES = {"msp": "Softmax", "misp": "MiSP", "energy": "Energy", "max_logit": "MaxLogit",
-               "odin": "ODIN", "mahalanobis": "Mahalanobis"}
+               "odin": "ODIN", "mahalanobis": "Mahalanobis", "mahalanobis_penultimate": "Mahalanobis (penultimate)"}
 #: The chapters' default sweeps (their parameters cells repeat these; tests/test_notebooks.py checks).
 ACCURACY_SWEEP = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 97, 99, 100)  # Figure 3
 THRESHOLD_PERCENTILES = (70, 75, 80, 85, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99)  # Figure 4, Table A4
@@ -49,7 +49,8 @@ class BaselineSettings:
     sparsity ``p`` alone; ``dice_react``: ``(p, c)`` of "DICE + ReAct" (``c`` None: as ``react_clip``).
     ``odin_epsilon``: ODIN's perturbation magnitude in the network's *normalised* input space, as the
     official ODIN code of ReAct/DICE/ASH applies it (:func:`ashlib.scores.odin`, ``input_scale``).
-    ``source``: where the values come from, for captions.
+    ``source``: where the values come from, for captions. ``mahalanobis_layers``: the layers of the
+    paper's Mahalanobis (None: :func:`ashlib.mahalanobis.stage_layers`, every stage's output).
     """
 
     react_clip: float | None
@@ -58,6 +59,7 @@ class BaselineSettings:
     odin_epsilon: float
     source: str
     odin_temperature: float = 1000.0
+    mahalanobis_layers: tuple[str, ...] | None = None
 
     def describe(self, react_threshold: float) -> str:
         """One sentence for a table caption: every setting, with the clip actually used."""
@@ -66,8 +68,11 @@ class BaselineSettings:
         p, c2 = self.dice_react
         c2 = f"c = {c2:g}" if c2 is not None else "the same c"
         return (f"Baselines ({self.source}): ReAct {c}; DICE p = {self.dice_percentile:g}; DICE + ReAct "
-                f"p = {p:g}, {c2}; ODIN T = {self.odin_temperature:g}, epsilon = {self.odin_epsilon:g} "
-                "in the normalised input.")
+                f"p = {p:g}, {c2}; {self.odin_note}.")
+
+    @property
+    def odin_note(self) -> str:
+        return f"ODIN T = {self.odin_temperature:g}, epsilon = {self.odin_epsilon:g} in the normalised input"
 
 
 _PAPER_D = "as the paper's Appendix D states"
@@ -82,7 +87,8 @@ _PAPER_D = "as the paper's Appendix D states"
 BASELINES: dict[tuple[str, str], BaselineSettings] = {
     ("cifar10", "densenet100"): BaselineSettings(1.0, 90, (90, 1.0), 0.0028, _PAPER_D),
     ("cifar100", "densenet100"): BaselineSettings(1.0, 90, (90, 1.0), 0.0028, _PAPER_D),
-    ("imagenet", "resnet50"): BaselineSettings(1.0, 70, (10, 1.0), 0.005, _PAPER_D),
+    # ReAct's Mahalanobis on ResNet-50 reads layer4 only (its feature_list; eval.py num_output = 1)
+    ("imagenet", "resnet50"): BaselineSettings(1.0, 70, (10, 1.0), 0.005, _PAPER_D, mahalanobis_layers=("layer4",)),
     ("imagenet", "mobilenet_v2"): BaselineSettings(
         1.0, 70, (10, 1.0), 0.005, _PAPER_D + "; ODIN's magnitude is ResNet-50's, none is stated for MobileNetV2"),
 }
@@ -119,8 +125,8 @@ class Method:
         check_choice("threshold", self.threshold, THRESHOLDS)
         if self.shaping != "none":
             check_percentile("percentile", self.percentile)
-        if self.score == "mahalanobis" and (self.shaping != "none" or self.react or self.dice):
-            raise ParameterError(f"score='mahalanobis' with shaping={self.shaping!r}, react={self.react}, "
+        if self.score.startswith("mahalanobis") and (self.shaping != "none" or self.react or self.dice):
+            raise ParameterError(f"score={self.score!r} with shaping={self.shaping!r}, react={self.react}, "
                                  f"dice={self.dice} is not allowed: Mahalanobis reads unshaped features.")
 
     @property
@@ -146,11 +152,14 @@ def ash(variant: str, percentile: float, score: str = "energy", threshold: str =
 
 
 def paper_methods(percentiles: dict[str, float]) -> list[Method]:
-    """The rows of the paper's Tables 2/3: baselines, then ASH-P/B/S at ``percentiles`` ({"P": 90, ...})."""
+    """The rows of the paper's Tables 2/3: baselines, then ASH-P/B/S at ``percentiles`` ({"P": 90, ...}).
+    "Mahalanobis" is the paper's (:mod:`ashlib.mahalanobis`); "Mahalanobis (penultimate)", the
+    feature-only score, is ours, not a row of the paper's."""
     return [
         Method("Softmax", score="msp"),
         Method("ODIN", score="odin"),
         Method("Mahalanobis", score="mahalanobis"),
+        Method("Mahalanobis (penultimate)", score="mahalanobis_penultimate"),
         Method("Energy"),
         Method("ReAct", react=True),
         Method("DICE", dice=True),
@@ -248,6 +257,22 @@ class Context:
         """ODIN's step per input unit: the network's normalisation std (epsilon is in its space)."""
         normalize = getattr(self.model, "normalize", None)
         return normalize.std if normalize is not None else 1.0
+
+    def mahalanobis_detector(self):
+        """The paper's Mahalanobis (:mod:`ashlib.mahalanobis`), fitted once on first use: Gaussians
+        on the ID training images, then the magnitude and the regression by the official validation
+        recipe on 1,000 ID *training* images and their FGSM examples (no test or OOD image is seen;
+        ReAct used ID validation images, which on ImageNet are its test set). Returns (fit, picked)."""
+        key = ("mahalanobis detector",)
+        if key not in self.memo:
+            from ashlib import mahalanobis
+
+            layers = list(self.baselines.mahalanobis_layers or mahalanobis.stage_layers(self.model))
+            common = dict(batch_size=self.batch_size, device=self.device, num_workers=self.num_workers)
+            fit = mahalanobis.fit(self.model, self.sets[TRAIN_SET], self.y_train, len(self.bias), layers, **common)
+            picked = mahalanobis.fit_regressor(self.model, fit, self.sets[TRAIN_SET], self.y_train, seed=0, **common)
+            self.memo[key] = (fit, picked)
+        return self.memo[key]
 
     def baseline_note(self) -> str:
         """The baselines' settings as one caption sentence (:meth:`BaselineSettings.describe`)."""
@@ -404,8 +429,15 @@ def _streamed_logits(hooks, ctx: Context, set_name: str) -> Tensor:
 def method_outputs(method: Method, ctx: Context, set_name: str) -> tuple[Tensor, Tensor]:
     """(scores, logits) of ``method`` on one set; higher scores = more in-distribution."""
     logits = method_logits(method, ctx, set_name)
-    if method.score == "mahalanobis":
+    if method.score == "mahalanobis_penultimate":
         return scores.mahalanobis(ctx.features[set_name], ctx.mahalanobis_fit), logits
+    if method.score == "mahalanobis":
+        from ashlib import mahalanobis
+
+        fit, picked = ctx.mahalanobis_detector()
+        return mahalanobis.score(ctx.model, fit, picked.regressor, picked.magnitude, ctx.sets[set_name],
+                                 batch_size=ctx.batch_size, device=ctx.device,
+                                 num_workers=ctx.num_workers).float(), logits
     if method.score == "odin":
         return _odin(method, ctx, set_name), logits
     return scores.logit_score(method.score, logits), logits

@@ -37,10 +37,10 @@ PREFERENCE = ("raw", "match", "standardize")
 
 
 def variant_methods(percentiles: dict[str, float]) -> list[experiments.Method]:
-    """The comparison's rows: Energy, ReAct, Mahalanobis and ASH-P/B/S at ``percentiles``
+    """The comparison's rows: Energy, ReAct, Mahalanobis (penultimate) and ASH-P/B/S at ``percentiles``
     (the paper's p for the benchmark, e.g. ``ashlib.paper.PAPER_PERCENTILES["cifar10"]``)."""
     return [experiments.Method("Energy"), experiments.Method("ReAct", react=True),
-            experiments.Method("Mahalanobis", score="mahalanobis"),
+            experiments.Method("Mahalanobis (penultimate)", score="mahalanobis_penultimate"),
             *(experiments.ash(v, p) for v, p in percentiles.items())]
 
 

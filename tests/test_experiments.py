@@ -65,7 +65,7 @@ def test_react_dice_and_mahalanobis_rows_use_training_statistics_only(setup):
     assert ctx.react_threshold == pytest.approx(c, rel=1e-5)
     res = experiments.evaluate([experiments.Method("ReAct", react=True),
                                 experiments.Method("DICE", dice=True),
-                                experiments.Method("Mahalanobis", score="mahalanobis")], ctx,
+                                experiments.Method("Mahalanobis (penultimate)", score="mahalanobis_penultimate")], ctx,
                                progress=False).set_index(["method", "ood_set"])
     mask = scores.fit_dice_mask(fc.weight.detach(), feats["ID train"].mean(0), 90)
     fit = scores.fit_mahalanobis(feats["ID train"], bench.y_train, 3)
@@ -77,7 +77,29 @@ def test_react_dice_and_mahalanobis_rows_use_training_statistics_only(setup):
         maha = metrics.ood_metrics(scores.mahalanobis(feats["ID test"], fit), scores.mahalanobis(feats[name], fit))
         assert res.loc[("ReAct", name), "AUROC"] == pytest.approx(react["AUROC"], abs=1e-4)
         assert res.loc[("DICE", name), "AUROC"] == pytest.approx(dice["AUROC"], abs=1e-9)
-        assert res.loc[("Mahalanobis", name), "AUROC"] == pytest.approx(maha["AUROC"], abs=1e-9)
+        assert res.loc[("Mahalanobis (penultimate)", name), "AUROC"] == pytest.approx(maha["AUROC"], abs=1e-9)
+
+
+def test_the_papers_mahalanobis_row_is_lee_et_al_with_the_official_validation_recipe(setup):
+    """The row labelled "Mahalanobis" is the paper's detector (ashlib.mahalanobis: every stage, input
+    pre-processing, a regression picked on ID training images and their FGSM examples), recomputed
+    here by calling the module directly; it is not the penultimate-only score."""
+    from ashlib import mahalanobis
+
+    model, bench, ctx = setup
+    res = experiments.evaluate([experiments.Method("Mahalanobis", score="mahalanobis")], ctx,
+                               progress=False).set_index("ood_set")
+    layers = mahalanobis.stage_layers(model)
+    assert layers == ["layer1", "layer2", "layer3", "layer4"]
+    fit = mahalanobis.fit(model, bench.x_train, bench.y_train, 3, layers, batch_size=32)
+    picked = mahalanobis.fit_regressor(model, fit, bench.x_train, bench.y_train, seed=0, batch_size=32)
+    assert picked.magnitude in mahalanobis.MAGNITUDES
+    s_id = mahalanobis.score(model, fit, picked.regressor, picked.magnitude, bench.x_test)
+    for name, x in bench.ood.items():
+        s_ood = mahalanobis.score(model, fit, picked.regressor, picked.magnitude, x)
+        assert res.loc[name, "AUROC"] == pytest.approx(metrics.ood_metrics(s_id, s_ood)["AUROC"], abs=1e-6)
+    # ResNet-50's setting reads layer4 only, as ReAct's code
+    assert experiments.baseline_settings("imagenet").mahalanobis_layers == ("layer4",)
 
 
 def test_odin_with_ash_hooks_the_feature_layer(setup):
@@ -156,7 +178,7 @@ def test_wide_table_has_the_paper_layout(setup):
     _, _, ctx = setup
     res = experiments.evaluate(experiments.paper_methods({"P": 90, "S": 95}), ctx, progress=False)
     table = experiments.wide_table(res)
-    assert list(table.index) == ["Softmax", "ODIN", "Mahalanobis", "Energy", "ReAct", "DICE",
+    assert list(table.index) == ["Softmax", "ODIN", "Mahalanobis", "Mahalanobis (penultimate)", "Energy", "ReAct", "DICE",
                                  "DICE+ReAct", "ASH-P@90", "ASH-S@95"]
     assert table.columns[-1] == ("Average", "AUPR-In")
 

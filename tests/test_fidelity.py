@@ -86,4 +86,4 @@ def test_energy_and_norm_one_row_per_image():
 
 def test_variant_methods_are_the_issue_list():
     labels = [m.label for m in fidelity.variant_methods(paper.PAPER_PERCENTILES["cifar10"])]
-    assert labels == ["Energy", "ReAct", "Mahalanobis", "ASH-P@90", "ASH-B@95", "ASH-S@95"]
+    assert labels == ["Energy", "ReAct", "Mahalanobis (penultimate)", "ASH-P@90", "ASH-B@95", "ASH-S@95"]
