@@ -663,17 +663,17 @@ def pixel_entropy(log_probs: Tensor) -> Tensor:
 
 
 def entropy_loss(log_probs: Sequence[Tensor]) -> Tensor:
-    """The per-pixel entropy loss: mean over the layers of the mean over samples and positions of
-    :func:`pixel_entropy`.
-
-    The thesis writes the loss as a *sum* over the N log-softmax layers and their H_i x W_i
-    positions; this is its mean (the sum divided by N and by each layer's H_i * W_i, and averaged
-    over the batch), so lambda does not scale with the number of layers or the image size. A thesis
-    lambda corresponds to ours times ``sum_i H_i W_i``.
+    """The MiSP thesis's per-pixel entropy loss (slides, "Experimental setup"):
+    ``sum_{i=1..N} sum_{j=1..H_i W_i} sum_k -s(x_ijk) log s(x_ijk)`` over the N log-softmax layers and
+    every position of each (:func:`pixel_entropy` summed), per sample, then averaged over the batch
+    like the cross-entropy it is added to. Being a sum, it grows with the number of layers and
+    positions, so a lambda means what it means in the thesis only for a network of the same shape;
+    rows labelled lambda = 0.01 use the thesis's definition (until 2026-11 this was a mean over
+    positions and layers, about ``sum_i H_i W_i`` times smaller).
     """
     if not log_probs:
         raise ParameterError("log_probs is empty: expected the outputs of at least one log-softmax layer.")
-    return torch.stack([pixel_entropy(lp).mean() for lp in log_probs]).mean()
+    return torch.stack([pixel_entropy(lp).reshape(len(lp), -1).sum(dim=1) for lp in log_probs]).sum(dim=0).mean()
 
 
 def training_loss(model: nn.Module, x: Tensor, y: Tensor, entropy_weight: float = 0.0) -> Tensor:
@@ -811,6 +811,8 @@ def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width
     recipe_key = asdict(recipe)
     if recipe.entropy_weight == 0:
         del recipe_key["entropy_weight"]
+    else:  # the thesis's summed loss (entropy_loss); networks trained with the earlier mean get new names
+        recipe_key["entropy_loss"] = "thesis sum"
     config = dict(name=name, num_classes=num_classes, width=width, recipe=recipe_key,
                   data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0])
     return json.dumps(config, sort_keys=True)

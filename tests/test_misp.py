@@ -156,8 +156,13 @@ def test_pixel_entropy_and_entropy_loss_by_hand():
     b = torch.full((1, 4, 1, 1), 0.25, dtype=torch.float64).log()
     torch.testing.assert_close(pixel_entropy(a), torch.tensor([[[0.693147, 0.325083]]], dtype=torch.float64),
                                atol=1e-6, rtol=0)
-    # mean over layers of the per-layer mean: ((0.693147 + 0.325083) / 2 + 1.386294) / 2 = 0.947705
-    torch.testing.assert_close(entropy_loss([a, b]), torch.tensor(0.947705, dtype=torch.float64), atol=1e-6, rtol=0)
+    # the thesis's sum over layers and positions: 0.693147 + 0.325083 + 1.386294 = 2.404524
+    torch.testing.assert_close(entropy_loss([a, b]), torch.tensor(2.404524, dtype=torch.float64), atol=1e-6, rtol=0)
+    # per sample, averaged over the batch: a second sample, uniform everywhere, has 2 ln 2 + ln 4
+    a2 = torch.cat([a, torch.full((1, 2, 1, 2), 0.5, dtype=torch.float64).log()])
+    b2 = torch.cat([b, b])
+    torch.testing.assert_close(entropy_loss([a2, b2]), torch.tensor((2.404524 + 2.772589) / 2, dtype=torch.float64),
+                               atol=1e-6, rtol=0)
 
 
 def test_training_loss_adds_the_entropy_of_every_logsoftmax_layer():
@@ -166,11 +171,12 @@ def test_training_loss_adds_the_entropy_of_every_logsoftmax_layer():
     model = build_model("smallresnet_logsoftmax", 4, width=2, seed=1).eval()
     x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1])
     acts = activations(model, x, LS_LAYERS, cache=False)
-    entropies = [(-(a.exp() * a).sum(dim=1)).mean() for a in acts.values()]
+    # the thesis: summed over every position of every layer, per sample; averaged over the batch
+    entropies = [(-(a.exp() * a).sum(dim=1)).sum(dim=(1, 2)).mean() for a in acts.values()]
     ce = nn.functional.cross_entropy(model(x), y)
     with torch.no_grad():
         torch.testing.assert_close(training_loss(model, x, y, 0.0), ce)
-        torch.testing.assert_close(training_loss(model, x, y, 0.3), ce + 0.3 * sum(entropies) / 4)
+        torch.testing.assert_close(training_loss(model, x, y, 0.3), ce + 0.3 * sum(entropies))
     assert not model.get_submodule("layer1.relu")._forward_hooks  # hooks removed
     with pytest.raises(ParameterError, match="entropy_weight=0.3"):
         training_loss(build_model("smallresnet", 4, width=2), x, y, 0.3)
@@ -196,7 +202,7 @@ def _reference_train(model, x, y, recipe, entropy_weight):
             seen.clear()
             loss = nn.functional.cross_entropy(model(random_shift(x[idx], recipe.shift, gen)), y[idx])
             if entropy_weight:
-                loss = loss + entropy_weight * sum(-(o.exp() * o).sum(1).mean() for o in seen) / len(seen)
+                loss = loss + entropy_weight * sum(-(o.exp() * o).sum(1).sum((1, 2)).mean() for o in seen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
