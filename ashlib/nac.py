@@ -22,7 +22,18 @@ whose neurons sit where training data rarely did is likely OOD. The pieces, each
    (official ``single_ood_test``: ``scores += layer_score / layer_num``); higher = more ID.
    :func:`nac_score`, :func:`nac_ue`.
 5. **NAC-ME** (model evaluation, slides): ``G(X, theta) = 1/N sum_i int_0^1 Phi_i(xi) dxi`` from ID
-   training data only; see :func:`nac_me`.
+   training data only; see :func:`nac_me`. Its official setup (the DomainBed code) differs from NAC-UE's:
+   one layer (``avgpool``), ``O = 500``, ``M = 50`` linear thresholds, ``alpha = 0.1``, histograms over
+   *all* training images that the model classifies *correctly* (:func:`nac_me_configs`, :func:`fit_nac_me`).
+
+Official per-layer values (:func:`default_configs`): the ``layer_kwargs`` of
+``configs/postprocessors/nac/resnet/nac_{cifar10,cifar100,imagenet}.yml`` (ResNet-18 on CIFAR, ResNet-50
+on ImageNet; layers ``avgpool, layer3, layer2, layer1``, fitted on 1,000 class-balanced training images,
+README ``--valid-num 1000``). The published numbers come from the official ``aps`` mode (README:
+every reproduction command ends in ``aps``): a joint grid search over those files'
+``postprocessor_sweep`` values, keeping the combination with the highest AUROC of ID validation images
+against an OOD validation set (``openood/evaluation_api/evaluator.py``, ``hyperparam_search``);
+:func:`search_configs` does the same on the data a caller gives, :data:`SEARCH_GRIDS` holds the grids.
 
 Bin edges (``LayerConfig.binning``):
 
@@ -54,6 +65,7 @@ bins the same numbers mean something else.
 from __future__ import annotations
 
 import math
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -71,9 +83,19 @@ __all__ = [
     "BINNINGS",
     "CIFAR100_DEFAULTS",
     "CIFAR10_DEFAULTS",
+    "ConfigSearch",
+    "IMAGENET_DEFAULTS",
+    "LAYER_NAMES",
     "LayerConfig",
     "LayerFit",
     "NACFit",
+    "NAC_ME_ALPHA",
+    "NAC_ME_LAYER",
+    "NAC_ME_M",
+    "NAC_ME_O",
+    "OFFICIAL_N_FIT",
+    "OFFICIAL_SEARCH_SETS",
+    "SEARCH_GRIDS",
     "bin_edges",
     "bin_index",
     "class_balanced_subset",
@@ -81,13 +103,20 @@ __all__ = [
     "default_configs",
     "fit_layer",
     "fit_nac",
+    "fit_nac_me",
+    "fit_states",
     "kl_gradients",
     "layer_nac_me",
     "nac_me",
+    "nac_me_configs",
     "nac_score",
     "nac_ue",
     "neuron_states",
+    "official_table",
+    "search_configs",
+    "search_grid",
     "states_from",
+    "take",
 ]
 
 BINNINGS = ("official", "linear")
@@ -156,29 +185,128 @@ CIFAR100_DEFAULTS: dict[str, LayerConfig] = {
     "layer1": _cfg("layer1", 5, 50, 0.005),
 }
 
+#: Official ImageNet ResNet-50 values (``configs/postprocessors/nac/resnet/nac_imagenet.yml``, whose
+#: ``APS_mode: True`` says they are the starting point of the search; the README runs it for all three).
+IMAGENET_DEFAULTS: dict[str, LayerConfig] = {
+    "avgpool": _cfg("avgpool", 10, 50, 3000),
+    "layer3": _cfg("layer3", 500, 50, 300),
+    "layer2": _cfg("layer2", 50, 500, 0.01),
+    "layer1": _cfg("layer1", 5000, 1000, 1),
+}
 
-def default_configs(benchmark: str = "mnist5k", model: nn.Module | None = None) -> list[LayerConfig]:
-    """Per-layer NAC hyperparameters for ``benchmark`` (avgpool, layer3, layer2, layer1).
+#: The official search grids, ``postprocessor_sweep`` of the same three files: per official layer the
+#: values of O, M and alpha; the search tries every combination over all layers jointly.
+SEARCH_GRIDS: dict[str, dict[str, dict[str, tuple]]] = {
+    "cifar10": {"avgpool": {"O": (10, 50), "M": (50,), "alpha": (100,)},
+                "layer3": {"O": (100,), "M": (50, 500), "alpha": (1000, 5000)},
+                "layer2": {"O": (5, 10), "M": (50,), "alpha": (0.001,)},
+                "layer1": {"O": (5, 10, 50, 100), "M": (50, 500), "alpha": (0.001, 0.005)}},
+    "cifar100": {"avgpool": {"O": (50,), "M": (50, 500), "alpha": (1, 50)},
+                 "layer3": {"O": (500,), "M": (50, 500, 1000), "alpha": (10, 50, 100)},
+                 "layer2": {"O": (100, 500), "M": (50, 500), "alpha": (1,)},
+                 "layer1": {"O": (5, 50), "M": (50,), "alpha": (0.005,)}},
+    "imagenet": {"avgpool": {"O": (10, 50, 500), "M": (50, 500), "alpha": (3000,)},
+                 "layer3": {"O": (100, 500), "M": (50, 500), "alpha": (50, 100, 300)},
+                 "layer2": {"O": (50, 500), "M": (500,), "alpha": (0.01,)},
+                 "layer1": {"O": (5000,), "M": (500, 1000), "alpha": (0.1, 1)}},
+}
 
-    cifar10 / cifar100: the official values for a CIFAR ResNet-18. mnist5k and fmnist (our small
-    ResNet): the CIFAR-10 values, unchanged. They were not tuned on any data here (and never on OOD data). Reasons
+#: The validation data the official search scores on (``openood/evaluation_api/datasets.py``: the
+#: ``id.val`` and ``ood.val`` image lists): (ID validation, OOD validation).
+OFFICIAL_SEARCH_SETS: dict[str, tuple[str, str]] = {
+    "cifar10": ("CIFAR-10 validation images (val_cifar10.txt)", "TinyImageNet validation images (val_tin.txt)"),
+    "cifar100": ("CIFAR-100 validation images (val_cifar100.txt)", "TinyImageNet validation images (val_tin.txt)"),
+    "imagenet": ("ImageNet validation images (val_imagenet.txt)",
+                 "OpenImage-O validation images (val_openimage_o.txt)"),
+}
+
+#: Class-balanced training images the official NAC-UE fits on (README: ``--valid-num 1000`` for ResNet-18 on
+#: CIFAR-10/100 and ResNet-50 on ImageNet-1k, i.e. 100, 10 and 1 per class).
+OFFICIAL_N_FIT = 1000
+
+#: Our module for each official ResNet layer name, per network. ResNets: the same names. DenseNet-100
+#: (no official NAC values exist for it): the output of the dense block at the resolution of the CIFAR
+#: ResNet-18 stage (layer1 32x32 -> block1, layer2 16x16 -> block2, layer3 8x8 -> block3), and avgpool.
+LAYER_NAMES: dict[str, dict[str, str]] = {
+    **{m: {n: n for n in ("avgpool", "layer3", "layer2", "layer1")}
+       for m in ("smallresnet", "smallresnet_logsoftmax", "resnet50")},
+    "densenet100": {"avgpool": "avgpool", "layer3": "block3", "layer2": "block2", "layer1": "block1"},
+}
+
+_TABLES = {"mnist5k": "cifar10", "fmnist": "cifar10", "cifar10": "cifar10", "cifar100": "cifar100",
+           "imagenet": "imagenet"}
+_OFFICIAL = {"cifar10": CIFAR10_DEFAULTS, "cifar100": CIFAR100_DEFAULTS, "imagenet": IMAGENET_DEFAULTS}
+
+
+def _layer_names(benchmark: str, model: str | None) -> tuple[str, dict[str, str]]:
+    """(official table, official layer name -> ours) for ``benchmark`` and network ``model``."""
+    from ashlib.params import model_for
+
+    check_choice("benchmark", benchmark, _TABLES)
+    if model is not None and not isinstance(model, str):
+        raise ParameterError(f"model={type(model).__name__} is not allowed: expected a model name or None "
+                             "(pass the module itself as network=).")
+    model = model_for(benchmark, model)
+    if model not in LAYER_NAMES:
+        raise ParameterError(f"model={model!r} is not allowed for NAC: the official per-layer values exist for "
+                             f"ResNets only; expected one of {', '.join(repr(m) for m in LAYER_NAMES)}.")
+    return _TABLES[benchmark], LAYER_NAMES[model]
+
+
+def official_table(benchmark: str) -> str:
+    """The official configuration a benchmark takes its NAC values from: 'cifar10' (also for the
+    embedded mnist5k and fmnist), 'cifar100' or 'imagenet'."""
+    return _TABLES[check_choice("benchmark", benchmark, _TABLES)]
+
+
+def default_configs(benchmark: str = "mnist5k", model: str | None = None,
+                    network: nn.Module | None = None) -> list[LayerConfig]:
+    """Per-layer NAC hyperparameters for ``benchmark`` and network ``model`` (None: the benchmark's
+    default network), layers in the official order avgpool, layer3, layer2, layer1, named as in our model.
+
+    cifar10 / cifar100 / imagenet: the official values (:data:`CIFAR10_DEFAULTS`, :data:`CIFAR100_DEFAULTS`
+    for a CIFAR ResNet-18, :data:`IMAGENET_DEFAULTS` for ResNet-50), layer names mapped by
+    :data:`LAYER_NAMES`. Our CIFAR network is the DenseNet-100 of DICE/ASH, for which no official values
+    exist: the ResNet-18 values are used at the stages of the same resolution, untuned
+    (:func:`search_configs` tunes them as the official code tuned its own). mnist5k and fmnist (our
+    small ResNet): the CIFAR-10 values, unchanged. They were not tuned on any data here (and never on OOD data). Reasons
     they transfer: same stage layout and names (BasicBlock stages ``layer1..layer4``, then ``avgpool``),
     10 classes (so ``p - u`` has the same size), similar spatial sizes (28x28 vs 32x32 input: the
     H, W sums differ by ~0.77x, far below the 5-10x steps of the official sweeps) and the same 1000-image
     fitting subset, so ``O`` keeps its meaning as a count. The widths differ (16..128 channels vs
     64..512); we have no ID-only argument for rescaling ``alpha`` by it, so we do not.
-    ImageNet has no fixed defaults: the official ImageNet runs searched them (``APS_mode``).
 
-    With ``model``, every layer must exist in it (our ResNets do; DenseNet/MobileNet stage names differ).
+    With ``network`` (the module of ``model``), every layer must exist in it.
     """
-    table = {"mnist5k": CIFAR10_DEFAULTS, "fmnist": CIFAR10_DEFAULTS, "cifar10": CIFAR10_DEFAULTS,
-             "cifar100": CIFAR100_DEFAULTS}
-    check_choice("benchmark", benchmark, table)
-    configs = list(table[benchmark].values())
-    if model is not None:
+    table, names = _layer_names(benchmark, model)
+    configs = [LayerConfig(names[k], c.threshold, c.bins, c.alpha, c.binning) for k, c in _OFFICIAL[table].items()]
+    if network is not None:
         for c in configs:
-            get_layer(model, c.layer)
+            get_layer(network, c.layer)
     return configs
+
+
+def search_grid(benchmark: str = "mnist5k", model: str | None = None) -> dict[str, dict[str, tuple]]:
+    """The official search grid (:data:`SEARCH_GRIDS`) for ``benchmark`` and ``model``, keyed by our layer
+    names (as :func:`default_configs`; mnist5k and fmnist take CIFAR-10's)."""
+    table, names = _layer_names(benchmark, model)
+    return {names[k]: dict(v) for k, v in SEARCH_GRIDS[table].items()}
+
+
+# ------------------------------------------------------------------------------------------- NAC-ME
+#: Official NAC-ME setup (``domainbed/config.yaml``, ``coverage_kwargs``): ``build_kwargs`` O = 500, M = 50,
+#: ``step_kwargs`` sig_alpha = 1e-1 with method ``sigmoid(o*g_kl[f])`` (``[f]``: only the correctly
+#: classified samples, ``benchmark_notes/utils.py`` ``get_state_func``); one layer,
+#: ``featurizer.network.avgpool`` for ResNets (``benchmark_notes/instr_state.py`` ``get_intr_name``);
+#: thresholds ``linspace(0, 1, M)`` (``benchmark_notes/coverage.py`` ``Estimator``).
+NAC_ME_LAYER, NAC_ME_O, NAC_ME_M, NAC_ME_ALPHA = "avgpool", 500, 50, 0.1
+
+
+def nac_me_configs(layer: str = NAC_ME_LAYER) -> list[LayerConfig]:
+    """The official NAC-ME configuration: ``layer`` only, ``O = 500``, ``alpha = 0.1`` and the official
+    ``M = 50`` linear thresholds ``linspace(0, 1, 50)``, i.e. ``M - 1 = 49`` equal bins (``binning="linear"``,
+    ``bins=49``: the same edges). Fit it with :func:`fit_nac_me`."""
+    return [LayerConfig(layer, threshold=NAC_ME_O, bins=NAC_ME_M - 1, alpha=NAC_ME_ALPHA, binning="linear")]
 
 
 def _check_configs(configs) -> list[LayerConfig]:
@@ -258,6 +386,12 @@ def kl_gradients(model: nn.Module, x: Tensor | Dataset, layers: Sequence[str], b
     parameter ever gets a ``.grad``; works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
     A layer whose output a later in-place operation modifies (``ReLU(inplace=True)``) is refused.
     """
+    return _kl_pass(model, x, layers, batch_size, device, desc, num_workers)[0]
+
+
+def _kl_pass(model: nn.Module, x, layers: Sequence[str], batch_size: int, device: str, desc: str,
+             num_workers: int) -> tuple[dict[str, tuple[Tensor, Tensor]], Tensor]:
+    """:func:`kl_gradients` and the predicted class of every image (int64, on the CPU), from one pass."""
     check_positive_int("batch_size", batch_size)
     layers = list(layers)
     if not layers or len(set(layers)) != len(layers):
@@ -277,6 +411,7 @@ def kl_gradients(model: nn.Module, x: Tensor | Dataset, layers: Sequence[str], b
         return hook
 
     parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {layer: ([], []) for layer in layers}
+    predictions: list[Tensor] = []
     modes = [(m, m.training) for m in model.modules()]
     handles = [m.register_forward_hook(hook_for(layer)) for m, layer in zip(modules, layers)]
     model.eval().to(device)
@@ -299,6 +434,7 @@ def kl_gradients(model: nn.Module, x: Tensor | Dataset, layers: Sequence[str], b
                     if out._version != version:
                         raise ParameterError(f"layer={layer!r}: its output is modified in place later in the "
                                              "forward pass (e.g. ReLU(inplace=True)); expected an unmodified output.")
+                predictions.append(logits.detach().argmax(dim=1).cpu())
                 loss = -torch.log_softmax(logits, dim=1).mean(dim=1).sum()
                 outs = [captured[layer][0] for layer in layers]
                 grads = torch.autograd.grad(loss, outs, allow_unused=True)
@@ -315,7 +451,7 @@ def kl_gradients(model: nn.Module, x: Tensor | Dataset, layers: Sequence[str], b
             h.remove()
         for m, training in modes:
             m.training = training
-    return {layer: (torch.cat(os), torch.cat(gs)) for layer, (os, gs) in parts.items()}
+    return {layer: (torch.cat(os), torch.cat(gs)) for layer, (os, gs) in parts.items()}, torch.cat(predictions)
 
 
 def states_from(o: Tensor, g: Tensor, alpha: float) -> Tensor:
@@ -416,22 +552,55 @@ def fit_layer(states: Tensor, config: LayerConfig) -> LayerFit:
     return LayerFit(config=config, edges=edges, counts=counts)
 
 
-def fit_nac(model: nn.Module, x_train: Tensor | Dataset, y_train: Tensor, configs, n_fit: int | None = 1000,
-            seed: int = 0, batch_size: int = 256, device: str = "cpu", num_workers: int = 0) -> NACFit:
-    """Fit NAC on ID training data: states of a class-balanced subset of ``n_fit`` images
-    (:func:`class_balanced_subset`; ``None``: every training image), one histogram per layer."""
+def take(x: Tensor | Dataset, indices) -> Tensor | Dataset:
+    """The images ``x[indices]`` of a tensor, or a :class:`~torch.utils.data.Subset` of a Dataset."""
+    indices = torch.as_tensor(indices, dtype=torch.long)
+    return x[indices] if isinstance(x, Tensor) else Subset(x, indices.tolist())
+
+
+def fit_states(states: Mapping[str, Tensor], configs, indices: Tensor | None = None) -> NACFit:
+    """A :class:`NACFit` from the ID training states ``{layer: (N, C)}`` of every configured layer
+    (:func:`neuron_states`); ``indices``: which training images they are (kept in the fit)."""
     configs = _check_configs(configs)
+    missing = [c.layer for c in configs if c.layer not in states]
+    if missing:
+        raise ParameterError(f"states lacks layers {missing}: expected states of every configured layer.")
+    return NACFit(layers=tuple(fit_layer(states[c.layer], c) for c in configs), indices=indices)
+
+
+def fit_nac(model: nn.Module, x_train: Tensor | Dataset, y_train: Tensor, configs, n_fit: int | None = 1000,
+            seed: int = 0, batch_size: int = 256, device: str = "cpu", num_workers: int = 0,
+            correct_only: bool = False) -> NACFit:
+    """Fit NAC on ID training data: states of a class-balanced subset of ``n_fit`` images
+    (:func:`class_balanced_subset`; ``None``: every training image), one histogram per layer.
+
+    ``correct_only``: histogram only the images the model classifies correctly (``argmax`` of its
+    logits equals the label), as the official NAC-ME code does (``sigmoid(o*g_kl[f])``); the fit's
+    ``indices`` are then those images. If none is correct, every count is 0.
+    """
+    configs = _check_configs(configs)
+    if not isinstance(correct_only, bool):
+        raise ParameterError(f"correct_only={correct_only!r} is not allowed: expected True or False.")
     y_train = torch.as_tensor(y_train)
     if len(y_train) != _n_items(x_train):
         raise ParameterError(f"y_train has {len(y_train)} labels: expected one per image ({len(x_train)}).")
-    if n_fit is None:
-        idx = torch.arange(len(x_train))
-        x_fit = x_train
-    else:
-        idx = class_balanced_subset(y_train, n_fit, seed)
-        x_fit = x_train[idx] if isinstance(x_train, Tensor) else Subset(x_train, idx.tolist())
-    states = neuron_states(model, x_fit, configs, batch_size, device, "NAC fit", num_workers)
-    return NACFit(layers=tuple(fit_layer(states[c.layer], c) for c in configs), indices=idx)
+    idx = torch.arange(len(x_train)) if n_fit is None else class_balanced_subset(y_train, n_fit, seed)
+    x_fit = x_train if n_fit is None else take(x_train, idx)
+    parts, predicted = _kl_pass(model, x_fit, [c.layer for c in configs], batch_size, device, "NAC fit", num_workers)
+    states = {c.layer: states_from(*parts[c.layer], c.alpha) for c in configs}
+    if correct_only:
+        keep = predicted == y_train[idx].cpu()
+        idx, states = idx[keep], {layer: s[keep] for layer, s in states.items()}
+    return fit_states(states, configs, idx)
+
+
+def fit_nac_me(model: nn.Module, x_train: Tensor | Dataset, y_train: Tensor, configs=None, batch_size: int = 256,
+               device: str = "cpu", num_workers: int = 0) -> NACFit:
+    """The official NAC-ME fitting recipe: :func:`nac_me_configs` (unless ``configs`` is given), histograms
+    over *every* training image the model classifies correctly (``fit_nac(..., n_fit=None,
+    correct_only=True)``). Score it with :func:`nac_me`."""
+    return fit_nac(model, x_train, y_train, nac_me_configs() if configs is None else configs, n_fit=None,
+                   batch_size=batch_size, device=device, num_workers=num_workers, correct_only=True)
 
 
 # -------------------------------------------------------------------------------------- scoring
@@ -485,12 +654,113 @@ def nac_me(fit: NACFit) -> float:
     over layers; a number in [0, 1]. No test data, labels of test data or OOD data enter it.
 
     Official code (``domainbed/benchmark_notes/coverage.py``, ``Estimator.get_score``): ``linspace(0, 1,
-    M)`` thresholds (``M - 1`` bins of width ``1/(M - 1)``), ``sum_b min(count_b / O, 1) / M`` averaged
-    over neurons of one reported layer, histograms over *all* training-domain samples. With
-    ``binning="linear"`` and ``bins = M`` we integrate over ``M`` bins of width ``1/M``, which is that sum
-    without its ``(M - 1)/M`` discretisation factor; use ``fit_nac(..., n_fit=None)`` to histogram all
-    training images as the official code does.
+    M)`` thresholds (``M - 1`` bins of width ``1/(M - 1)``, intervals ``[t_j, t_{j+1})``),
+    ``sum_b min(count_b / O, 1) / M`` averaged over the neurons of one layer, histograms over *all*
+    training-domain samples that the model classifies correctly. :func:`nac_me_configs` has the same edges
+    (``binning="linear"``, ``bins = M - 1``) and :func:`fit_nac_me` the same samples; the integral here
+    weights each bin by its width ``1/(M - 1)``, so the official number is this one times ``(M - 1)/M``
+    (49/50: the same ranking of models), apart from a state of exactly 1.0, which the official
+    half-open last bin loses and ours counts.
     """
     if not isinstance(fit, NACFit):
         raise ParameterError(f"fit must be a NACFit from fit_nac, got {type(fit).__name__}.")
     return sum(layer_nac_me(f) for f in fit.layers) / len(fit.layers)
+
+
+# --------------------------------------------------------------------------- the official search
+@dataclass(frozen=True, eq=False)
+class ConfigSearch:
+    """Result of :func:`search_configs`: the chosen per-layer configs, their validation AUROC (%), and
+    ``results``, one row per combination in the order tried (per layer ``<layer> O``, ``<layer> M``,
+    ``<layer> alpha``, then ``AUROC``)."""
+
+    configs: list[LayerConfig]
+    auroc: float
+    results: "pd.DataFrame"  # noqa: F821  (pandas, imported when searching)
+
+    def auroc_of(self, configs) -> float:
+        """The validation AUROC (%) of ``configs`` (one per searched layer, e.g. the official values);
+        NaN if that combination is not in the grid."""
+        configs = _check_configs(configs)
+        want = {f"{c.layer} {key}": value for c in configs
+                for key, value in (("O", c.threshold), ("M", c.bins), ("alpha", c.alpha))}
+        if set(want) != set(self.results.columns) - {"AUROC"}:
+            return math.nan
+        hits = self.results.AUROC[(self.results[list(want)] == list(want.values())).all(axis=1)]
+        return float(hits.iloc[0]) if len(hits) else math.nan
+
+
+def _check_grid(grid) -> dict[str, dict[str, tuple]]:
+    if not isinstance(grid, Mapping) or not grid:
+        raise ParameterError(f"grid={grid!r} is not allowed: expected {{layer: {{'O': [...], 'M': [...], "
+                             "'alpha': [...]}}}} with at least one layer.")
+    out = {}
+    for layer, values in grid.items():
+        if not isinstance(values, Mapping) or set(values) != {"O", "M", "alpha"}:
+            raise ParameterError(f"grid[{layer!r}]={values!r} is not allowed: expected the keys 'O', 'M', 'alpha'.")
+        out[layer] = {}
+        for key in ("O", "M", "alpha"):
+            v = values[key]
+            if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not v:
+                raise ParameterError(f"grid[{layer!r}][{key!r}]={v!r} is not allowed: expected a non-empty list.")
+            out[layer][key] = tuple(v)
+        for o, m, a in itertools.product(*out[layer].values()):
+            LayerConfig(layer, o, m, a)  # every value checked, by name
+    return out
+
+
+def search_configs(model: nn.Module, x_train: Tensor | Dataset, y_train: Tensor, x_val_id: Tensor | Dataset,
+                   x_val_ood: Tensor | Dataset, grid, n_fit: int | None = OFFICIAL_N_FIT, seed: int = 0,
+                   batch_size: int = 256, device: str = "cpu", num_workers: int = 0) -> ConfigSearch:
+    """The official automatic parameter search (``aps`` mode, ``evaluator.py`` ``hyperparam_search``):
+    every combination of the per-layer ``grid`` values (``{layer: {"O": [...], "M": [...], "alpha":
+    [...]}}``, e.g. :func:`search_grid`), jointly over the layers, each fitted on the same class-balanced
+    ``n_fit`` training images as :func:`fit_nac` and scored by the AUROC (ID positive) of NAC-UE on
+    ``x_val_id`` against ``x_val_ood``; the first combination with the highest AUROC wins (the official
+    code keeps the first strict maximum, trying combinations with the first layer's O varying fastest,
+    then its M, its alpha, then the next layer's: the same order here).
+
+    Fair only if the validation sets are neither the test images nor the test OOD sets (the official
+    ones: :data:`OFFICIAL_SEARCH_SETS`). Each image passes through the network once; the combinations
+    reuse its outputs and gradients.
+    """
+    import pandas as pd
+
+    from ashlib.metrics import auroc
+
+    grid = _check_grid(grid)
+    layers = list(grid)
+    y_train = torch.as_tensor(y_train)
+    if len(y_train) != _n_items(x_train):
+        raise ParameterError(f"y_train has {len(y_train)} labels: expected one per image ({len(x_train)}).")
+    _n_items(x_val_id), _n_items(x_val_ood)
+    x_fit = x_train if n_fit is None else take(x_train, class_balanced_subset(y_train, n_fit, seed))
+    parts = {name: kl_gradients(model, x, layers, batch_size, device, f"NAC search ({name})", num_workers)
+             for name, x in (("fit", x_fit), ("ID", x_val_id), ("OOD", x_val_ood))}
+    options: dict[str, list[tuple[LayerConfig, Tensor, Tensor]]] = {}
+    for layer in layers:  # per layer, every (O, M, alpha) in the official order: O fastest, then M, alpha
+        by_key = {}
+        for alpha in grid[layer]["alpha"]:
+            states = {name: states_from(*p[layer], alpha) for name, p in parts.items()}
+            for m in grid[layer]["M"]:
+                counts = fit_layer(states["fit"], LayerConfig(layer, 1, m, alpha)).counts
+                for o in grid[layer]["O"]:
+                    cfg = LayerConfig(layer, o, m, alpha)
+                    fit = LayerFit(cfg, cfg.edges, counts)
+                    by_key[(o, m, alpha)] = (cfg, coverage(fit, states["ID"]), coverage(fit, states["OOD"]))
+        options[layer] = [by_key[(o, m, a)] for a in grid[layer]["alpha"] for m in grid[layer]["M"]
+                          for o in grid[layer]["O"]]
+    rows, best, best_auc = [], None, -math.inf
+    # itertools.product varies its last argument fastest: reversed layers, so the first layer varies fastest
+    for combo in itertools.product(*(options[layer] for layer in reversed(layers))):
+        combo = combo[::-1]
+        score_id = torch.stack([c[1] for c in combo]).mean(dim=0)
+        score_ood = torch.stack([c[2] for c in combo]).mean(dim=0)
+        auc = 100 * auroc(score_id, score_ood)
+        row = {}
+        for cfg, _, _ in combo:
+            row.update({f"{cfg.layer} O": cfg.threshold, f"{cfg.layer} M": cfg.bins, f"{cfg.layer} alpha": cfg.alpha})
+        rows.append({**row, "AUROC": auc})
+        if auc > best_auc:
+            best, best_auc = [c[0] for c in combo], auc
+    return ConfigSearch(configs=best, auroc=best_auc, results=pd.DataFrame(rows))

@@ -263,13 +263,26 @@ def _placements(name, value, params) -> None:
                         + ", ".join(m for m in modules if m.endswith("merge"))[:200] + ", avgpool")
 
 
+def _nac_model(name, value, params) -> None:
+    """A network of the benchmark (:func:`_model`) for which NAC has per-layer values."""
+    _model(name, value, params)
+    from ashlib.nac import default_configs
+
+    default_configs(params["benchmark"], value)
+
+
 def _nac_layers(name, value, params) -> None:
     if value is None:
         return
     from ashlib.nac import default_configs
 
-    allowed = [c.layer for c in default_configs(params["benchmark"])]
+    allowed = [c.layer for c in default_configs(params["benchmark"], params.get("model"))]
     _list(name, value, "NAC layers", lambda n, v: check_choice(n, v, allowed))
+
+
+def _optional_ood_set(name, value, params) -> None:
+    if value is not None:
+        _ood_set(name, value, params)
 
 
 def _snapshot_epochs(name, value, params) -> None:
@@ -346,8 +359,10 @@ NOTEBOOK_PARAMETERS = {
     "02_placements": {**_ASH, "placements": _placements, "accuracy_sweep": _percentiles},
     "03_global_vs_local": {**_ASH, "percentiles": _percentiles},
     "04_ash_rand": {**_ASH, "rand_percentiles": _percentiles, "seeds": _seeds},
-    "05_nac": {**_COMMON, "benchmark": _embedded_benchmark, "n_fit": _positive_int, "nac_layers": _nac_layers,
-               "snapshot_epochs": _snapshot_epochs, "shift_kind": _shift_kind, "shift_amount": _shift_amount},
+    "05_nac": {**_COMMON, "model": _nac_model, "n_train": _subset, "n_test": _subset,
+               "n_ood": _optional_positive_int, "num_workers": _num_workers, "n_fit": _positive_int,
+               "nac_layers": _nac_layers, "nac_search_set": _optional_ood_set, "snapshot_epochs": _snapshot_epochs,
+               "shift_kind": _shift_kind, "shift_amount": _shift_amount},
     "06_misp": {**_COMMON, "benchmark": _embedded_benchmark, "entropy_weights": _entropy_weights,
                 "near_set": _ood_set, "far_set": _far_set, "mixture_fractions": _fractions,
                 "mixture_n": _positive_int},

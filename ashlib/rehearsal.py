@@ -219,7 +219,7 @@ def rehearse(profile: str, notebooks: list[str] | None = None, out: str | Path |
     (default ``runs/<profile>-rehearsal``). The fake tree, and the kernels' cache, live in
     ``<workdir>/cache`` (default workdir ``$ASHLIB_CACHE/rehearsals/<profile>``; its path is printed); a
     tree written before is used as it is (a rerun is faster; a damaged file is found by the checks)."""
-    from ashlib.pipeline import ROOT, run
+    from ashlib.pipeline import ROOT, load_profile, notebook_names, notebook_parameters, run
 
     bench = rehearsal_profile(profile)
     from ashlib import cache_dir
@@ -233,6 +233,11 @@ def rehearse(profile: str, notebooks: list[str] | None = None, out: str | Path |
         echo(f"rehearsal of {profile!r}: writing fake {bench} data and random weights under {cache}", flush=True)
         manifest_file = fake_tree(bench, cache)
     env = {"ASHLIB_CACHE": str(cache), "ASHLIB_MANIFEST": str(manifest_file)}
+    # only the subsets the run's chapters declare (05_nac alone has no accuracy_sweep); bad names fail in run
+    names = [n for n in notebooks or list(load_profile(profile)["notebooks"]) or notebook_names()
+             if n in notebook_names()]
+    declared = set().union(*(notebook_parameters(n) for n in names))
+    subsets = {k: v for k, v in SUBSETS[bench].items() if k in declared}
     return run(profile, notebooks, out or ROOT / "runs" / f"{profile}-rehearsal", "cpu",
-               {**SUBSETS[bench], **(overrides or {})}, echo=echo, environment=env,
+               {**subsets, **(overrides or {})}, echo=echo, environment=env,
                rehearsal={"banner": BANNER, "benchmark": bench})

@@ -16,8 +16,18 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ashlib._checks import ParameterError
 from ashlib.models import build_model
+from ashlib import metrics
 from ashlib.nac import (
     CIFAR10_DEFAULTS,
+    CIFAR100_DEFAULTS,
+    IMAGENET_DEFAULTS,
+    LAYER_NAMES,
+    NAC_ME_ALPHA,
+    NAC_ME_LAYER,
+    NAC_ME_M,
+    NAC_ME_O,
+    OFFICIAL_N_FIT,
+    SEARCH_GRIDS,
     LayerConfig,
     NACFit,
     bin_edges,
@@ -27,13 +37,20 @@ from ashlib.nac import (
     default_configs,
     fit_layer,
     fit_nac,
+    fit_nac_me,
+    fit_states,
     kl_gradients,
     layer_nac_me,
     nac_me,
+    nac_me_configs,
     nac_score,
     nac_ue,
     neuron_states,
+    official_table,
+    search_configs,
+    search_grid,
     states_from,
+    take,
 )
 
 LN2, LN4 = math.log(2), math.log(4)
@@ -249,7 +266,7 @@ def test_model_untouched():
     modes = {name: m.training for name, m in net.named_modules()}
     before = {k: v.clone() for k, v in net.state_dict().items()}
     x, y = images(20, seed=8), torch.arange(20) % 10
-    configs = default_configs("mnist5k", net)
+    configs = default_configs("mnist5k", network=net)
     with torch.no_grad():
         fit = fit_nac(net, x, y, configs, n_fit=10, batch_size=8)
         scores = nac_ue(fit, net, x[:5], batch_size=8)
@@ -318,14 +335,168 @@ def test_dataset_input_matches_tensor_input():
     assert 0 <= nac_me(a) <= 1
 
 
-def test_defaults():
-    assert {k: (c.threshold, c.bins, c.alpha) for k, c in CIFAR10_DEFAULTS.items()} == {
+def _values(table):
+    return {k: (c.threshold, c.bins, c.alpha) for k, c in table.items()}
+
+
+def test_official_per_layer_values():
+    """(O, M, sig_alpha) of layer_kwargs in BierOne/ood_coverage configs/postprocessors/nac/resnet/nac_*.yml."""
+    assert _values(CIFAR10_DEFAULTS) == {
         "avgpool": (50, 50, 100), "layer3": (100, 500, 1000), "layer2": (5, 50, 0.001), "layer1": (100, 500, 0.001)}
-    assert default_configs("mnist5k") == list(CIFAR10_DEFAULTS.values())
-    with pytest.raises(ParameterError, match="layer"):
+    assert _values(CIFAR100_DEFAULTS) == {
+        "avgpool": (50, 50, 50), "layer3": (500, 1000, 10), "layer2": (500, 50, 1), "layer1": (5, 50, 0.005)}
+    assert _values(IMAGENET_DEFAULTS) == {
+        "avgpool": (10, 50, 3000), "layer3": (500, 50, 300), "layer2": (50, 500, 0.01), "layer1": (5000, 1000, 1)}
+    assert OFFICIAL_N_FIT == 1000  # README: --valid-num 1000 for ResNet-18 (CIFAR) and ResNet-50 (ImageNet)
+    for table in (CIFAR10_DEFAULTS, CIFAR100_DEFAULTS, IMAGENET_DEFAULTS):
+        assert list(table) == ["avgpool", "layer3", "layer2", "layer1"]
+        assert all(c.binning == "official" and c.layer == k for k, c in table.items())
+
+
+def test_default_configs_per_benchmark_and_network():
+    assert default_configs("mnist5k") == list(CIFAR10_DEFAULTS.values()) == default_configs("fmnist", "smallresnet")
+    assert default_configs("imagenet") == list(IMAGENET_DEFAULTS.values())
+    assert default_configs("imagenet", "resnet50", build_model("resnet50", 1000)) == list(IMAGENET_DEFAULTS.values())
+    # DenseNet-100 (no official values): ResNet-18's, at the dense block of the same resolution
+    assert LAYER_NAMES["densenet100"] == {"avgpool": "avgpool", "layer3": "block3", "layer2": "block2",
+                                          "layer1": "block1"}
+    for bench, table in (("cifar10", CIFAR10_DEFAULTS), ("cifar100", CIFAR100_DEFAULTS)):
+        configs = default_configs(bench, None, build_model("densenet100", 10))
+        assert [c.layer for c in configs] == ["avgpool", "block3", "block2", "block1"]
+        assert [(c.threshold, c.bins, c.alpha) for c in configs] == list(_values(table).values())
+    assert [official_table(b) for b in ("mnist5k", "fmnist", "cifar10", "cifar100", "imagenet")] == [
+        "cifar10", "cifar10", "cifar10", "cifar100", "imagenet"]
+    with pytest.raises(ParameterError, match="model='mobilenet_v2' is not allowed for NAC"):
+        default_configs("imagenet", "mobilenet_v2")
+    with pytest.raises(ParameterError, match="model='resnet50' is not allowed for benchmark='cifar10'"):
+        default_configs("cifar10", "resnet50")
+    with pytest.raises(ParameterError, match="layer="):  # the network must have every layer
+        default_configs("cifar10", "densenet100", small_net())
+    with pytest.raises(ParameterError, match="model=Sequential"):
         default_configs("cifar10", build_model("densenet100", 10))
     with pytest.raises(ParameterError, match="benchmark"):
-        default_configs("imagenet")
+        default_configs("svhn")
+
+
+def test_official_search_grids():
+    """postprocessor_sweep of the same files: the grids the published numbers were searched over."""
+    assert SEARCH_GRIDS["imagenet"] == {
+        "avgpool": {"O": (10, 50, 500), "M": (50, 500), "alpha": (3000,)},
+        "layer3": {"O": (100, 500), "M": (50, 500), "alpha": (50, 100, 300)},
+        "layer2": {"O": (50, 500), "M": (500,), "alpha": (0.01,)},
+        "layer1": {"O": (5000,), "M": (500, 1000), "alpha": (0.1, 1)}}
+    assert SEARCH_GRIDS["cifar10"]["layer1"] == {"O": (5, 10, 50, 100), "M": (50, 500), "alpha": (0.001, 0.005)}
+    assert SEARCH_GRIDS["cifar100"]["layer3"] == {"O": (500,), "M": (50, 500, 1000), "alpha": (10, 50, 100)}
+    sizes = {b: math.prod(len(v) for g in grid.values() for v in g.values()) for b, grid in SEARCH_GRIDS.items()}
+    assert sizes == {"cifar10": 256, "cifar100": 288, "imagenet": 576}
+    tables = (("cifar10", CIFAR10_DEFAULTS), ("cifar100", CIFAR100_DEFAULTS), ("imagenet", IMAGENET_DEFAULTS))
+    for bench, table in tables:
+        for layer, c in table.items():  # the shipped values are a point of the grid
+            g = SEARCH_GRIDS[bench][layer]
+            assert c.threshold in g["O"] and c.bins in g["M"] and c.alpha in g["alpha"], (bench, layer)
+    assert list(search_grid("cifar100", "densenet100")) == ["avgpool", "block3", "block2", "block1"]
+    assert search_grid("fmnist") == SEARCH_GRIDS["cifar10"]
+
+
+# ------------------------------------------------------------------------------------------- NAC-ME
+def test_nac_me_official_setup():
+    """domainbed/config.yaml: O 500, M 50, sig_alpha 1e-1, method sigmoid(o*g_kl[f]); layer avgpool
+    (get_intr_name); Estimator thresholds linspace(0, 1, M)."""
+    assert (NAC_ME_LAYER, NAC_ME_O, NAC_ME_M, NAC_ME_ALPHA) == ("avgpool", 500, 50, 0.1)
+    (cfg,) = nac_me_configs()
+    assert (cfg.layer, cfg.threshold, cfg.alpha, cfg.binning, cfg.bins) == ("avgpool", 500, 0.1, "linear", 49)
+    assert torch.equal(cfg.edges, torch.linspace(0, 1, 50, dtype=torch.float64))  # the official thresholds
+
+
+def test_nac_me_fits_every_correctly_classified_training_image():
+    net = small_net(seed=3)
+    x = images(40, seed=11)
+    with torch.no_grad():
+        predicted = net(x).argmax(1)
+    y = predicted.clone()
+    wrong = torch.arange(40) % 3 == 0
+    y[wrong] = (predicted[wrong] + 1) % 10
+    fit = fit_nac_me(net, x, y, batch_size=16)
+    assert torch.equal(fit.indices, (~wrong).nonzero().flatten())  # all images, only the correct ones
+    (cfg,) = fit.configs
+    assert cfg == nac_me_configs()[0]
+    states = neuron_states(net, x, [cfg])["avgpool"]
+    assert torch.equal(fit["avgpool"].counts, fit_layer(states[~wrong], cfg).counts)
+    # the official Estimator: thresholds linspace(0, 1, M), [t_j, t_{j+1}), score sum_b min(count / O, 1) / M
+    t = np.linspace(0, 1, NAC_ME_M)
+    s = states[~wrong].double().numpy()
+    counts = ((s[:, None, :] >= t[:-1, None]) & (s[:, None, :] < t[1:, None])).sum(0)
+    official = (np.minimum(counts / NAC_ME_O, 1).sum(0) / NAC_ME_M).mean()
+    assert official > 0
+    assert nac_me(fit) * (NAC_ME_M - 1) / NAC_ME_M == pytest.approx(official, rel=1e-9)
+    # no correct image: nothing is counted
+    none = fit_nac_me(net, x, (predicted + 1) % 10)
+    assert len(none.indices) == 0 and nac_me(none) == 0.0
+    # correct_only with a subset: the class-balanced subset, then its correct images
+    sub = fit_nac(net, x, y, nac_me_configs(), n_fit=20, correct_only=True)
+    chosen = class_balanced_subset(y, 20)
+    assert torch.equal(sub.indices, chosen[(predicted == y)[chosen]])
+
+
+def test_fit_states_is_fit_nac():
+    net = small_net()
+    x, y = images(30, seed=12), torch.arange(30) % 10
+    configs = default_configs("mnist5k")
+    a = fit_nac(net, x, y, configs, n_fit=20, seed=2, batch_size=8)
+    idx = class_balanced_subset(y, 20, seed=2)
+    b = fit_states(neuron_states(net, take(x, idx), configs, batch_size=8), configs, idx)
+    assert torch.equal(a.indices, b.indices)
+    assert all(torch.equal(fa.counts, fb.counts) for fa, fb in zip(a.layers, b.layers))
+    assert isinstance(take(ImageSet(x), idx), torch.utils.data.Subset)
+    with pytest.raises(ParameterError, match="lacks layers"):
+        fit_states({}, configs)
+
+
+# ------------------------------------------------------------------------------------------- search
+def test_search_configs_is_the_official_joint_search():
+    """Every combination, jointly over layers, in the official order (first layer's O fastest); each
+    scored as fit_nac + nac_ue + AUROC would score it; the first highest AUROC wins."""
+    net = small_net(seed=4)
+    x_train, y_train = images(60, seed=13), torch.arange(60) % 10
+    x_id = images(30, seed=14)
+    x_ood = torch.rand(30, 1, 28, 28)  # uniform noise: brighter and rougher than the squared images
+    grid = {"avgpool": {"O": [1, 3], "M": [6, 50], "alpha": [1e-9, 5e4]},
+            "layer3": {"O": [2], "M": [50], "alpha": [1e-9, 300.0]}}
+    result = search_configs(net, x_train, y_train, x_id, x_ood, grid, n_fit=30, batch_size=16)
+    assert len(result.results) == 16
+    first = result.results.iloc[:3]
+    assert first["avgpool O"].tolist() == [1, 3, 1] and first["avgpool M"].tolist() == [6, 6, 50]
+    assert result.results["layer3 alpha"].tolist() == [1e-9] * 8 + [300.0] * 8
+    for _, row in result.results.iterrows():
+        configs = [LayerConfig(layer, row[f"{layer} O"], int(row[f"{layer} M"]), row[f"{layer} alpha"])
+                   for layer in grid]
+        fit = fit_nac(net, x_train, y_train, configs, n_fit=30, batch_size=16)
+        expected = 100 * metrics.auroc(nac_ue(fit, net, x_id), nac_ue(fit, net, x_ood))
+        assert row["AUROC"] == pytest.approx(expected, abs=1e-9)
+    best = result.results.AUROC.idxmax()  # idxmax: the first maximum
+    assert result.auroc == result.results.AUROC[best] > 60
+    assert [(c.layer, c.threshold, c.bins, c.alpha) for c in result.configs] == [
+        (layer, result.results[f"{layer} O"][best], result.results[f"{layer} M"][best],
+         result.results[f"{layer} alpha"][best]) for layer in grid]
+    # alpha 1e-9 puts every state at 0.5: one bin, the same coverage for all, AUROC 50
+    assert result.results.AUROC[0] == pytest.approx(50.0)
+    assert result.auroc_of(result.configs) == result.auroc
+    assert math.isnan(result.auroc_of([LayerConfig("avgpool", 7, 6, 1e-9), LayerConfig("layer3", 2, 50, 1e-9)]))
+    # every combination tied: the first one
+    flat = search_configs(net, x_train, y_train, x_id, x_ood, {"avgpool": {"O": [1, 2], "M": [6], "alpha": [1e-9]}},
+                          n_fit=30)
+    assert [c.threshold for c in flat.configs] == [1] and flat.auroc == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({}, "grid="), ({"avgpool": {"O": [1], "M": [6]}}, "keys"), ({"avgpool": {"O": [], "M": [6], "alpha": [1]}},
+                                                                 "grid\\['avgpool'\\]\\['O'\\]"),
+    ({"avgpool": {"O": [1], "M": [7], "alpha": [1]}}, "bins=7"), ({"avgpool": {"O": [1], "M": [6], "alpha": [-1]}},
+                                                                  "alpha=-1"),
+])
+def test_search_grid_is_checked(grid, message):
+    with pytest.raises(ParameterError, match=message):
+        search_configs(small_net(), images(10), torch.arange(10), images(4), images(4), grid)
 
 
 # ------------------------------------------------------------------------------------- validation

@@ -119,7 +119,7 @@ BAD = {
     "snapshot_epochs": [12], "shift_kind": "blur", "shift_amount": 400, "entropy_weights": [], "near_set": "bogus",
     "far_set": "letters", "mixture_fractions": [1.5], "mixture_n": 0, "candidates": ["raw", "tanh"],
     "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0, "n_train": 100, "n_test": 0,
-    "n_ood": 0, "num_workers": -1,
+    "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus",
 }
 
 
@@ -155,7 +155,10 @@ def test_the_findings_of_the_reliability_probe_fail_at_once_and_clearly():
     assert message("05_nac", snapshot_epochs=[13]).startswith("snapshot_epochs[0]=13")
     assert message("05_nac", snapshot_epochs=[]).startswith("snapshot_epochs=[]")
     assert message("05_nac", nac_layers=[]).startswith("nac_layers=[]")
-    assert message("05_nac", benchmark="cifar10").startswith("benchmark='cifar10'")
+    assert message("05_nac", benchmark="cifar").startswith("benchmark='cifar'")
+    assert message("05_nac", benchmark="imagenet", model="mobilenet_v2").startswith("model='mobilenet_v2'")
+    assert message("05_nac", benchmark="cifar10", nac_layers=["layer3"]).startswith("nac_layers[0]='layer3'")
+    assert message("05_nac", benchmark="cifar10", nac_search_set="letters").startswith("nac_search_set='letters'")
     assert message("06_misp", near_set="bogus").startswith("near_set='bogus'")
     assert message("06_misp", entropy_weights=[]).startswith("entropy_weights=[]")
     assert message("06_misp", mixture_fractions=[1.5]).startswith("mixture_fractions[0]=1.5")

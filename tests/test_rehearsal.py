@@ -95,7 +95,7 @@ def test_only_paper_scale_profiles_rehearse():
 @pytest.mark.parametrize("profile", ["cifar10", "cifar100", "imagenet"])
 def test_the_dry_run_fits_the_lent_gpu_machine(profile):
     bench, sizes, chapters = estimate.chapters(profile)
-    assert [c.name for c in chapters] == ["01_methods", "02_placements", "03_global_vs_local", "04_ash_rand"]
+    assert [c.name for c in chapters] == ["01_methods", "02_placements", "03_global_vs_local", "04_ash_rand", "05_nac"]
     assert all(c.peak_bytes < 64 * 2**30 for c in chapters)  # half the lent machine's memory
     assert sum(c.cache_bytes for c in chapters) < 32 * 2**30  # half its disk
     text = estimate.report(profile, throughput=1000.0)
