@@ -71,7 +71,8 @@ def _gib(n: float) -> str:
 
 def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, list[Chapter]]:
     """(benchmark, set sizes, the estimated work of each chapter) for a paper-scale ``profile``."""
-    from ashlib.experiments import TABLE_A1_ROWS
+    from ashlib import mahalanobis
+    from ashlib.experiments import TABLE_A1_ROWS, baseline_settings
     from ashlib.features import output_numels, replay_start
     from ashlib.models import block_merge_layers, build_model
     from ashlib.params import model_for
@@ -104,6 +105,23 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
         if name == "01_methods":
             passes += ODIN_PASSES * test_and_ood
             notes.append(f"ODIN: about {ODIN_PASSES} passes over the {test_and_ood:,} test and OOD images")
+            n_val = min(params.get("mahalanobis_n_val") or 1000, n["train"])
+            layers = len(baseline_settings(bench, first.get("model")).mahalanobis_layers
+                         or mahalanobis.stage_layers(model))
+            # Gaussians: one pass over train; FGSM (~3 passes) on n_val; per image of the validation set and
+            # its FGSM copies one forward, one backward per layer, one forward per magnitude; then per test
+            # and OOD image one forward, one backward per layer and one forward at the chosen magnitude
+            maha = (n["train"] + ODIN_PASSES * n_val + (1 + layers + len(mahalanobis.MAGNITUDES)) * 2 * n_val
+                    + (2 + layers) * test_and_ood)
+            passes += maha
+            notes.append(f"Mahalanobis ({layers} layer{'s' if layers != 1 else ''}, input pre-processing, "
+                         f"regression on {n_val:,} ID images and their FGSM examples): about {maha:,.0f} passes")
+        if name == "05_nac":
+            n_fit = min(params.get("n_fit") or 1000, n["train"])
+            nac = 2 * (n_fit + test_and_ood)  # neuron states need a forward and a backward pass
+            passes += nac
+            notes.append(f"NAC-UE: forward and backward passes over {n_fit:,} training images and the "
+                         f"{test_and_ood:,} test and OOD images")
         if name == "02_placements":
             placements = params.get("placements") or stages
             inner = [p for p in placements if p != "avgpool"]

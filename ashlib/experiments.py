@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ashlib import metrics, scores, shaping
-from ashlib._checks import ParameterError, check_choice, check_percentile
+from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
 from ashlib.features import activations, batches, output_numels, replay_start, run_after, top_level
 from ashlib.placement import get_layer, shaping_at_each
 
@@ -242,6 +242,7 @@ class Context:
     sanity_sets: tuple[str, ...] = ()
     num_workers: int = 0
     replay_limit: int = 4 << 30  # bytes: a layer output larger than this over a set is streamed, not cached
+    mahalanobis_n_val: int = 1000  # ID training images (and their FGSM examples) of the Mahalanobis regression
     memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -261,7 +262,8 @@ class Context:
     def mahalanobis_detector(self):
         """The paper's Mahalanobis (:mod:`ashlib.mahalanobis`), fitted once on first use: Gaussians
         on the ID training images, then the magnitude and the regression by the official validation
-        recipe on 1,000 ID *training* images and their FGSM examples (no test or OOD image is seen;
+        recipe on :attr:`mahalanobis_n_val` (official: 1,000) ID *training* images and their FGSM
+        examples, half to fit the regression, half to pick the magnitude (no test or OOD image is seen;
         ReAct used ID validation images, which on ImageNet are its test set). Returns (fit, picked)."""
         key = ("mahalanobis detector",)
         if key not in self.memo:
@@ -270,7 +272,8 @@ class Context:
             layers = list(self.baselines.mahalanobis_layers or mahalanobis.stage_layers(self.model))
             common = dict(batch_size=self.batch_size, device=self.device, num_workers=self.num_workers)
             fit = mahalanobis.fit(self.model, self.sets[TRAIN_SET], self.y_train, len(self.bias), layers, **common)
-            picked = mahalanobis.fit_regressor(self.model, fit, self.sets[TRAIN_SET], self.y_train, seed=0, **common)
+            picked = mahalanobis.fit_regressor(self.model, fit, self.sets[TRAIN_SET], self.y_train,
+                                               n_val=self.mahalanobis_n_val, seed=0, **common)
             self.memo[key] = (fit, picked)
         return self.memo[key]
 
@@ -322,13 +325,15 @@ class Context:
 
 def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool", head: str = "fc",
                   baselines: BaselineSettings | None = None, batch_size: int = 256, device: str = "cpu",
-                  num_workers: int = 0, replay_limit: int = 4 << 30) -> Context:
+                  num_workers: int = 0, replay_limit: int = 4 << 30, mahalanobis_n_val: int = 1000) -> Context:
     """Compute (or load from cache) the penultimate features of every set and fit ReAct's
     threshold (unless ``baselines`` fixes it), DICE's masks and Mahalanobis' class means on ID
     *training* data only. ``baselines``: None for :func:`baseline_settings` of the benchmark's name
     and default network. The benchmark's sanity-check sets (``benchmark.sanity``) are evaluated but
     kept out of averages. ``num_workers``: data-loading processes for Dataset sets;
-    ``replay_limit``: see :meth:`Context.replays`."""
+    ``replay_limit``: see :meth:`Context.replays`; ``mahalanobis_n_val``: see
+    :meth:`Context.mahalanobis_detector`."""
+    check_positive_int("mahalanobis_n_val", mahalanobis_n_val)
     if baselines is None:
         baselines = baseline_settings(getattr(benchmark, "name", "mnist5k"))
     elif not isinstance(baselines, BaselineSettings):
@@ -358,7 +363,7 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
                          else scores.fit_dice_mask(weight, train.mean(0), p)),
         dice_react_threshold=react_threshold if c is None else c,
         feature_layer=feature_layer, batch_size=batch_size, device=device, sanity_sets=tuple(getattr(benchmark, "sanity", ())),
-        num_workers=num_workers, replay_limit=replay_limit)
+        num_workers=num_workers, replay_limit=replay_limit, mahalanobis_n_val=mahalanobis_n_val)
 
 
 def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str, object]]:

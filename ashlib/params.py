@@ -168,6 +168,13 @@ def _positive_int(name, value, _params=None) -> None:
     check_positive_int(name, value)
 
 
+def _n_val(name, value, _params=None) -> None:
+    check_positive_int(name, value)
+    if value < 10:
+        raise ParameterError(f"{name}={value!r} is not allowed: expected an integer >= 10 (half of them fit "
+                             "the regression, half pick the magnitude).")
+
+
 def _optional_positive_int(name, value, _params=None) -> None:
     if value is not None:
         check_positive_int(name, value)
@@ -355,7 +362,7 @@ NOTEBOOK_PARAMETERS = {
                      "n_scaled": _positive_int},
     "01_methods": {**_ASH, "percentile": _optional_percentile, "sweep": _percentiles,
                    "accuracy_sweep": _percentiles, "distribution_set": _ood_set,
-                   "distribution_percentiles": _percentiles},
+                   "distribution_percentiles": _percentiles, "mahalanobis_n_val": _n_val},
     "02_placements": {**_ASH, "placements": _placements, "accuracy_sweep": _percentiles},
     "03_global_vs_local": {**_ASH, "percentiles": _percentiles},
     "04_ash_rand": {**_ASH, "rand_percentiles": _percentiles, "seeds": _seeds},

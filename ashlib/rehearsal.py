@@ -28,10 +28,12 @@ from ashlib.data import CIFAR_OOD_SETS, IMAGENET_OOD_SETS, PAPER_BENCHMARKS, man
 
 #: Notebook parameters of a rehearsal, per benchmark: small class-balanced subsets (the train subset
 #: covers every class, as the per-class statistics need), a small batch; ImageNet's ResNet-50 runs at
-#: about 5 images/s on two CPU cores, so its rehearsal also sweeps one percentile only.
-SUBSETS = {"cifar10": {"n_train": 200, "n_test": 100, "n_ood": 12, "batch_size": 50},
-           "cifar100": {"n_train": 200, "n_test": 100, "n_ood": 12, "batch_size": 50},
-           "imagenet": {"n_train": 1000, "n_test": 10, "n_ood": 4, "batch_size": 25, "accuracy_sweep": [90]}}
+#: about 5 images/s on two CPU cores, so its rehearsal also sweeps one percentile only. Mahalanobis'
+#: validation set (official: 1,000 images and their FGSM examples) shrinks with them.
+SUBSETS = {"cifar10": {"n_train": 200, "n_test": 100, "n_ood": 12, "batch_size": 50, "mahalanobis_n_val": 100},
+           "cifar100": {"n_train": 200, "n_test": 100, "n_ood": 12, "batch_size": 50, "mahalanobis_n_val": 100},
+           "imagenet": {"n_train": 1000, "n_test": 10, "n_ood": 4, "batch_size": 25, "accuracy_sweep": [90],
+                        "mahalanobis_n_val": 20}}
 BANNER = ("Rehearsal: random weights and fake data in the real layout. This book shows that every "
           "chapter runs on this benchmark; its numbers mean nothing.")
 

@@ -78,13 +78,14 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
             device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
             checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
             n_train: int | None = None, n_test: int | None = None, n_ood: int | None = None,
-            num_workers: int | None = None, **checked) -> Run:
+            num_workers: int | None = None, mahalanobis_n_val: int = 1000, **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
     benchmark (``preprocessing``: None for its default; ``n_train``/``n_test``/``n_ood``: None for the
     benchmark's sizes, else smaller subsets for a smoke run), then the model — trained once and cached
     (``smallresnet``) or the paper's pretrained weights (``checkpoint``: your own file instead of the
     published one) — and build the method context (features cached; ``num_workers`` data-loading
-    processes, None: :func:`ashlib.features.default_num_workers`)."""
+    processes, None: :func:`ashlib.features.default_num_workers`; ``mahalanobis_n_val``: validation
+    images of the paper's Mahalanobis, :meth:`ashlib.experiments.Context.mahalanobis_detector`)."""
     from ashlib.features import default_num_workers
 
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
@@ -105,7 +106,8 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
         weights = f"{path.name}, sha256 {_sha256(path)[:12]}" + (", your checkpoint" if checkpoint else "")
     workers = default_num_workers() if num_workers is None else num_workers
     ctx = experiments.build_context(net, bench, baselines=experiments.baseline_settings(benchmark, model),
-                                    batch_size=batch_size, device=device, num_workers=workers)
+                                    batch_size=batch_size, device=device, num_workers=workers,
+                                    mahalanobis_n_val=mahalanobis_n_val)
     settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
                     device=device, batch_size=batch_size, seed=seed, num_workers=workers, **sizes)
     return Run(bench, net, weights, ctx, settings, results_dir or os.environ.get("ASHLIB_RESULTS_DIR"))

@@ -119,7 +119,7 @@ BAD = {
     "snapshot_epochs": [12], "shift_kind": "blur", "shift_amount": 400, "entropy_weights": [], "near_set": "bogus",
     "far_set": "letters", "mixture_fractions": [1.5], "mixture_n": 0, "candidates": ["raw", "tanh"],
     "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0, "n_train": 100, "n_test": 0,
-    "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus",
+    "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus", "mahalanobis_n_val": 9,
 }
 
 
