@@ -2,6 +2,26 @@
 from __future__ import annotations
 
 import pytest
+from torch.utils.data import Dataset
+
+
+class _ImageSet(Dataset):
+    """Images without labels, item by item: how the loaders hand over image folders."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+@pytest.fixture
+def image_set():
+    """Wrap an image tensor as a plain Dataset, to check that a function given one matches the tensor."""
+    return _ImageSet
 
 
 @pytest.fixture(autouse=True)

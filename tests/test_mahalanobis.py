@@ -13,7 +13,6 @@ import torch
 from sklearn.covariance import EmpiricalCovariance
 from sklearn.linear_model import LogisticRegressionCV
 from torch import nn
-from torch.utils.data import Dataset
 
 from ashlib import mahalanobis as M
 from ashlib import metrics, scores
@@ -204,23 +203,12 @@ def test_regressor_separates_id_from_shifted_data_and_picks_a_listed_magnitude(s
     np.testing.assert_allclose(again.regressor.coef_, regressor.coef_, rtol=1e-9)
 
 
-class Images(Dataset):
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
-
-
-def test_datasets_give_what_tensors_give(setup):
+def test_datasets_give_what_tensors_give(setup, image_set):
     model, x_train, y_train, x_test, fit = setup
-    fit_ds = M.fit(model, Images(x_train), y_train, NUM_CLASSES, list(fit.layers), batch_size=16)
+    fit_ds = M.fit(model, image_set(x_train), y_train, NUM_CLASSES, list(fit.layers), batch_size=16)
     for a, b in zip(fit.fits, fit_ds.fits):
         torch.testing.assert_close(a.precision, b.precision)
-    torch.testing.assert_close(M.layer_scores(model, fit, Images(x_test), 0.01, batch_size=4),
+    torch.testing.assert_close(M.layer_scores(model, fit, image_set(x_test), 0.01, batch_size=4),
                                M.layer_scores(model, fit, x_test, 0.01, batch_size=6))
 
 

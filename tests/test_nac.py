@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from ashlib._checks import ParameterError
 from ashlib.models import build_model
@@ -308,24 +308,13 @@ def test_class_balanced_subset():
     assert torch.bincount(labels[class_balanced_subset(labels, 23, seed=0)]).tolist() == [7, 7, 7]
 
 
-class ImageSet(Dataset):
-    def __init__(self, x):
-        self.x = x
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i]
-
-
-def test_dataset_input_matches_tensor_input():
+def test_dataset_input_matches_tensor_input(image_set):
     net = small_net()
     x, y = images(30, seed=9), torch.arange(30) % 3
     configs = [LayerConfig("layer3", threshold=2, bins=50, alpha=300.0),
                LayerConfig("avgpool", threshold=2, bins=20, alpha=5e4, binning="linear")]
     a = fit_nac(net, x, y, configs, n_fit=12, seed=1, batch_size=5)
-    b = fit_nac(net, ImageSet(x), y, configs, n_fit=12, seed=1, batch_size=5)
+    b = fit_nac(net, image_set(x), y, configs, n_fit=12, seed=1, batch_size=5)
     assert torch.equal(a.indices, b.indices) and len(a.indices) == 12
     for fa, fb in zip(a.layers, b.layers):
         assert torch.equal(fa.counts, fb.counts) and fa.counts.sum() == 12 * fa.counts.shape[0]
@@ -438,7 +427,7 @@ def test_nac_me_fits_every_correctly_classified_training_image():
     assert torch.equal(sub.indices, chosen[(predicted == y)[chosen]])
 
 
-def test_fit_states_is_fit_nac():
+def test_fit_states_is_fit_nac(image_set):
     net = small_net()
     x, y = images(30, seed=12), torch.arange(30) % 10
     configs = default_configs("mnist5k")
@@ -447,7 +436,7 @@ def test_fit_states_is_fit_nac():
     b = fit_states(neuron_states(net, take(x, idx), configs, batch_size=8), configs, idx)
     assert torch.equal(a.indices, b.indices)
     assert all(torch.equal(fa.counts, fb.counts) for fa, fb in zip(a.layers, b.layers))
-    assert isinstance(take(ImageSet(x), idx), torch.utils.data.Subset)
+    assert isinstance(take(image_set(x), idx), torch.utils.data.Subset)
     with pytest.raises(ParameterError, match="lacks layers"):
         fit_states({}, configs)
 
