@@ -233,9 +233,9 @@ class Context:
     react_threshold: float
     dice_mask: Tensor
     mahalanobis_fit: scores.MahalanobisFit
+    dice_react_mask: Tensor  # DICE's mask in "DICE + ReAct" (its own p, BaselineSettings.dice_react)
+    dice_react_threshold: float  # ReAct's clip in "DICE + ReAct"
     baselines: BaselineSettings = _OURS
-    dice_react_mask: Tensor | None = None  # None: dice_mask
-    dice_react_threshold: float | None = None  # None: react_threshold
     feature_layer: str = "avgpool"
     batch_size: int = 256
     device: str = "cpu"
@@ -371,9 +371,7 @@ def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str,
     penultimate features, ASH at its placement (after the clip when both act on the same layer)."""
     hooks = []
     if method.react:
-        clip = ctx.react_threshold
-        if method.dice and ctx.dice_react_threshold is not None:
-            clip = ctx.dice_react_threshold
+        clip = ctx.dice_react_threshold if method.dice else ctx.react_threshold
         hooks.append((ctx.feature_layer, shaping.make_shaper("react", threshold=clip)))
     if method.shaping != "none":
         placement = method.placement or ctx.feature_layer
@@ -402,8 +400,7 @@ def method_logits(method: Method, ctx: Context, set_name: str) -> Tensor:
     hooks = method_hooks(method, ctx, set_name)
     weight = ctx.weight
     if method.dice:
-        mask = ctx.dice_react_mask if method.react and ctx.dice_react_mask is not None else ctx.dice_mask
-        weight = weight * mask
+        weight = weight * (ctx.dice_react_mask if method.react else ctx.dice_mask)
     if all(p == ctx.feature_layer for p, _ in hooks):
         return _compose(hooks)(ctx.features[set_name]) @ weight.T + ctx.bias
     if method.dice:
