@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ashlib import ParameterError, paper
+from ashlib import ParameterError, _tables, paper, related
 
 TOL = 0.01 + 1e-9  # an average of numbers rounded to 0.01, itself rounded to 0.01
 LONG_COLUMNS = ["table", "source", "benchmark", "model", "method", "percentile", "threshold",
@@ -91,6 +91,46 @@ def test_long_form_columns_rows_source(table):
     # no number given twice
     key = ["benchmark", "model", "method", "percentile", "threshold", "placement", "ood_set", "metric"]
     assert not df.fillna({"percentile": -1}).astype(str).duplicated(key).any()
+
+
+# --- the files in ashlib/reference/ (shared with ashlib.related) -------------------------------
+
+def test_every_reference_file_is_read_by_a_public_function(monkeypatch):
+    """No orphan CSV: each file of ashlib/reference/ is read once, into a table that
+    paper.paper_results or related.related_results returns (and so every view built on them)."""
+    read = []
+    real = _tables.read_reference
+    monkeypatch.setattr(_tables, "read_reference", lambda name: read.append(name) or real(name))
+    for module, results in ((paper, paper.paper_results), (related, related.related_results)):
+        built = module._build()
+        assert sorted(built) == sorted(module.TABLES)
+        for table, df in built.items():
+            assert df.equals(results(table)), table
+    assert sorted(read) == list(_tables.reference_names())
+    assert len(_tables.reference_names()) == len(paper.TABLES) + len(related.TABLES) == 20
+
+
+@pytest.mark.parametrize("name", ["paper_table9", "paper_table2.csv", "../paper/paper_table2", ""])
+def test_read_reference_rejects_an_unknown_name(name):
+    with pytest.raises(ParameterError, match=rf"name={re.escape(repr(name))} is not allowed: "
+                                             r"expected one of 'nac_detection', .*'paper_table2', "):
+        _tables.read_reference(name)
+
+
+def test_read_reference_keeps_the_printed_text():
+    """Cells stay strings as printed (no number or NaN conversion in the loader): the paper's spread,
+    the slides' markup, empty and '-NA-' cells."""
+    t3 = _tables.read_reference("paper_table3").set_index("method")
+    assert t3.loc["DICE", "CIFAR-10 FPR95"] == "20.83 ± 1.58"
+    assert t3.loc["ODIN", "CIFAR-100 AUROC"] == "84.49"
+    assert all(pd.api.types.is_string_dtype(t) for t in t3.dtypes)
+    nac = _tables.read_reference("nac_detection")
+    assert nac.iloc[17]["Average FPR95"] == "<u>52.81</u> ± 0.63"
+    msp = _tables.read_reference("thesis_msp_misp")
+    assert list(msp.iloc[1, :3]) == ["", "", "LSUN"]
+    assert msp.iloc[0, 0] == "-NA-(Baseline)"
+    assert _tables.parse_cell("<u>52.81</u> ± 0.63") == (52.81, 0.63, "underline", None)
+    assert _tables.parse_cell("-NA-") is None
 
 
 def test_long_form_is_a_copy():
@@ -336,10 +376,11 @@ def _seed_rows(lines: list[str]) -> Counter:
 
 
 def _module_rows() -> Counter:
+    """Every data row of the paper's files in ashlib/reference/ (as text, not parsed)."""
     rows = Counter()
-    for name in ("_TABLE2", "_TABLE3", "_TABLE4", "_TABLE5", "_FIGURE4", "_TABLE_A1",
-                 "_TABLE_A2", "_TABLE_A3", "_TABLE_A4"):
-        for line in getattr(paper, name).strip().splitlines()[1:]:
+    for table in paper.TABLES:
+        text = _tables.reference_file(paper._FILES[table]).read_text(encoding="utf-8")
+        for line in text.strip().splitlines()[1:]:
             rows[_row_key(line.split(","))] += 1
     return rows
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ashlib import ParameterError, related
+from ashlib import ParameterError, _tables, related
 from ashlib.metrics import FPR_CONVENTIONS
 
 TOL = 0.01 + 1e-9  # an average of numbers rounded to 0.01, itself rounded to 0.01
@@ -318,25 +318,26 @@ def _seed_rows(lines: list[str]) -> Counter:
     return Counter(_numbers(ln) for ln in lines if "\t" in ln and _NUMBER.search(ln))
 
 
-def _block_rows(*blocks: str) -> Counter:
-    return Counter(_numbers(ln) for block in blocks for ln in block.strip().splitlines()[1:])
+def _block_rows(*tables: str) -> Counter:
+    """The decimal numbers of every data row of ``tables``' files in ashlib/reference/ (as text)."""
+    texts = [_tables.reference_file(related._FILES[t]).read_text(encoding="utf-8") for t in tables]
+    return Counter(_numbers(ln) for text in texts for ln in text.strip().splitlines()[1:])
 
 
 def test_every_nac_row_is_a_row_of_the_slides(nac_lines):
     seed = _seed_rows(nac_lines)
-    ours = _block_rows(related._NAC_DETECTION, related._NAC_LAYERS, related._NAC_ME)
+    ours = _block_rows("NAC detection", "NAC layers", "NAC-ME")
     assert sum(ours.values()) == 26 + 4 + 16
-    layers = _block_rows(related._NAC_LAYERS)
+    layers = _block_rows("NAC layers")
     assert seed == ours + layers  # the layer-combination slide is printed twice, identically
 
 
 def test_every_thesis_row_is_a_row_of_the_slides(thesis_lines):
     # the literature table's first line ("-", "- 1.1") is debris of the extraction, not a row
     seed = _seed_rows([ln for ln in thesis_lines if not ln.startswith("-\t")])
-    ours = _block_rows(related._THESIS_LITERATURE, related._THESIS_ACCURACY_CIFAR10,
-                       related._THESIS_ACCURACY_CIFAR100, related._THESIS_MSP_MISP,
-                       related._THESIS_MAHALANOBIS_MISP, related._THESIS_BEST,
-                       related._THESIS_CIFAR100_OOD)
+    ours = _block_rows("Thesis literature", "Thesis accuracy CIFAR-10", "Thesis accuracy CIFAR-100",
+                       "Thesis MSP vs MiSP", "Thesis Mahalanobis vs MiSP", "Thesis best",
+                       "Thesis CIFAR-100 OOD")
     assert sum(ours.values()) == 6 + 7 + 3 + 9 + 9 + 9 + 9
     assert ours - seed == Counter(), "rows not in the slides"
     assert seed - ours == Counter(), "rows of the slides missing here"
