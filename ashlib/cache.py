@@ -25,7 +25,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor
 
-__all__ = ["FORMAT", "DamagedEntryWarning", "digest", "save", "load", "locked"]
+__all__ = ["FORMAT", "DamagedEntryWarning", "digest", "tensor_digest", "save", "load", "locked"]
 
 FORMAT = 1
 
@@ -44,6 +44,17 @@ def digest(value) -> str:
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def tensor_digest(*tensors: Tensor) -> str:
+    """sha256 of the tensors' shapes, dtypes and bytes: changes whenever the data change (the content
+    keys of cached checkpoints and activations, :mod:`ashlib.models` and :mod:`ashlib.features`)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.numpy().tobytes())
     return h.hexdigest()
 
 

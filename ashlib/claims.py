@@ -285,7 +285,7 @@ def variant_runs(run, profiles, data_root: str | None = None) -> dict[str, objec
     a variant whose data are missing maps to the error (shown as "not run"), and one identical to
     ``run`` is left out."""
     from ashlib.data import DataNotFoundError, default_preprocessing
-    from ashlib.pipeline import load_profile
+    from ashlib.params import load_profile
     from ashlib.runs import prepare_profile
 
     out: dict[str, object] = {}

@@ -74,8 +74,7 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
     from ashlib import mahalanobis
     from ashlib.experiments import TABLE_A1_ROWS, baseline_settings
     from ashlib.features import output_numels, replay_start
-    from ashlib.models import block_merge_layers, build_model
-    from ashlib.params import model_for
+    from ashlib.models import block_merge_layers, build_model, model_for
     from ashlib.pipeline import notebook_defaults, plan
 
     plans = plan(profile, notebooks, "cpu", overrides, check=False)

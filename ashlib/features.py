@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ashlib import cache as ashcache
 from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice, check_positive_int
-from ashlib.models import tensor_digest
+from ashlib.cache import tensor_digest
 from ashlib.placement import get_layer, shaping_at_each
 
 Hook = tuple[str, Callable[[Tensor], Tensor]]

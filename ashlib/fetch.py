@@ -13,10 +13,14 @@ Where things go is where the loaders look:
   ``$ASHLIB_CACHE/data``, i.e. :func:`ashlib.data.data_root`). A file that is not unpacked is saved as
   ``<root>/<target>``; an archive is kept as ``<root>/<file>`` and unpacked into ``<root>/<unpack_to>``,
   which must give ``<root>/<target>``, the path :func:`ashlib.data.load_benchmark` reads.
-- weights (manifest ``weights:``): ``$ASHLIB_CACHE/weights/<file>``, where
-  :func:`ashlib.models.pretrained_model` looks (``root`` does not apply). A zip of weights is unpacked into
-  ``$ASHLIB_CACHE/weights/<name>/`` and the files it promises (``contents_expected``) are copied next to
-  the others, under the names pretrained_model accepts.
+- weights (manifest ``weights:``): ``$ASHLIB_CACHE/weights/<file>`` (:func:`weights_dir`; ``root`` does not
+  apply). A zip of weights is unpacked into ``$ASHLIB_CACHE/weights/<name>/`` and the files it promises
+  (``contents_expected``) are copied next to the others, under the names pretrained_model accepts.
+
+Everything is downloaded here, by one downloader (below), and weights are found and verified here
+only: :func:`weights_path` gives :func:`ashlib.models.pretrained_model` the checked path of its weights
+file (looking where ``fetch`` puts it, downloading it the same way when it is missing);
+:mod:`ashlib.models` builds the network and loads it. (:mod:`ashlib.data` checks the data sets it reads.)
 
 Downloads go through :func:`pooch.retrieve` with the manifest's ``md5:``/``sha256:`` as ``known_hash``:
 pooch streams into a temporary file in the destination folder, checks the hash and only then moves it
@@ -52,18 +56,20 @@ import sys
 import tarfile
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pooch
 
+from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice
 
 __all__ = [
     "COMMAND", "FetchError", "DownloadError", "ChecksumMismatch", "UnverifiedError", "Status",
     "fetchable", "manual_entries", "entry", "destination", "download_path", "fetch", "fetch_all", "verify",
-    "recorded_sha256", "record_sha256",
+    "recorded_sha256", "record_sha256", "WeightsNotFoundError", "weights_dir", "weights_entry", "weights_path",
     "listing", "add_arguments", "main",
 ]
 
@@ -91,6 +97,10 @@ class ChecksumMismatch(FetchError):
 
 class UnverifiedError(FetchError):
     """The entry has no checksum to verify a download against and ``allow_unverified`` was not given."""
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Pretrained weights are neither on disk nor downloadable; the message says what to fetch and where."""
 
 
 @dataclass
@@ -141,7 +151,7 @@ class _Expected:
         if self.alg == "sha256-prefix":
             return f"sha256 starting with {self.value}"
         if self.recorded is not None:
-            return f"sha256 {self.value} (recorded in {self.recorded} at first download; none is published)"
+            return f"sha256 {self.value} (recorded in {self.recorded} at its first download; none is published)"
         return f"{self.alg} {self.value}"
 
 
@@ -210,10 +220,10 @@ def _expand(names, entries: dict[str, dict]) -> list[str]:
 # --------------------------------------------------------------------------------------------- paths
 
 
-def _weights_dir() -> Path:
-    from ashlib.models import weights_dir
-
-    return weights_dir()
+def weights_dir() -> Path:
+    """Folder of the weight files, where ``fetch`` puts them and :func:`weights_path` looks:
+    ``$ASHLIB_CACHE/weights``."""
+    return cache_dir("weights")
 
 
 def _unpack(e: dict) -> str | None:
@@ -227,7 +237,7 @@ def _unpack(e: dict) -> str | None:
 
 
 def _root(e: dict, root) -> Path:
-    return _weights_dir() if e["_section"] == "weights" else _data().data_root(root)
+    return weights_dir() if e["_section"] == "weights" else _data().data_root(root)
 
 
 def _dest(e: dict, root) -> Path:
@@ -235,7 +245,7 @@ def _dest(e: dict, root) -> Path:
     if e.get("kind") == "embedded-package":
         return _data().source_path(e)
     if e["_section"] == "weights":
-        return _weights_dir() / (e.get("unpack_to") or e["name"] if _unpack(e) else e["file"])
+        return weights_dir() / (e.get("unpack_to") or e["name"] if _unpack(e) else e["file"])
     return _root(e, root) / e["target"]
 
 
@@ -333,10 +343,10 @@ def _check(path: Path, exp: _Expected, size: int | None = None) -> str | None:
 
 
 def _alternatives(e: dict) -> list[tuple[Path, bool]]:
-    """Other places ashlib.models looks for a weights file: (path, same content as the entry's file)."""
+    """Other places :func:`weights_path` looks for a weights file: (path, same content as the entry's file)."""
     if e["_section"] != "weights" or _unpack(e):
         return []
-    folder = _weights_dir()
+    folder = weights_dir()
     out = [(folder / f, False) for f in e.get("local_names", [])]
     if e.get("source") == "torchvision":
         import torch
@@ -664,8 +674,9 @@ def _quiet_pooch():
 
 
 def _download(e: dict, root, file: Path, exp: _Expected | None, *, downloader, progress: bool,
-              timeout: float) -> tuple[str, _Tracked]:
-    """Download the entry's file to ``file`` (absent on entry) from its first working URL."""
+              timeout: float, by_hand: bool = True) -> tuple[str, _Tracked]:
+    """Download the entry's file to ``file`` (absent on entry) from its first working URL; the error
+    says what failed and, with ``by_hand``, how to fetch the file by hand."""
     urls = e.get("urls") or []
     failures, mismatch = [], None
     for url in urls:
@@ -694,7 +705,7 @@ def _download(e: dict, root, file: Path, exp: _Expected | None, *, downloader, p
         failures.append("the manifest lists no URL")
     detail = "\n".join(failures)
     cls = ChecksumMismatch if mismatch else DownloadError
-    raise cls(f"{e['name']}: {detail}\n{_by_hand(e, root, exp)}")
+    raise cls(f"{e['name']}: {detail}" + (f"\n{_by_hand(e, root, exp)}" if by_hand else ""))
 
 
 class _SafeUntar(pooch.Untar):
@@ -781,7 +792,7 @@ def _after_unpack(e: dict, root, names: list[str], force: bool) -> list[Path]:
     placed, missing = [], []
     for fname in e.get("contents_expected", []):
         hits = sorted(dest.rglob(fname))
-        target = _weights_dir() / fname
+        target = weights_dir() / fname
         if not hits:
             missing.append(fname)
         elif force or not target.exists():
@@ -846,7 +857,7 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
             for alt, same in _alternatives(e):
                 if alt.is_file() and (not same or exp is None or _check(alt, exp, e.get("size")) is None):
                     return Status(name, "verified" if same and exp else "unverified", [alt],
-                                  f"{alt} is in place (ashlib.models looks there too); not downloaded")
+                                  f"{alt} is in place (pretrained_model looks there too); not downloaded")
 
     if exp is None and not allow_unverified:
         raise UnverifiedError(
@@ -949,6 +960,87 @@ def fetch_all(names=None, root: str | Path | None = None, *, force: bool = False
         out[n] = status
         _say(f"[{i}/{len(names)}] {status}")
     return out
+
+
+# ---------------------------------------------------------------------------- weights for the models
+
+
+def weights_entry(name: str) -> dict:
+    """The manifest's weights entry ``name`` (with ``_section``); KeyError if there is none."""
+    weights = {n: e for n, e in _entries().items() if e["_section"] == "weights"}
+    if name not in weights:
+        raise KeyError(f"data_manifest.yaml has no weights entry {name!r}.")
+    return weights[name]
+
+
+def _missing_weights(e: dict, model: str, dest: Path, reason: str) -> WeightsNotFoundError:
+    check = (f"its sha256 must start with {e['sha256_prefix']}" if e.get("sha256_prefix")
+             else f"sha256 {e['sha256']}" if e.get("sha256")
+             else "no checksum is published for it")
+    alternatives = "".join(f"\n  or: {a}" for a in e.get("alternatives", []))
+    return WeightsNotFoundError(
+        f"{model}: pretrained weights '{e['name']}' ({e['title']}) are not available: {reason}. "
+        f"Download {e['urls'][0]} and save it as {dest} ({check}), or pass "
+        f"checkpoint=<path to the file>.{alternatives}"
+    )
+
+
+def _download_weights(e: dict, model: str, dest: Path, progress: bool) -> Path:
+    """Download the weights file to ``dest`` as :func:`fetch` does (checked before it gets its name); with
+    no published checksum, record its sha256 (trust on first use) and warn."""
+    exp = _expected(e, dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        url, tracked = _download(e, None, dest, exp, downloader=None, progress=progress,
+                                 timeout=CONNECT_TIMEOUT, by_hand=False)
+    except FetchError as err:  # offline, HTTP error, checksum mismatch: one message saying what to do
+        raise _missing_weights(e, model, dest, f"download failed ({type(err).__name__}: {err})") from err
+    if exp is None:
+        rec = record_sha256(dest, tracked.sha256, e, url)
+        warnings.warn(f"{dest}: downloaded from {url}; no checksum is published, its sha256 {tracked.sha256} "
+                      f"is recorded in {rec} (trust on first use) and checked at every load.", stacklevel=4)
+    return dest
+
+
+def _verify_weights(path: Path, e: dict) -> None:
+    """Check ``path`` against the entry's published checksum, else the sha256 recorded beside it at its
+    first download (``<file>.sha256``); :class:`ashlib.data.ChecksumError` if it differs."""
+    exp = _expected(e, path)
+    problem = _check(path, exp) if exp is not None else None
+    if problem:
+        raise _data().ChecksumError(f"{path} does not match '{e['name']}': {problem}. Delete it and fetch it "
+                                    f"again ({COMMAND} {e['name']} --force).")
+
+
+def weights_path(name: str, model: str | None = None, *, checkpoint: str | Path | None = None,
+                 download: bool = True, progress: bool = True) -> Path:
+    """The file of weights entry ``name`` (``model``: who asks, for messages), verified.
+
+    ``checkpoint`` (a file you supply) is returned as it is: it is not the published file, so it is not
+    checked against its checksum. Otherwise the file is looked up at ``$ASHLIB_CACHE/weights/<file>``,
+    then under the entry's ``local_names`` there (ASH's names for the DenseNets), then in torch hub's
+    cache (torchvision files); a file found is checked against the published checksum (sha256 or its
+    prefix) or the one recorded at its first download, every time (:class:`ashlib.data.ChecksumError`).
+    Only then, with ``download``, it is downloaded where :func:`fetch` puts it, by the same code (pooch,
+    checked before the file gets its name; no published checksum: its sha256 is recorded, with a
+    warning). Missing, offline or a failed download: :class:`WeightsNotFoundError` saying what to
+    download, from where and where to put it.
+    """
+    e = {**weights_entry(name), "_section": "weights"}
+    model = model or name
+    dest = weights_dir() / e["file"]
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise _missing_weights(e, model, dest, f"checkpoint={str(checkpoint)!r} is not a file")
+        return path
+    path = next((p for p in [dest, *(alt for alt, _ in _alternatives(e))] if p.is_file()), None)
+    if path is None:
+        if not download:
+            raise _missing_weights(e, model, dest, f"no file at {dest} and download=False")
+        return _download_weights(e, model, dest, progress)
+    _verify_weights(path, e)
+    return path
 
 
 # --------------------------------------------------------------------------------------------- CLI

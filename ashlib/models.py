@@ -25,7 +25,10 @@ tensor the module produced, never one a later layer overwrote.
 
 :func:`block_merge_layers` names the "before the last ReLU of each block" placements of the paper's
 Appendix A for each architecture (see its docstring for the choice made for DenseNet and MobileNetV2,
-which have no "residual sum followed by a ReLU"). :func:`pretrained_model` returns the paper's weights.
+which have no "residual sum followed by a ReLU"). :func:`pretrained_model` returns the paper's networks
+with their published weights: it builds the network and loads the file that :func:`ashlib.fetch.weights_path`
+found and verified (this module downloads and checks nothing). :func:`model_for` says which networks each
+benchmark is evaluated with.
 
 Training (:func:`train`, :func:`load_or_train`) takes a :class:`TrainRecipe`; its ``entropy_weight``
 (lambda) adds the MiSP thesis's per-pixel entropy loss over the log-softmax layers
@@ -37,13 +40,11 @@ import hashlib
 import json
 import math
 import re
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pooch
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -51,14 +52,17 @@ from tqdm.auto import tqdm
 from ashlib import cache as ashcache
 from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
+from ashlib.cache import tensor_digest
+from ashlib.data import BENCHMARKS
+from ashlib.fetch import WeightsNotFoundError, weights_path
 
 __all__ = [
     "MODELS", "PRETRAINED", "Normalize", "BasicBlock", "small_resnet", "densenet100", "resnet50",
     "mobilenet_v2", "build_model", "block_merge_layers", "feature_dim", "pretrained_model",
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
-    "TrainRecipe", "train", "load_or_train", "random_shift", "tensor_digest",
+    "TrainRecipe", "train", "load_or_train", "random_shift",
     "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
-    "training_loss", "weights_dir",
+    "training_loss", "BENCHMARK_MODELS", "model_for",
 ]
 
 MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2", "smallresnet_logsoftmax")
@@ -68,10 +72,24 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 #: The CIFAR statistics DICE and ASH normalise with (their test transform; the DenseNet has none inside).
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+#: The networks each benchmark is evaluated with (the first is the default); paper Table 1.
+BENCHMARK_MODELS = {"mnist5k": ("smallresnet", "smallresnet_logsoftmax"),
+                    "fmnist": ("smallresnet", "smallresnet_logsoftmax"),
+                    "cifar10": ("densenet100",), "cifar100": ("densenet100",),
+                    "imagenet": ("resnet50", "mobilenet_v2")}
 
 
-class WeightsNotFoundError(FileNotFoundError):
-    """Pretrained weights are neither on disk nor downloadable; the message says what to fetch and where."""
+def model_for(benchmark: str, model: str | None) -> str:
+    """``model``, checked against the benchmark's networks; None picks the benchmark's default."""
+    check_choice("benchmark", benchmark, BENCHMARKS)
+    allowed = BENCHMARK_MODELS[benchmark]
+    if model is None:
+        return allowed[0]
+    check_choice("model", model, MODELS)
+    if model not in allowed:
+        raise ParameterError(f"model={model!r} is not allowed for benchmark={benchmark!r}: expected one of "
+                             + ", ".join(repr(m) for m in allowed) + " (or None for the default).")
+    return model
 
 
 class Normalize(nn.Module):
@@ -467,93 +485,6 @@ def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> 
         return mobilenet_v2(num_classes)
 
 
-def _weights_entry(name: str) -> dict:
-    from ashlib.data import manifest
-
-    entries = {e["name"]: e for e in manifest().get("weights") or []}
-    if name not in entries:
-        raise KeyError(f"data_manifest.yaml has no weights entry {name!r}.")
-    return entries[name]
-
-
-def _sha256(path: Path) -> str:
-    return pooch.file_hash(str(path), alg="sha256")
-
-
-def _missing_weights(entry: dict, model: str, dest: Path, reason: str) -> WeightsNotFoundError:
-    check = (f"its sha256 must start with {entry['sha256_prefix']}" if entry.get("sha256_prefix")
-             else f"sha256 {entry['sha256']}" if entry.get("sha256")
-             else "no checksum is published for it")
-    alternatives = "".join(f"\n  or: {a}" for a in entry.get("alternatives", []))
-    return WeightsNotFoundError(
-        f"{model}: pretrained weights '{entry['name']}' ({entry['title']}) are not available: {reason}. "
-        f"Download {entry['urls'][0]} and save it as {dest} ({check}), or pass "
-        f"checkpoint=<path to the file>.{alternatives}"
-    )
-
-
-def weights_dir() -> Path:
-    """Folder where :func:`pretrained_model` (and ``python -m ashlib fetch``) keep weight files:
-    ``$ASHLIB_CACHE/weights``."""
-    return cache_dir("weights")
-
-
-def _locate_weights(entry: dict, model: str, checkpoint, download: bool, progress: bool) -> Path:
-    """Path of the weights file: ``checkpoint``, else ``$ASHLIB_CACHE/weights/<file>`` (or an accepted
-    alternative name there), else torch hub's cache (torchvision files), else downloaded."""
-    folder = weights_dir()
-    dest = folder / entry["file"]
-    if checkpoint is not None:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise _missing_weights(entry, model, dest, f"checkpoint={str(checkpoint)!r} is not a file")
-        return path
-    candidates = [dest, *(folder / f for f in entry.get("local_names", []))]
-    if entry.get("source") == "torchvision":
-        candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / entry["file"])
-    for path in candidates:
-        if path.is_file():
-            return path
-    if not download:
-        raise _missing_weights(entry, model, dest, f"no file at {dest} and download=False")
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        torch.hub.download_url_to_file(entry["urls"][0], str(tmp), hash_prefix=entry.get("sha256_prefix"),
-                                       progress=progress)
-    except Exception as err:  # offline, HTTP error, hash mismatch: one clear message
-        tmp.unlink(missing_ok=True)
-        raise _missing_weights(entry, model, dest, f"download failed ({type(err).__name__}: {err})") from err
-    tmp.replace(dest)
-    if not entry.get("sha256_prefix") and not entry.get("sha256"):
-        from ashlib.fetch import record_sha256
-
-        sha = _sha256(dest)
-        rec = record_sha256(dest, sha, entry, entry["urls"][0])
-        warnings.warn(f"{dest}: downloaded from {entry['urls'][0]}; no checksum is published, its sha256 "
-                      f"{sha} is recorded in {rec} (trust on first use) and checked at every load.",
-                      stacklevel=3)
-    return dest
-
-
-def _verify_weights(path: Path, entry: dict) -> None:
-    """Check ``path`` against the manifest's sha256 (or its prefix), else against the sha256 recorded
-    beside it at first download (``<file>.sha256``, see :mod:`ashlib.fetch`); raise ChecksumError."""
-    from ashlib.data import ChecksumError
-    from ashlib.fetch import recorded_sha256
-
-    prefix, full = entry.get("sha256_prefix"), entry.get("sha256")
-    recorded = None if (prefix or full) else recorded_sha256(path)
-    if prefix or full or recorded:
-        actual = _sha256(path)
-        expected = full or recorded
-        if (expected and actual != expected) or (prefix and not actual.startswith(prefix)):
-            source = (f"recorded in {path}.sha256 at its first download" if recorded
-                      else f"from {entry['urls'][0]}")
-            raise ChecksumError(f"{path}: sha256 {actual} does not match '{entry['name']}' "
-                                f"({expected or prefix + '...'}, {source}). Delete it and fetch it again "
-                                f"(python -m ashlib fetch {entry['name']} --force).")
-
-
 def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str | None = None,
                      checkpoint: str | Path | None = None, download: bool = True,
                      progress: bool = True, with_path: bool = False):
@@ -563,15 +494,16 @@ def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str 
     - ``densenet100``: the DenseNet-BC-100 checkpoints DICE trained and ASH evaluates, for
       ``dataset`` "cifar10" or "cifar100" (default: from ``num_classes`` 10 or 100).
 
-    The file is looked up at ``checkpoint`` (a path you supply), then ``$ASHLIB_CACHE/weights/<file>``
-    (file names in ``data_manifest.yaml``; the DenseNet also under the names ASH's checkpoints.zip
-    uses), then torch hub's cache for torchvision files, and only then downloaded (``download=True``)
-    with torch's hash-prefix check for torchvision files. Offline or missing: :class:`WeightsNotFoundError`
-    saying what to download, from where and where to put it; never a silently random model.
-    torchvision files are checked against the sha256 prefix in their name every time they are loaded;
-    your own ``checkpoint`` is not the published file and is not checked against its checksum (its
-    keys must still fit). Checkpoints are read with ``torch.load(..., weights_only=True)``.
-    ``with_path``: return (model, path of the weights file read).
+    The file comes from :func:`ashlib.fetch.weights_path`: ``checkpoint`` (a path you supply), else
+    ``$ASHLIB_CACHE/weights/<file>`` (file names in ``data_manifest.yaml``; the DenseNet also under the
+    names ASH's checkpoints.zip uses), else torch hub's cache for torchvision files, and only then
+    downloaded (``download=True``) as ``python -m ashlib fetch`` does. Offline or missing:
+    :class:`WeightsNotFoundError` saying what to download, from where and where to put it; never a
+    silently random model. A file found is checked against its published checksum (torchvision: the
+    sha256 prefix in its name), or the one recorded at its first download, every time it is loaded
+    (:class:`ashlib.data.ChecksumError`); your own ``checkpoint`` is not the published file and is not
+    checked against its checksum (its keys must still fit). Checkpoints are read with
+    ``torch.load(..., weights_only=True)``. ``with_path``: return (model, path of the weights file read).
     """
     check_choice("model", name, PRETRAINED)
     if name == "densenet100":
@@ -591,10 +523,7 @@ def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str 
     if num_classes is not None and num_classes != classes:
         raise ParameterError(f"num_classes={num_classes!r} is not allowed: expected {classes} for "
                              f"{name} on {dataset or 'imagenet'}.")
-    entry = _weights_entry(entry_name)
-    path = _locate_weights(entry, name, checkpoint, download, progress)
-    if checkpoint is None:
-        _verify_weights(path, entry)
+    path = weights_path(entry_name, name, checkpoint=checkpoint, download=download, progress=progress)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(name, classes)
     if name == "densenet100":
@@ -751,16 +680,6 @@ def train(model: nn.Module, x: Tensor, y: Tensor, recipe: TrainRecipe = TrainRec
             on_epoch_end(epoch + 1, model)
     bar.close()
     return model.eval()
-
-
-def tensor_digest(*tensors: Tensor) -> str:
-    """sha256 of the tensors' shapes, dtypes and bytes: changes whenever the data change."""
-    h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int = 16,

@@ -240,7 +240,7 @@ _OFFICIAL = {"cifar10": CIFAR10_DEFAULTS, "cifar100": CIFAR100_DEFAULTS, "imagen
 
 def _layer_names(benchmark: str, model: str | None) -> tuple[str, dict[str, str]]:
     """(official table, official layer name -> ours) for ``benchmark`` and network ``model``."""
-    from ashlib.params import model_for
+    from ashlib.models import model_for
 
     check_choice("benchmark", benchmark, _TABLES)
     if model is not None and not isinstance(model, str):

@@ -1,38 +1,41 @@
-"""Checks for the papermill parameters of every notebook: fail at once, with one clear message.
+"""The profiles and checks for the papermill parameters of every notebook: fail at once, with one
+clear message.
 
-:func:`check_parameters` checks all of a notebook's parameters (:data:`NOTEBOOK_PARAMETERS`): each
-notebook's second cell calls it, and ``python -m ashlib run`` calls it for every notebook before any
-starts. :func:`check_run_parameters` checks the settings :func:`ashlib.runs.prepare` receives.
+A *profile* (``profiles/<name>.yaml``, :func:`load_profile`) holds parameters for every notebook;
+:mod:`ashlib.pipeline` runs the notebooks with them. :func:`check_parameters` checks all of a
+notebook's parameters (:data:`NOTEBOOK_PARAMETERS`): each notebook's second cell calls it, and
+``python -m ashlib run`` calls it for every notebook before any starts. :func:`check_run_parameters`
+checks the settings :func:`ashlib.runs.prepare` receives. Which networks a benchmark takes is
+:func:`ashlib.models.model_for`.
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
+import yaml
 
 from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
 from ashlib.data import BENCHMARKS, PAPER_BENCHMARKS, PREPROCESSINGS
 from ashlib.metrics import FPR_CONVENTIONS
-from ashlib.models import MODELS
+from ashlib.models import PRETRAINED, model_for
 
-#: The networks each benchmark is evaluated with (the first is the default); paper Table 1.
-BENCHMARK_MODELS = {"mnist5k": ("smallresnet", "smallresnet_logsoftmax"),
-                    "fmnist": ("smallresnet", "smallresnet_logsoftmax"),
-                    "cifar10": ("densenet100",), "cifar100": ("densenet100",),
-                    "imagenet": ("resnet50", "mobilenet_v2")}
+PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 
-def model_for(benchmark: str, model: str | None) -> str:
-    """``model``, checked against the benchmark's networks; None picks the benchmark's default."""
-    check_choice("benchmark", benchmark, BENCHMARKS)
-    allowed = BENCHMARK_MODELS[benchmark]
-    if model is None:
-        return allowed[0]
-    check_choice("model", model, MODELS)
-    if model not in allowed:
-        raise ParameterError(f"model={model!r} is not allowed for benchmark={benchmark!r}: expected one of "
-                             + ", ".join(repr(m) for m in allowed) + " (or None for the default).")
-    return model
+def profiles() -> list[str]:
+    """Names of the profiles in ``profiles/``."""
+    return sorted(p.stem for p in PROFILES.glob("*.yaml"))
+
+
+def load_profile(name: str) -> dict:
+    """A profile as a dict with ``device``, ``defaults`` and ``notebooks``."""
+    check_choice("profile", name, profiles())
+    profile = yaml.safe_load((PROFILES / f"{name}.yaml").read_text()) or {}
+    profile.setdefault("defaults", {})
+    profile.setdefault("notebooks", {})
+    return profile
 
 
 def check_device(device: str) -> str:
@@ -62,7 +65,6 @@ def check_compare(compare) -> list[str]:
     """Profiles whose benchmark a chapter's claims are also checked on: a list of profile names of
     embedded benchmarks (``profiles/*.yaml``), e.g. ``["embedded-raw", "fmnist"]``."""
     from ashlib.data import EMBEDDED_BENCHMARKS
-    from ashlib.pipeline import load_profile, profiles
 
     if not isinstance(compare, (list, tuple)):
         raise ParameterError(f"compare={compare!r} is not allowed: expected a list of profile names.")
@@ -207,10 +209,6 @@ def _checkpoint(name, value, params) -> None:
     _optional_str(name, value)
     if value is None:
         return
-    from pathlib import Path
-
-    from ashlib.models import PRETRAINED
-
     if model_for(params["benchmark"], params.get("model")) not in PRETRAINED:
         raise _fail(name, value, "None: checkpoint= is a weights file for the paper's pretrained networks ("
                     + ", ".join(PRETRAINED) + "); the small ResNets are trained and cached here")

@@ -30,27 +30,12 @@ from pathlib import Path
 import yaml
 
 from ashlib._checks import ParameterError, check_choice
-from ashlib.params import check_parameters
+from ashlib.params import check_parameters, load_profile, profiles  # profiles live with their checks
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ROOT / "profiles"
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
 TOC = BOOK / "_toc.yml"
-
-
-def profiles() -> list[str]:
-    """Names of the profiles in ``profiles/``."""
-    return sorted(p.stem for p in PROFILES.glob("*.yaml"))
-
-
-def load_profile(name: str) -> dict:
-    """A profile as a dict with ``device``, ``defaults`` and ``notebooks``."""
-    check_choice("profile", name, profiles())
-    profile = yaml.safe_load((PROFILES / f"{name}.yaml").read_text()) or {}
-    profile.setdefault("defaults", {})
-    profile.setdefault("notebooks", {})
-    return profile
 
 
 def notebook_names() -> list[str]:

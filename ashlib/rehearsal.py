@@ -205,7 +205,7 @@ def fake_tree(benchmark: str, cache: str | Path, seed: int = 0) -> Path:
 
 def rehearsal_profile(profile: str) -> str:
     """The benchmark of a paper-scale ``profile``; a ParameterError for any other profile."""
-    from ashlib.pipeline import load_profile, profiles
+    from ashlib.params import load_profile, profiles
 
     check_choice("profile", profile, profiles())
     bench = (load_profile(profile)["defaults"] or {}).get("benchmark", "mnist5k")
@@ -221,7 +221,8 @@ def rehearse(profile: str, notebooks: list[str] | None = None, out: str | Path |
     (default ``runs/<profile>-rehearsal``). The fake tree, and the kernels' cache, live in
     ``<workdir>/cache`` (default workdir ``$ASHLIB_CACHE/rehearsals/<profile>``; its path is printed); a
     tree written before is used as it is (a rerun is faster; a damaged file is found by the checks)."""
-    from ashlib.pipeline import ROOT, load_profile, notebook_names, notebook_parameters, run
+    from ashlib.params import load_profile
+    from ashlib.pipeline import ROOT, notebook_names, notebook_parameters, run
 
     bench = rehearsal_profile(profile)
     from ashlib import cache_dir

@@ -13,8 +13,8 @@ import torch
 
 from ashlib import experiments, metrics
 from ashlib.data import default_preprocessing, load_benchmark
-from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, pretrained_model
-from ashlib.params import check_run_parameters, model_for
+from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, model_for, pretrained_model
+from ashlib.params import check_run_parameters
 
 
 @dataclass
@@ -117,7 +117,7 @@ def prepare_profile(profile: str, like: Run, data_root: str | None = None) -> Ru
     """The run a chapter would get under ``profile`` (its benchmark and preprocessing), with ``like``'s
     other settings (width, epochs, device, batch size, seed): a variant to check claims on. Missing
     data raise as in :func:`prepare` (e.g. :class:`ashlib.data.DataNotFoundError` for fmnist)."""
-    from ashlib.pipeline import load_profile
+    from ashlib.params import load_profile
 
     spec = load_profile(profile)["defaults"] or {}
     s = like.settings

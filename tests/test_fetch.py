@@ -252,7 +252,7 @@ def test_wrong_sha256_prefix_is_refused(world):
     with pytest.raises(F.ChecksumMismatch) as err:
         F.fetch("badprefix", progress=False)
     assert "starting with 00000000" in str(err.value) and _sha(world.weights) in str(err.value)
-    assert not (F._weights_dir() / "bad-00000000.pth").exists()
+    assert not (F.weights_dir() / "bad-00000000.pth").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -345,21 +345,17 @@ def test_null_checksum_needs_opt_in_then_records_sha256(world, capsys):
 
 
 def test_weights_go_where_pretrained_model_looks(world):
-    from ashlib import models
-
     paths = F.fetch("tvw", progress=False)
-    e = models._weights_entry("tvw")
-    located = models._locate_weights(e, "resnet50", None, False, False)
-    assert paths == [located] and located.parent == F._weights_dir()
-    models._verify_weights(located, e)  # the loader's own prefix check passes
+    located = F.weights_path("tvw", "resnet50", download=False)  # what pretrained_model loads, prefix checked
+    assert paths == [located] and located.parent == F.weights_dir()
     assert F.verify("tvw").state == "verified"
 
     # a zip of weights: unpacked into weights/<name>/, the promised file copied next to the others
     paths = F.fetch("zipw", progress=False, allow_unverified=True)
-    assert (F._weights_dir() / "w10.pth").read_bytes() == b"w10" * 50
-    assert F._weights_dir() / "zipw" / "checkpoints" / "readme.txt" in [p for p in
-                                                                           (F._weights_dir() / "zipw").rglob("*")]
-    assert F._weights_dir() / "w10.pth" in paths
+    assert (F.weights_dir() / "w10.pth").read_bytes() == b"w10" * 50
+    assert F.weights_dir() / "zipw" / "checkpoints" / "readme.txt" in [p for p in
+                                                                           (F.weights_dir() / "zipw").rglob("*")]
+    assert F.weights_dir() / "w10.pth" in paths
 
 
 def test_unsafe_archive_member_is_refused(world, monkeypatch):
@@ -459,7 +455,7 @@ def test_real_manifest_entries_are_well_formed():
         assert F.destination(n, "/data").is_absolute() and F.download_path(n, "/data").name == e["file"]
         if e["_section"] == "datasets":
             assert F.destination(n, "/data") == Path("/data") / e["target"]
-    assert F.destination("resnet50_imagenet1k_v1").parent == F._weights_dir()
+    assert F.destination("resnet50_imagenet1k_v1").parent == F.weights_dir()
     for n in F.manual_entries():
         assert F.entry(n)["files"] and "{root}" in F.entry(n)["instructions"]
 

@@ -7,8 +7,8 @@ from ashlib import ParameterError
 from ashlib.data import load_benchmark
 from ashlib.features import top_level
 from ashlib.metrics import accuracy
-from ashlib.models import (TrainRecipe, build_model, load_or_train, random_shift, small_resnet,
-                           tensor_digest)
+from ashlib.cache import tensor_digest
+from ashlib.models import TrainRecipe, build_model, load_or_train, random_shift, small_resnet
 
 
 def test_small_resnet_is_sequential_with_named_stages():

@@ -20,13 +20,14 @@ from PIL import Image
 from torch.nn import functional as F
 
 import ashlib.data as data
-import ashlib.models as models
+import ashlib.fetch as fetch
 from ashlib import ParameterError
 from ashlib.data import (CIFAR_OOD_SETS, IMAGENET_OOD_SETS, ArrayImages, ChecksumError, DataNotFoundError,
                          ImageFiles, list_images, load_benchmark, manifest)
 from ashlib.features import top_level
-from ashlib.models import (WeightsNotFoundError, block_merge_layers, build_model, densenet_from_official,
-                           densenet_to_official, feature_dim, pretrained_model, torchvision_to_sequential)
+from ashlib.fetch import WeightsNotFoundError
+from ashlib.models import (block_merge_layers, build_model, densenet_from_official, densenet_to_official,
+                           feature_dim, pretrained_model, torchvision_to_sequential)
 
 IMAGENET_NORM = (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
                  torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
@@ -178,11 +179,11 @@ def test_pretrained_densenet_from_local_checkpoints(tmp_path, monkeypatch):
     official = _official_densenet_state(num_classes=100, seed=1)
     path = tmp_path / "checkpoint_100.pth.tar"
     torch.save({"state_dict": official}, path)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(fetch, "_default_downloader", lambda *a, **k: pytest.fail("downloaded"))
     model = pretrained_model("densenet100", 100, checkpoint=path)
     assert not model.training and torch.equal(model.fc.weight, official["fc.weight"])
     # ASH's plain state dict under its own file name in $ASHLIB_CACHE/weights is found too
-    ash_file = models.cache_dir("weights") / "densenet100_cifar10.pth"
+    ash_file = fetch.weights_dir() / "densenet100_cifar10.pth"
     torch.save(_official_densenet_state(num_classes=10, seed=2), ash_file)
     model10 = pretrained_model("densenet100", dataset="cifar10")
     assert model10.fc.out_features == 10
@@ -552,14 +553,15 @@ def test_argument_checks_and_mnist5k_untouched():
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
-    """No network and an empty torch hub cache; records the download attempts."""
+    """No network and an empty torch hub cache; records the download attempts (ashlib.fetch's
+    downloader: the one pretrained_model downloads with)."""
     calls = []
 
-    def refuse(url, dst, hash_prefix=None, progress=True):
+    def refuse(url, output_file, pooch_obj=None):
         calls.append(url)
         raise urllib.error.URLError("network is unreachable (test)")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(fetch, "_default_downloader", lambda url, progress, timeout: refuse)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     return calls
 
@@ -576,7 +578,7 @@ def test_pretrained_offline_is_a_clear_error(name, url, file, offline):
         pretrained_model(name, num_classes)
     msg = str(err.value)
     assert offline == [url]
-    assert url in msg and str(models.cache_dir("weights") / file) in msg and "URLError" in msg
+    assert url in msg and str(fetch.weights_dir() / file) in msg and "URLError" in msg
     assert "checkpoint=" in msg
     if name == "densenet100":
         assert "checkpoints.zip" in msg and "no checksum is published" in msg
@@ -593,14 +595,15 @@ def test_pretrained_download_false_never_downloads(offline):
 
 
 def test_pretrained_torchvision_file_is_hash_checked(offline):
-    path = models.cache_dir("weights") / "resnet50-0676ba61.pth"
+    path = fetch.weights_dir() / "resnet50-0676ba61.pth"
     torch.save(build_model("resnet50", 1000).state_dict(), path)  # right name, wrong content
     with pytest.raises(ChecksumError, match="0676ba61"):
         pretrained_model("resnet50")
 
 
 def test_pretrained_download_path_on_a_local_file_url(tmp_path, monkeypatch):
-    """The real download code (torch.hub with hash prefix) run against a file:// URL."""
+    """The real download code (ashlib.fetch's: pooch, the hash prefix checked before the file gets its
+    name) run against a file:// URL."""
     torch.manual_seed(5)
     tv = torchvision.models.mobilenet_v2(weights=None)
     src = tmp_path / "served" / "weights.pth"
@@ -608,16 +611,16 @@ def test_pretrained_download_path_on_a_local_file_url(tmp_path, monkeypatch):
     torch.save(tv.state_dict(), src)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    entry = dict(models._weights_entry("mobilenet_v2_imagenet1k_v1"), urls=[src.as_uri()], file="mnv2-local.pth",
+    entry = dict(fetch.weights_entry("mobilenet_v2_imagenet1k_v1"), urls=[src.as_uri()], file="mnv2-local.pth",
                  sha256_prefix=digest[:8])
-    monkeypatch.setattr(models, "_weights_entry", lambda name: entry)
+    monkeypatch.setattr(fetch, "weights_entry", lambda name: entry)
     model = pretrained_model("mobilenet_v2", progress=False)
-    assert (models.cache_dir("weights") / "mnv2-local.pth").is_file()
+    assert (fetch.weights_dir() / "mnv2-local.pth").is_file()
     assert torch.equal(model.fc.weight, tv.classifier[1].weight) and not model.training
     entry.update(file="mnv2-bad.pth", sha256_prefix="00000000")
-    with pytest.raises(WeightsNotFoundError, match="invalid hash"):
+    with pytest.raises(WeightsNotFoundError, match="does not match the manifest: expected sha256 starting with 00000000"):
         pretrained_model("mobilenet_v2", progress=False)
-    assert not (models.cache_dir("weights") / "mnv2-bad.pth").exists()
+    assert not [p for p in fetch.weights_dir().iterdir() if "mnv2-bad" in p.name]  # nor a temporary file
 
 
 def test_pretrained_unpublished_checksum_is_recorded_at_download_and_checked_at_every_load(tmp_path, monkeypatch):
@@ -628,12 +631,12 @@ def test_pretrained_unpublished_checksum_is_recorded_at_download_and_checked_at_
     src = tmp_path / "served" / "checkpoint_100.pth.tar"
     src.parent.mkdir()
     torch.save({"state_dict": _official_densenet_state(num_classes=10, seed=3)}, src)
-    entry = dict(models._weights_entry("densenet100_cifar10_dice"), urls=[src.as_uri()], local_names=[])
-    monkeypatch.setattr(models, "_weights_entry", lambda name: entry)
+    entry = dict(fetch.weights_entry("densenet100_cifar10_dice"), urls=[src.as_uri()], local_names=[])
+    monkeypatch.setattr(fetch, "weights_entry", lambda name: entry)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.warns(UserWarning, match="trust on first use"):
         pretrained_model("densenet100", 10, progress=False)
-    dest = models.cache_dir("weights") / entry["file"]
+    dest = fetch.weights_dir() / entry["file"]
     assert recorded_sha256(dest) == hashlib.sha256(src.read_bytes()).hexdigest()
     pretrained_model("densenet100", 10, progress=False)  # unchanged: loads without downloading again
     torch.save({"state_dict": _official_densenet_state(num_classes=10, seed=4)}, dest)  # changed on disk

@@ -10,8 +10,7 @@ import torch
 
 from ashlib import ParameterError, experiments, runs
 from ashlib.data import ArrayImages, DataNotFoundError
-from ashlib.models import block_merge_layers, build_model
-from ashlib.params import model_for
+from ashlib.models import block_merge_layers, build_model, model_for
 
 
 def fake_benchmark(num_classes: int, side: int, n: int = 12, seed: int = 0):
