@@ -1,8 +1,10 @@
 """Experiments: grids of OOD methods evaluated from cached activations, as tidy DataFrames.
 
-A :class:`Method` is one row of the paper's tables: a score (Softmax, Energy, ODIN, ...) with an
-optional activation shaping (ASH-P/B/S/RAND, local or global threshold, at any placement), optional
-ReAct clipping and optional DICE weight sparsification of the penultimate layer. The network runs
+A :class:`Method` is one row of the paper's tables: a score (Softmax, Energy, ODIN, Mahalanobis,
+NAC-UE, MiSP, ...) with an optional activation shaping (ASH-P/B/S/RAND, SCALE; local or global
+threshold, at any placement), optional ReAct clipping and optional DICE weight sparsification of the
+penultimate layer. Scores and shapings are the entries of :mod:`ashlib.registry`; nothing here
+names one of them, so a new method needs no change in this module. The network runs
 once per data set; each method then costs only its shaping and the layers after its placement.
 :func:`evaluate` returns one row per (method, OOD set) plus an "Average" row per method, with
 FPR95, AUROC, AUPR-In, AUPR-Out (percent) and ID accuracy. The average is over the paper-like OOD
@@ -11,7 +13,9 @@ left out of it.
 """
 from __future__ import annotations
 
+import functools
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -19,17 +23,16 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ashlib import metrics, scores, shaping
+from ashlib import metrics, registry, scores, shaping
 from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
 from ashlib.features import activations, batches, output_numels, replay_start, run_after, top_level
 from ashlib.placement import get_layer, shaping_at_each
 
-SCORES = (*scores.LOGIT_SCORES, "odin", "mahalanobis", "mahalanobis_penultimate")
-SHAPINGS = ("none", "ash_p", "ash_b", "ash_s", "ash_rand")
+SCORES = tuple(registry.scores())
+SHAPINGS = ("none", *registry.shapings())
 THRESHOLDS = ("local", "global")
 TRAIN_SET, ID_SET = "ID train", "ID test"
-SCORE_NAMES = {"msp": "Softmax", "misp": "MiSP", "energy": "Energy", "max_logit": "MaxLogit",
-               "odin": "ODIN", "mahalanobis": "Mahalanobis", "mahalanobis_penultimate": "Mahalanobis (penultimate)"}
+SCORE_NAMES = {name: entry.label for name, entry in registry.scores().items()}
 #: The chapters' default sweeps (their parameters cells repeat these; tests/test_notebooks.py checks).
 ACCURACY_SWEEP = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 97, 99, 100)  # Figure 3
 THRESHOLD_PERCENTILES = (70, 75, 80, 85, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99)  # Figure 4, Table A4
@@ -100,14 +103,17 @@ _OURS = BaselineSettings(None, 90, (90, None), 0.0028,
 def baseline_settings(benchmark: str, model: str | None = None) -> BaselineSettings:
     """The baselines' settings for ``benchmark`` with ``model`` (None: the benchmark's default
     network): the paper's (:data:`BASELINES`) on its benchmarks, ours on the embedded ones."""
-    from ashlib.params import model_for
+    from ashlib.models import model_for
 
     return BASELINES.get((benchmark, model_for(benchmark, model)), _OURS)
 
 
 @dataclass(frozen=True)
 class Method:
-    """One OOD detector. ``placement=None`` means the context's feature (penultimate) layer."""
+    """One OOD detector: a score of :mod:`ashlib.registry`, optionally with a registered shaping at
+    ``placement`` (None: the context's feature, i.e. penultimate, layer), ReAct and DICE.
+    ``options``: the score's own settings (e.g. NAC-UE's layer configurations), given as a dict
+    and kept as sorted ``(name, value)`` pairs; values must be hashable."""
 
     label: str
     score: str = "energy"
@@ -118,6 +124,7 @@ class Method:
     react: bool = False
     dice: bool = False
     seed: int = 0
+    options: tuple = ()
 
     def __post_init__(self):
         check_choice("score", self.score, SCORES)
@@ -125,20 +132,36 @@ class Method:
         check_choice("threshold", self.threshold, THRESHOLDS)
         if self.shaping != "none":
             check_percentile("percentile", self.percentile)
-        if self.score.startswith("mahalanobis") and (self.shaping != "none" or self.react or self.dice):
+        entry = registry.score(self.score)
+        if not entry.shapeable and (self.shaping != "none" or self.react or self.dice):
             raise ParameterError(f"score={self.score!r} with shaping={self.shaping!r}, react={self.react}, "
-                                 f"dice={self.dice} is not allowed: Mahalanobis reads unshaped features.")
+                                 f"dice={self.dice} is not allowed: {entry.label} reads unshaped features.")
+        options = dict(self.options)
+        try:
+            hash(tuple(options.values()))
+        except TypeError:
+            raise ParameterError(f"options={self.options!r} is not allowed: expected hashable values "
+                                 "(tuples, not lists).") from None
+        object.__setattr__(self, "options", tuple(sorted(options.items())))
 
     @property
     def family(self) -> str:
-        return {"ash_p": "ASH-P", "ash_b": "ASH-B", "ash_s": "ASH-S", "ash_rand": "ASH-RAND"}.get(
-            self.shaping, "baseline")
+        """The shaping's label (e.g. "ASH-S"), else the score's family (e.g. "baseline")."""
+        if self.shaping != "none":
+            return registry.shaping(self.shaping).label
+        return registry.score(self.score).family
+
+    def option(self, name: str, default=None):
+        """The value of option ``name`` (``default`` when not given)."""
+        return dict(self.options).get(name, default)
 
 
-def ash(variant: str, percentile: float, score: str = "energy", threshold: str = "local",
-        placement: str | None = None, react: bool = False, seed: int = 0) -> Method:
-    """ASH-<variant>@p, e.g. ``ash("S", 90)`` -> "ASH-S@90" with the energy score (paper default)."""
-    label = f"ASH-{variant.upper()}@{percentile:g}"
+def shaped(shaping_name: str, percentile: float, score: str = "energy", threshold: str = "local",
+           placement: str | None = None, react: bool = False, seed: int = 0) -> Method:
+    """A registered shaping at ``p`` with a score, labelled as the paper does: ``shaped("scale", 85)``
+    -> "SCALE@85" with the energy score; "(global)", " at <placement>", "ReAct + " and "<score> + "
+    mark the other choices."""
+    label = f"{registry.shaping(shaping_name).label}@{percentile:g}"
     if threshold == "global":
         label += " (global)"
     if placement is not None:
@@ -147,8 +170,15 @@ def ash(variant: str, percentile: float, score: str = "energy", threshold: str =
         label = f"ReAct + {label}"
     if score != "energy":
         label = f"{SCORE_NAMES.get(score, score)} + {label}"
-    return Method(label, score=score, shaping=f"ash_{variant.lower()}", percentile=percentile,
+    return Method(label, score=score, shaping=shaping_name, percentile=percentile,
                   threshold=threshold, placement=placement, react=react, seed=seed)
+
+
+def ash(variant: str, percentile: float, score: str = "energy", threshold: str = "local",
+        placement: str | None = None, react: bool = False, seed: int = 0) -> Method:
+    """ASH-<variant>@p, e.g. ``ash("S", 90)`` -> "ASH-S@90" with the energy score (paper default)."""
+    return shaped(f"ash_{variant.lower()}", percentile, score=score, threshold=threshold, placement=placement,
+                  react=react, seed=seed)
 
 
 def paper_methods(percentiles: dict[str, float]) -> list[Method]:
@@ -220,8 +250,8 @@ def table4_methods(percentiles, seeds) -> tuple[list[Method], list[Method]]:
 @dataclass
 class Context:
     """Everything the methods need, computed once: cached features and statistics fitted on ID
-    *training* data only (ReAct's threshold, DICE's masks, Mahalanobis' class means, global ASH
-    thresholds), with the baselines' settings (:class:`BaselineSettings`)."""
+    *training* data only (ReAct's threshold, DICE's masks, global ASH thresholds, and what each
+    registered score fits, :meth:`fitted`), with the baselines' settings (:class:`BaselineSettings`)."""
 
     model: nn.Sequential
     sets: dict
@@ -232,7 +262,6 @@ class Context:
     bias: Tensor
     react_threshold: float
     dice_mask: Tensor
-    mahalanobis_fit: scores.MahalanobisFit
     dice_react_mask: Tensor  # DICE's mask in "DICE + ReAct" (its own p, BaselineSettings.dice_react)
     dice_react_threshold: float  # ReAct's clip in "DICE + ReAct"
     baselines: BaselineSettings = _OURS
@@ -259,23 +288,45 @@ class Context:
         normalize = getattr(self.model, "normalize", None)
         return normalize.std if normalize is not None else 1.0
 
+    train_set = TRAIN_SET
+
+    def memoised(self, key: tuple, compute):
+        """``compute()`` the first time ``key`` is asked for, then the kept value (entries of
+        :mod:`ashlib.registry` keep what they share across methods here, e.g. NAC's neuron states)."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def fitted(self, method: Method):
+        """What ``method``'s score fits on ID training data (its registry entry's ``fit``), computed on
+        first use and kept per score and options (those in the entry's ``score_only`` aside); None for
+        scores that fit nothing."""
+        entry = registry.score(method.score)
+        if entry.fit is None:
+            return None
+        options = tuple(item for item in method.options if item[0] not in entry.score_only)
+        return self.memoised(("fit", method.score, options), lambda: entry.fit(self, method))
+
     def mahalanobis_detector(self):
         """The paper's Mahalanobis (:mod:`ashlib.mahalanobis`), fitted once on first use: Gaussians
         on the ID training images, then the magnitude and the regression by the official validation
         recipe on :attr:`mahalanobis_n_val` (official: 1,000) ID *training* images and their FGSM
         examples, half to fit the regression, half to pick the magnitude (no test or OOD image is seen;
         ReAct used ID validation images, which on ImageNet are its test set). Returns (fit, picked)."""
-        key = ("mahalanobis detector",)
-        if key not in self.memo:
-            from ashlib import mahalanobis
+        return self.fitted(Method("Mahalanobis", score="mahalanobis"))
 
-            layers = list(self.baselines.mahalanobis_layers or mahalanobis.stage_layers(self.model))
-            common = dict(batch_size=self.batch_size, device=self.device, num_workers=self.num_workers)
-            fit = mahalanobis.fit(self.model, self.sets[TRAIN_SET], self.y_train, len(self.bias), layers, **common)
-            picked = mahalanobis.fit_regressor(self.model, fit, self.sets[TRAIN_SET], self.y_train,
-                                               n_val=self.mahalanobis_n_val, seed=0, **common)
-            self.memo[key] = (fit, picked)
-        return self.memo[key]
+    def batches(self, set_name: str):
+        """The images of one set, batch by batch, on the context's device."""
+        for xb in batches(self.sets[set_name], self.batch_size, self.num_workers, self.device):
+            yield xb.to(self.device, non_blocking=True)
+
+    @contextmanager
+    def shaped_model(self, method: Method, set_name: str):
+        """The network on the context's device with ``method``'s shaping and ReAct attached (for
+        scores that run the whole network, e.g. ODIN); the hooks go when the block ends."""
+        model = self.model.to(self.device)
+        with shaping_at_each(model, method_hooks(method, self, set_name)):
+            yield model
 
     def baseline_note(self) -> str:
         """The baselines' settings as one caption sentence (:meth:`BaselineSettings.describe`)."""
@@ -327,8 +378,8 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
                   baselines: BaselineSettings | None = None, batch_size: int = 256, device: str = "cpu",
                   num_workers: int = 0, replay_limit: int = 4 << 30, mahalanobis_n_val: int = 1000) -> Context:
     """Compute (or load from cache) the penultimate features of every set and fit ReAct's
-    threshold (unless ``baselines`` fixes it), DICE's masks and Mahalanobis' class means on ID
-    *training* data only. ``baselines``: None for :func:`baseline_settings` of the benchmark's name
+    threshold (unless ``baselines`` fixes it) and DICE's masks on ID *training* data only (each
+    score fits what it needs when first used, :meth:`Context.fitted`). ``baselines``: None for :func:`baseline_settings` of the benchmark's name
     and default network. The benchmark's sanity-check sets (``benchmark.sanity``) are evaluated but
     kept out of averages. ``num_workers``: data-loading processes for Dataset sets;
     ``replay_limit``: see :meth:`Context.replays`; ``mahalanobis_n_val``: see
@@ -357,8 +408,7 @@ def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool
     p, c = baselines.dice_react
     return Context(
         model=model, sets=sets, y_train=benchmark.y_train, y_test=benchmark.y_test, features=feats,
-        weight=weight, bias=bias, react_threshold=react_threshold, dice_mask=dice_mask,
-        mahalanobis_fit=scores.fit_mahalanobis(train, benchmark.y_train, len(bias)), baselines=baselines,
+        weight=weight, bias=bias, react_threshold=react_threshold, dice_mask=dice_mask, baselines=baselines,
         dice_react_mask=(dice_mask if p == baselines.dice_percentile
                          else scores.fit_dice_mask(weight, train.mean(0), p)),
         dice_react_threshold=react_threshold if c is None else c,
@@ -375,14 +425,15 @@ def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str,
         hooks.append((ctx.feature_layer, shaping.make_shaper("react", threshold=clip)))
     if method.shaping != "none":
         placement = method.placement or ctx.feature_layer
+        entry = registry.shaping(method.shaping)
         kwargs = {}
-        if method.shaping == "ash_rand":
+        if entry.seeded:
             kwargs["generator"] = torch.Generator().manual_seed(method.seed * 7919 + zlib.crc32(set_name.encode()))
         if method.threshold == "global":
-            shape = shaping.make_shaper(method.shaping, threshold=ctx.global_threshold(placement, method.percentile),
-                                        **kwargs)
+            shape = functools.partial(entry.shape, threshold=ctx.global_threshold(placement, method.percentile),
+                                      **kwargs)
         else:
-            shape = shaping.make_shaper(method.shaping, method.percentile, **kwargs)
+            shape = functools.partial(entry.shape, percentile=method.percentile, **kwargs)
         hooks.append((placement, shape))
     return hooks
 
@@ -429,33 +480,10 @@ def _streamed_logits(hooks, ctx: Context, set_name: str) -> Tensor:
 
 
 def method_outputs(method: Method, ctx: Context, set_name: str) -> tuple[Tensor, Tensor]:
-    """(scores, logits) of ``method`` on one set; higher scores = more in-distribution."""
+    """(scores, logits) of ``method`` on one set; higher scores = more in-distribution. The score is
+    its registry entry's, given the shaped logits and what the entry fitted (:meth:`Context.fitted`)."""
     logits = method_logits(method, ctx, set_name)
-    if method.score == "mahalanobis_penultimate":
-        return scores.mahalanobis(ctx.features[set_name], ctx.mahalanobis_fit), logits
-    if method.score == "mahalanobis":
-        from ashlib import mahalanobis
-
-        fit, picked = ctx.mahalanobis_detector()
-        return mahalanobis.score(ctx.model, fit, picked.regressor, picked.magnitude, ctx.sets[set_name],
-                                 batch_size=ctx.batch_size, device=ctx.device,
-                                 num_workers=ctx.num_workers).float(), logits
-    if method.score == "odin":
-        return _odin(method, ctx, set_name), logits
-    return scores.logit_score(method.score, logits), logits
-
-
-def _odin(method: Method, ctx: Context, set_name: str) -> Tensor:
-    """ODIN needs input gradients, so it runs the full network with the method's hooks attached."""
-    if method.dice:
-        raise ParameterError("score='odin' with dice=True is not allowed: not part of the paper's tables.")
-    model = ctx.model.to(ctx.device)
-    out = []
-    with shaping_at_each(model, method_hooks(method, ctx, set_name)):
-        for xb in batches(ctx.sets[set_name], ctx.batch_size, ctx.num_workers, ctx.device):
-            out.append(scores.odin(model, xb.to(ctx.device, non_blocking=True), ctx.odin_temperature,
-                                   ctx.odin_epsilon, ctx.odin_input_scale).cpu())
-    return torch.cat(out)
+    return registry.score(method.score).score(ctx, method, set_name, logits, ctx.fitted(method)), logits
 
 
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",

@@ -116,6 +116,7 @@ from ashlib.placement import get_layer
 from ashlib.scores import MahalanobisFit, fit_mahalanobis, mahalanobis
 
 __all__ = [
+    "ENTRIES",
     "ADV_NOISE",
     "MAGNITUDES",
     "MahalanobisLayersFit",
@@ -526,3 +527,31 @@ def score(model: nn.Module, fit: MahalanobisLayersFit, regressor, magnitude: flo
     fit = _check_fit(model, fit)
     regressor = _check_regressor(regressor, len(fit.layers))
     return _ood_score(regressor, layer_scores(model, fit, x, magnitude, batch_size, device, step_units, num_workers))
+
+
+# ----------------------------------------------------------------------------- registry entry
+
+from ashlib.detector import Score  # noqa: E402  (the entries sit beside the functions they register)
+
+
+def _fit_entry(ctx, method) -> tuple[MahalanobisLayersFit, MahalanobisRegressor]:
+    """Gaussians on the ID training images at the context's layers (``BaselineSettings.mahalanobis_layers``,
+    else :func:`stage_layers`), then magnitude and regression by the official validation recipe on
+    ``ctx.mahalanobis_n_val`` ID *training* images and their FGSM examples (no test or OOD image)."""
+    layers = list(ctx.baselines.mahalanobis_layers or stage_layers(ctx.model))
+    common = dict(batch_size=ctx.batch_size, device=ctx.device, num_workers=ctx.num_workers)
+    x_train = ctx.sets[ctx.train_set]
+    fitted = fit(ctx.model, x_train, ctx.y_train, len(ctx.bias), layers, **common)
+    picked = fit_regressor(ctx.model, fitted, x_train, ctx.y_train, n_val=ctx.mahalanobis_n_val, seed=0, **common)
+    return fitted, picked
+
+
+def _score_entry(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:
+    layers_fit, picked = fitted
+    return score(ctx.model, layers_fit, picked.regressor, picked.magnitude, ctx.sets[set_name],
+                 batch_size=ctx.batch_size, device=ctx.device, num_workers=ctx.num_workers).float()
+
+
+#: The paper's Mahalanobis as an :mod:`ashlib.registry` entry.
+ENTRIES = (Score("mahalanobis", "Mahalanobis", _score_entry, "Lee et al., NeurIPS 2018, as ReAct's and DICE's code ran it",
+                 fit=_fit_entry, shapeable=False),)

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ashlib._checks import ParameterError, check_positive_int, check_range
+from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
 from ashlib.features import activations, top_level
 from ashlib.models import entropy_loss, logsoftmax_layers, pixel_entropy
 from ashlib.scores import MahalanobisFit, fit_mahalanobis, mahalanobis
@@ -44,7 +44,7 @@ __all__ = [
     "AGGREGATIONS", "STATISTICS", "SCORE_NAMES", "LOG_ASP_NAMES", "position_probabilities",
     "intermediate_scores", "layer_scores", "score_table", "pooled_features", "mahalanobis_layers",
     "LayerMahalanobis", "fit_layer_mahalanobis", "layer_mahalanobis", "mahalanobis_ensemble", "mix_sets",
-    "logsoftmax_layers", "pixel_entropy", "entropy_loss",
+    "set_layer_scores", "ENTRIES", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
 ]
 
 #: Per-position statistics over the channel probabilities.
@@ -323,3 +323,60 @@ def mix_sets(sets: Mapping[str, Tensor], proportions: Mapping[str, float], n: in
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     mixed, source = torch.cat(parts)[order], torch.cat(sources)[order]
     return (mixed, source) if return_sources else mixed
+
+
+# ----------------------------------------------------------------------------- registry entries
+
+from ashlib.detector import Score  # noqa: E402  (the entries sit beside the functions they register)
+
+_THESIS = "Annamalai Nathan, MiSP thesis"
+
+
+def set_layer_scores(ctx, set_name: str) -> dict[str, dict[str, Tensor]]:
+    """:func:`layer_scores` of one of ``ctx``'s sets (its network's log-softmax layers), kept in the context."""
+    return ctx.memoised(("misp layer scores", set_name), lambda: layer_scores(
+        ctx.model, ctx.sets[set_name], batch_size=ctx.batch_size, device=ctx.device, cache=False))
+
+
+def _intermediate(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:
+    """Option ``layer`` (a log-softmax layer, :func:`ashlib.models.logsoftmax_layers`) and ``statistic``
+    (one of :data:`SCORE_NAMES`, default "min of MiSP")."""
+    layer, statistic = method.option("layer"), method.option("statistic", "min of MiSP")
+    by_layer = set_layer_scores(ctx, set_name)
+    check_choice("layer", layer, by_layer)
+    check_choice("statistic", statistic, SCORE_NAMES)
+    return by_layer[layer][statistic]
+
+
+def _fit_layers(ctx, method) -> LayerMahalanobis:
+    return ctx.memoised(("layer mahalanobis fit",), lambda: fit_layer_mahalanobis(
+        ctx.model, ctx.sets[ctx.train_set], ctx.y_train, batch_size=ctx.batch_size, device=ctx.device))
+
+
+def _per_layer_of(ctx, set_name: str, fitted: LayerMahalanobis) -> dict[str, Tensor]:
+    return ctx.memoised(("layer mahalanobis", set_name), lambda: layer_mahalanobis(
+        ctx.model, ctx.sets[set_name], fitted, batch_size=ctx.batch_size, device=ctx.device))
+
+
+def _stage_mahalanobis(ctx, method, set_name: str, logits: Tensor, fitted: LayerMahalanobis) -> Tensor:
+    """Option ``layer``: one of the fit's layers (:func:`mahalanobis_layers`)."""
+    layer = method.option("layer")
+    check_choice("layer", layer, fitted.layers)
+    return _per_layer_of(ctx, set_name, fitted)[layer]
+
+
+def _ensemble(ctx, method, set_name: str, logits: Tensor, fitted: LayerMahalanobis) -> Tensor:
+    return mahalanobis_ensemble(_per_layer_of(ctx, set_name, fitted), fitted)
+
+
+#: The thesis's scores inside the network as :mod:`ashlib.registry` entries (MiSP at the last layer
+#: is :mod:`ashlib.scores`' "misp").
+ENTRIES = (
+    Score("misp_layer", "MiSP at a layer", _intermediate, f"{_THESIS}: the nine scores per log-softmax layer",
+          shapeable=False, family="MiSP"),
+    Score("mahalanobis_layer", "Mahalanobis at a layer", _stage_mahalanobis,
+          f"{_THESIS} (Lee et al.'s per-layer Gaussians, pooled features)", fit=_fit_layers, shapeable=False),
+    Score("mahalanobis_ensemble", "Mahalanobis-ensemble", _ensemble,
+          f"{_THESIS}; equal weights over standardised layers (:func:`mahalanobis_ensemble`)",
+          fit=_fit_layers, shapeable=False),
+)

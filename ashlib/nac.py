@@ -81,6 +81,9 @@ from ashlib.placement import get_layer
 
 __all__ = [
     "BINNINGS",
+    "ENTRIES",
+    "options",
+    "set_states",
     "CIFAR100_DEFAULTS",
     "CIFAR10_DEFAULTS",
     "ConfigSearch",
@@ -764,3 +767,51 @@ def search_configs(model: nn.Module, x_train: Tensor | Dataset, y_train: Tensor,
         if auc > best_auc:
             best, best_auc = [c[0] for c in combo], auc
     return ConfigSearch(configs=best, auroc=best_auc, results=pd.DataFrame(rows))
+
+
+# ----------------------------------------------------------------------------- registry entry
+
+from ashlib.detector import Score  # noqa: E402  (the entries sit beside the functions they register)
+
+
+def options(configs, n_fit: int | None = OFFICIAL_N_FIT, seed: int = 0, layers=None) -> dict:
+    """NAC-UE's options for an :class:`ashlib.experiments.Method` (``score="nac_ue"``): the layer
+    configurations, the class-balanced fitting subset (``n_fit`` images, None: all, by ``seed``) and
+    the ``layers`` whose coverage is averaged (None: every configured one; a subset reuses the fit)."""
+    configs = tuple(_check_configs(configs))
+    if layers is not None:
+        for layer in layers:
+            check_choice("layers", layer, [c.layer for c in configs])
+        layers = tuple(layers)
+    return dict(configs=configs, n_fit=n_fit, seed=seed, layers=layers)
+
+
+def set_states(ctx, configs, set_name: str) -> dict[str, Tensor]:
+    """The neuron states of every image of one of ``ctx``'s sets, kept in the context."""
+    configs = tuple(configs)
+    return ctx.memoised(("nac states", configs, set_name), lambda: neuron_states(
+        ctx.model, ctx.sets[set_name], configs, ctx.batch_size, ctx.device, num_workers=ctx.num_workers))
+
+
+def _fit_entry(ctx, method) -> NACFit:
+    """Histograms of a class-balanced subset of the ID training images (:func:`class_balanced_subset`)."""
+    configs, n_fit = method.option("configs"), method.option("n_fit", OFFICIAL_N_FIT)
+    if not configs:
+        raise ParameterError("score='nac_ue' needs options=nac.options(configs, ...): no configs given.")
+    x_train = ctx.sets[ctx.train_set]
+    idx = (torch.arange(_n_items(x_train)) if n_fit is None
+           else class_balanced_subset(ctx.y_train, n_fit, method.option("seed", 0)))
+    states = neuron_states(ctx.model, x_train if n_fit is None else take(x_train, idx), configs, ctx.batch_size,
+                           ctx.device, "NAC fit", ctx.num_workers)
+    return fit_states(states, configs, idx)
+
+
+def _score_entry(ctx, method, set_name: str, logits: Tensor, fitted: NACFit) -> Tensor:
+    states = set_states(ctx, fitted.configs, set_name)
+    layers = method.option("layers") or [f.layer for f in fitted.layers]
+    return torch.stack([coverage(fitted[layer], states[layer]) for layer in layers]).mean(0)
+
+
+#: NAC-UE as an :mod:`ashlib.registry` entry (options: :func:`options`).
+ENTRIES = (Score("nac_ue", "NAC-UE", _score_entry, "Liu et al., Neuron Activation Coverage, ICLR 2024",
+                 fit=_fit_entry, shapeable=False, family="NAC", score_only=("layers",)),)

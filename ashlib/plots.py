@@ -6,10 +6,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ashlib import registry
 from ashlib.metrics import histogram_iou
 
 BASELINE_MARKERS = "sD^vP*Xph<>"
-ASH_COLORS = {"ASH-P": "tab:blue", "ASH-B": "tab:orange", "ASH-S": "tab:green", "ASH-RAND": "tab:purple"}
+
+
+def family_colour(family: str) -> str | None:
+    """The colour of a shaping's family ("ASH-S", "SCALE", ...) from its registry entry; None (the
+    next colour of the cycle) for anything else."""
+    return {entry.label: entry.colour for entry in registry.shapings().values()}.get(family)
 
 
 def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None = None, ax=None):
@@ -30,7 +36,7 @@ def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None
     for family, group in avg[avg["family"] != "baseline"].groupby("family", sort=False):
         group = group.sort_values("percentile")
         sizes = 10 + 50 * (group["percentile"] / 100) ** 3
-        color = ASH_COLORS.get(family)
+        color = family_colour(family)
         ax.plot(group["ID acc"], group[metric], ls="--", color=color, lw=1)
         ax.scatter(group["ID acc"], group[metric], s=sizes, color=color, label=family, zorder=3)
     ax.set_xlabel("ID accuracy (%)")
@@ -104,7 +110,7 @@ def accuracy_vs_p(acc: pd.DataFrame, hue: str = "family", title: str | None = No
     for i, (name, group) in enumerate(acc.groupby(hue, sort=False)):
         group = group.sort_values("percentile")
         ax.plot(group["percentile"], group["ID acc"], marker="o", ms=3, lw=1.5,
-                ls=("-", "--", ":", "-.")[i % 4], color=ASH_COLORS.get(name), label=name)
+                ls=("-", "--", ":", "-.")[i % 4], color=family_colour(name), label=name)
     ax.set_xlabel("pruning percentile p")
     ax.set_ylabel("ID accuracy (%)")
     ax.set_title(title or "ID accuracy across pruning percentiles")

@@ -22,6 +22,7 @@ from torch import Tensor
 from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int, check_range
 
 __all__ = [
+    "ENTRIES",
     "LOGIT_SCORES",
     "MahalanobisFit",
     "dice",
@@ -313,3 +314,46 @@ def odin(model: torch.nn.Module, x: Tensor, temperature: float = 1000.0, epsilon
     x_hat = x_in.detach() - eps * scale * torch.sign(-grad)
     with torch.no_grad():
         return msp(model(x_hat), t)
+
+
+# ------------------------------------------------------------------------------ registry entries
+
+from ashlib.detector import Score  # noqa: E402  (the entries sit beside the functions they register)
+
+
+def _of_logits(fn: Callable[[Tensor], Tensor]) -> Callable:
+    """A registry score from a function of the (shaped) logits."""
+    def score(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:
+        return fn(logits)
+    return score
+
+
+def _odin_score(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:
+    """ODIN needs input gradients: it runs the whole network, with the method's shaping attached,
+    at the context's temperature, magnitude and input scale (:class:`ashlib.experiments.BaselineSettings`)."""
+    if method.dice:
+        raise ParameterError("score='odin' with dice=True is not allowed: not part of the paper's tables.")
+    with ctx.shaped_model(method, set_name) as model:
+        return torch.cat([odin(model, xb, ctx.odin_temperature, ctx.odin_epsilon, ctx.odin_input_scale).cpu()
+                          for xb in ctx.batches(set_name)])
+
+
+def _fit_penultimate_mahalanobis(ctx, method) -> MahalanobisFit:
+    return fit_mahalanobis(ctx.features[ctx.train_set], ctx.y_train, len(ctx.bias))
+
+
+def _penultimate_mahalanobis(ctx, method, set_name: str, logits: Tensor, fitted: MahalanobisFit) -> Tensor:
+    return mahalanobis(ctx.features[set_name], fitted)
+
+
+#: The scores of this module as :mod:`ashlib.registry` entries.
+ENTRIES = (
+    Score("msp", "Softmax", _of_logits(msp), "Hendrycks & Gimpel, ICLR 2017"),
+    Score("misp", "MiSP", _of_logits(misp), "Annamalai Nathan, MiSP thesis (final layer)"),
+    Score("energy", "Energy", _of_logits(energy), "Liu et al., NeurIPS 2020"),
+    Score("max_logit", "MaxLogit", _of_logits(max_logit), "Hendrycks et al., ICML 2022"),
+    Score("odin", "ODIN", _odin_score, "Liang et al., ICLR 2018"),
+    Score("mahalanobis_penultimate", "Mahalanobis (penultimate)", _penultimate_mahalanobis,
+          "Lee et al., NeurIPS 2018, the feature-only score on the penultimate layer (OpenOOD's MDS)",
+          fit=_fit_penultimate_mahalanobis, shapeable=False),
+)

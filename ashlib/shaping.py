@@ -35,6 +35,7 @@ from torch import Tensor
 from ashlib._checks import ParameterError, check_choice, check_percentile
 
 __all__ = [
+    "ENTRIES",
     "ash_p",
     "ash_b",
     "ash_s",
@@ -319,3 +320,17 @@ def make_shaper(
         if gen is not None and not isinstance(gen, torch.Generator):
             raise ParameterError(f"generator={gen!r} is not allowed: expected a torch.Generator or None.")
     return functools.partial(SHAPERS[method], percentile=percentile, threshold=threshold, **kwargs)
+
+
+# ----------------------------------------------------------------------------- registry entries
+
+from ashlib.detector import Shaping  # noqa: E402  (the entries sit beside the functions they register)
+
+_ASH = "Djurisic et al., Extremely Simple Activation Shaping for OOD Detection, ICLR 2023"
+#: The ASH variants as :mod:`ashlib.registry` entries (label, plot colour, citation).
+ENTRIES = (
+    Shaping("ash_p", "ASH-P", ash_p, "tab:blue", f"{_ASH}, Algorithm 1"),
+    Shaping("ash_b", "ASH-B", ash_b, "tab:orange", f"{_ASH}, Algorithm 2"),
+    Shaping("ash_s", "ASH-S", ash_s, "tab:green", f"{_ASH}, Algorithm 3"),
+    Shaping("ash_rand", "ASH-RAND", ash_rand, "tab:purple", f"{_ASH}, Section 4.4", seeded=True),
+)
