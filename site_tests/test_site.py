@@ -163,3 +163,19 @@ def test_screenshot_of_the_methods_chapter(server, browser):
     assert browser.save_screenshot(str(path))
     assert path.stat().st_size > 50_000
     browser.set_window_size(1400, 1000)
+
+
+def test_the_methods_chapter_shows_ash_s_and_folds_its_orchestration(server, browser):
+    """The code the chapter is about is on the page (ashlib's ash_s, printed from the installed
+    package), and orchestration and plotting cells are folded behind a toggle that opens."""
+    open_page(browser, urljoin(server, "run/01_methods.html"))
+    text = browser.execute_script("return document.body.innerText")
+    assert "def ash_s(" in text
+    folded = "document.querySelectorAll('div.tag_hide-input details.above-input')"
+    assert browser.execute_script(f"return {folded}.length") >= 5
+    first = f"{folded}[0]"
+    assert browser.execute_script(f"return {first}.open") is False
+    assert browser.execute_script(f"return {first}.querySelector('.cell_input').offsetParent") is None
+    browser.execute_script(f"{first}.querySelector('summary').click()")
+    assert browser.execute_script(f"return {first}.open") is True
+    assert browser.execute_script(f"return {first}.querySelector('.cell_input').offsetParent") is not None
