@@ -28,6 +28,7 @@ MODULES = (
     "ashlib.mahalanobis",
     "ashlib.nac",
     "ashlib.misp",
+    "ashlib.scale",
 )
 
 
