@@ -117,10 +117,13 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
                          f"regression on {n_val:,} ID images and their FGSM examples): about {maha:,.0f} passes")
         if name == "05_nac":
             n_fit = min(params.get("n_fit") or 1000, n["train"])
-            nac = 2 * (n_fit + test_and_ood)  # neuron states need a forward and a backward pass
+            # neuron states need a forward and a backward pass: the fitting images, the test and OOD images,
+            # and every training image again for the overfitting check (fitted and left-out ones)
+            nac = 2 * (n_fit + test_and_ood + n["train"])
             passes += nac
-            notes.append(f"NAC-UE: forward and backward passes over {n_fit:,} training images and the "
-                         f"{test_and_ood:,} test and OOD images")
+            notes.append(f"NAC-UE: forward and backward passes over {n_fit:,} training images to fit, the "
+                         f"{test_and_ood:,} test and OOD images, and all {n['train']:,} training images for the "
+                         "overfitting check")
         if name == "02_placements":
             placements = params.get("placements") or stages
             inner = [p for p in placements if p != "avgpool"]
