@@ -127,8 +127,25 @@ _THESIS_FILES = {  # table -> its file in ashlib/reference/
     "Thesis CIFAR-100 OOD": "thesis_cifar100_ood",
 }
 
+# ---------------------------------------------------------------------------------------------
+# SCALE (Xu et al., ICLR 2024), ashlib.scale. All values are percentages.
+# ---------------------------------------------------------------------------------------------
+
+SCALE_CITATION = ("K. Xu, R. Chen, G. Franchi, A. Yao. Scaling for Training Time and Post-hoc "
+                  "Out-of-distribution Detection Enhancement. ICLR 2024.")
+_SCALE_FILES = {  # table -> its file in ashlib/reference/
+    # The official SCALE repository's result files, results/<setting>/ood/scale.csv, on the OpenOOD v1.5
+    # benchmark: ImageNet-1k with torchvision's ResNet-50 (one run; near-OOD SSB-hard and NINCO,
+    # far-OOD iNaturalist, Textures, OpenImage-O), CIFAR-10 and CIFAR-100 with OpenOOD's ResNet-18
+    # (mean ± sd over three trainings; near-OOD the other CIFAR and TinyImageNet, far-OOD MNIST, SVHN,
+    # Textures, Places365). FPR95 in OpenOOD's convention; SCALE at p = 85. "Near/Far-OOD average" are
+    # the files' nearood/farood rows. These are not the ASH paper's OOD sets (its iNaturalist, SUN,
+    # Places, Textures subsets), so only the protocol, not each number, is comparable to Table 2.
+    "SCALE OpenOOD": "scale_openood",
+}
+
 # The file of ashlib/reference/ (read by _tables.read_reference) that transcribes each table.
-_FILES = {**_NAC_FILES, **_THESIS_FILES}
+_FILES = {**_NAC_FILES, **_THESIS_FILES, **_SCALE_FILES}
 
 #: The thesis's literature references ([1]-[3] on the "Performance comparison" slide). The slide
 #: does not explain the ``*`` after [1] on the Mahalanobis column.
@@ -147,11 +164,12 @@ THESIS_REFERENCES = {
 TABLES = ("NAC detection", "NAC layers", "NAC-ME",
           "Thesis literature", "Thesis accuracy CIFAR-10", "Thesis accuracy CIFAR-100",
           "Thesis activations", "Thesis MSP vs MiSP", "Thesis Mahalanobis vs MiSP",
-          "Thesis best", "Thesis CIFAR-100 OOD")
+          "Thesis best", "Thesis CIFAR-100 OOD", "SCALE OpenOOD")
 
 _NAC = "NAC slides (Liu et al., ICLR 2024)"
 _THESIS = "MiSP thesis slides (Annamalai Nathan)"
 SOURCES = {
+    "SCALE OpenOOD": "SCALE's official results files (Xu et al., ICLR 2024), OpenOOD v1.5 benchmark",
     "NAC detection": f"{_NAC}, 'Experiments: OOD Detection', detection table (CIFAR-10/100 benchmarks)",
     "NAC layers": f"{_NAC}, 'Experiments: OOD Detection', layer combinations table",
     "NAC-ME": f"{_NAC}, 'Experiments: OOD Generalization', NAC-ME table",
@@ -270,7 +288,7 @@ def _frame(rows: list[dict], table: str, **fixed) -> pd.DataFrame:
     for name, value in fixed.items():
         df[name] = value
     df["table"], df["source"] = table, SOURCES[table]
-    df["document"] = "NAC" if table.startswith("NAC") else "Thesis"
+    df["document"] = table.split(" ")[0] if table.startswith(("NAC", "SCALE")) else "Thesis"
     for col in COLUMNS:
         if col not in df:
             df[col] = None
@@ -356,6 +374,11 @@ def _build() -> dict[str, pd.DataFrame]:
     for table in ("Thesis MSP vs MiSP", "Thesis Mahalanobis vs MiSP", "Thesis best"):
         out[table] = _thesis_ood(table, "cifar10")
     out["Thesis CIFAR-100 OOD"] = _thesis_ood("Thesis CIFAR-100 OOD", "cifar100")
+
+    wide = _read("SCALE OpenOOD")
+    rows = _tables.melt(wide, {"benchmark": wide["benchmark"], "model": wide["network"], "ood_set": wide["ood_set"]},
+                        wide.columns[3:], lambda h: {"metric": h})
+    out["SCALE OpenOOD"] = _frame(rows, "SCALE OpenOOD", method="SCALE")
     return out
 
 
@@ -369,7 +392,7 @@ _LONG = _build()
 def related_results(table: str) -> pd.DataFrame:
     """The source's ``table`` (one of :data:`TABLES`) in long form, one row per printed number.
 
-    Columns: ``table``, ``source`` (document and slide), ``document`` ('NAC' or 'Thesis'),
+    Columns: ``table``, ``source`` (document and slide), ``document`` ('NAC', 'Thesis' or 'SCALE'),
     ``benchmark`` (in-distribution set: 'cifar10', 'cifar100', 'imagenet'; for NAC-ME the domain
     generalisation data set, e.g. 'PACS', or 'Average'), ``model`` (None where the slides do not
     say), ``method`` (detection method or score, e.g. 'NAC-UE', 'MiSP'), ``variant`` (NAC: the
@@ -384,6 +407,17 @@ def related_results(table: str) -> pd.DataFrame:
     df = _LONG[table].copy()
     df.attrs["source"] = SOURCES[table]
     return df
+
+
+def scale_reported(benchmark: str = "imagenet", spread: bool = False) -> pd.DataFrame:
+    """SCALE's own numbers on the OpenOOD v1.5 benchmark for ``benchmark`` ('imagenet': ResNet-50,
+    'cifar10'/'cifar100': ResNet-18): index OOD set (and the near/far-OOD averages), columns FPR95,
+    AUROC, AUPR-In, AUPR-Out, ID acc (percent; FPR95 in OpenOOD's convention). ``spread=True``: the ±
+    (sd over three trainings; CIFAR only) instead of the means."""
+    check_choice("benchmark", benchmark, ("imagenet", "cifar10", "cifar100"))
+    df = _LONG["SCALE OpenOOD"]
+    return _tables.wide(df[df["benchmark"] == benchmark], "ood_set", ["metric"], SOURCES["SCALE OpenOOD"],
+                        values="spread" if spread else "value")
 
 
 def nac_detection(benchmark: str = "cifar10", spread: bool = False) -> pd.DataFrame:

@@ -15,7 +15,8 @@ Where we differ from the official code (``scale`` in the SCALE repository,
 caller's tensor in place while computing ``s2`` and returns a scaled clone; ours never modifies
 its input. As for ASH-S, the exponent is capped at :data:`ashlib.shaping.MAX_S_EXPONENT` (finite
 outputs), and a sample with ``s2 = 0`` (nothing left, e.g. ``p = 100``) gives zeros, not inf or NaN.
-The paper uses p = 85 on ImageNet (the default of its configuration, ``scale.yml``).
+The official configuration's default is p = 85 (``configs/postprocessors/scale.yml``), which the
+book uses; the reported numbers (:func:`ashlib.related.scale_reported`) come from that configuration.
 """
 from __future__ import annotations
 

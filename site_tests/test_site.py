@@ -166,11 +166,11 @@ def test_screenshot_of_the_methods_chapter(server, browser):
 
 
 def test_the_methods_chapter_shows_ash_s_and_folds_its_orchestration(server, browser):
-    """The code the chapter is about is on the page (ashlib's ash_s, printed from the installed
-    package), and orchestration and plotting cells are folded behind a toggle that opens."""
+    """The code the chapter is about is on the page (ashlib's ash_s and SCALE, printed from the
+    installed package), SCALE's rows are in its tables, and orchestration and plotting cells are folded behind a toggle that opens."""
     open_page(browser, urljoin(server, "run/01_methods.html"))
     text = browser.execute_script("return document.body.innerText")
-    assert "def ash_s(" in text
+    assert "def ash_s(" in text and "def scale(" in text and "SCALE@85" in text
     folded = "document.querySelectorAll('div.tag_hide-input details.above-input')"
     assert browser.execute_script(f"return {folded}.length") >= 5
     first = f"{folded}[0]"

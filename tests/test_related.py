@@ -36,6 +36,7 @@ ROWS = {  # one long row per number printed in the source ('-' and '-NA-' cells 
     "Thesis Mahalanobis vs MiSP": 3 * 3 * 2,
     "Thesis best": 3 * 3 * 2 - 3,          # the ReLU baseline has no intermediate aggregation
     "Thesis CIFAR-100 OOD": 3 * 3 * 4 - 3,
+    "SCALE OpenOOD": (7 + 8 + 8) * 5,      # (ImageNet 7, CIFAR-10/100 8 rows) x 5 metrics
 }
 VARIANTS3 = ["ReLU (baseline)", "log-softmax, lambda=0", "log-softmax, lambda=0.01"]
 
@@ -55,7 +56,7 @@ def test_every_table_has_the_expected_rows_and_columns():
         assert (df["table"] == table).all() and (df["source"] == related.SOURCES[table]).all()
         assert df.attrs["source"] == related.SOURCES[table]
         assert df["value"].notna().all(), table
-        assert set(df["document"]) == {"NAC" if table.startswith("NAC") else "Thesis"}
+        assert set(df["document"]) == {table.split(" ")[0] if table.startswith(("NAC", "SCALE")) else "Thesis"}
     with pytest.raises(ParameterError, match="table="):
         related.related_results("Table 2")
 
@@ -68,9 +69,12 @@ def test_values_are_percentages_as_printed():
         assert np.allclose(df["value"] * 100, np.round(df["value"] * 100)), table  # <= 2 decimals
         s = df["spread"].dropna()
         assert ((s >= 0) & (s < 25)).all(), table
-    # spreads only where the slides print a ±: every cell of the NAC detection table, nowhere else
+    # spreads only where the source prints a ±: every cell of the NAC detection table and of SCALE's
+    # CIFAR results (three trainings), nowhere else
     assert long("NAC detection")["spread"].notna().all()
-    assert all(long(t)["spread"].isna().all() for t in related.TABLES if t != "NAC detection")
+    scale = long("SCALE OpenOOD")
+    assert scale["spread"].notna().eq(scale["benchmark"] != "imagenet").all()
+    assert all(long(t)["spread"].isna().all() for t in related.TABLES if t not in ("NAC detection", "SCALE OpenOOD"))
 
 
 def test_names_are_the_ones_the_accessors_promise():
@@ -520,3 +524,16 @@ def test_views_agree_with_long_form():
         wide = view()
         for _, row in long(table).iterrows():
             assert wide.loc[row["variant"], (row["ood_set"], row["method"])] == row["value"]
+
+
+def test_scales_reported_numbers_are_its_results_files():
+    """Pinned against SCALE's official results files (results/*/ood/scale.csv), one cell per benchmark."""
+    imagenet = related.scale_reported("imagenet")
+    assert list(imagenet.columns) == ["FPR95", "AUROC", "AUPR-In", "AUPR-Out", "ID acc"]
+    assert imagenet.loc["iNaturalist", "AUROC"] == 98.02 and imagenet.loc["Far-OOD average", "FPR95"] == 16.53
+    assert related.scale_reported("cifar10").loc["MNIST", "FPR95"] == 48.68
+    assert related.scale_reported("cifar10", spread=True).loc["MNIST", "FPR95"] == 15.38
+    assert related.scale_reported("cifar100").loc["Near-OOD average", "AUROC"] == 80.99
+    assert related.related_results("SCALE OpenOOD")["document"].eq("SCALE").all()
+    with pytest.raises(ParameterError, match="benchmark='mnist5k'"):
+        related.scale_reported("mnist5k")
