@@ -175,7 +175,8 @@ def test_the_methods_chapter_shows_ash_s_and_folds_its_orchestration(server, bro
     assert browser.execute_script(f"return {folded}.length") >= 5
     first = f"{folded}[0]"
     assert browser.execute_script(f"return {first}.open") is False
-    assert browser.execute_script(f"return {first}.querySelector('.cell_input').offsetParent") is None
+    shown = f"return {first}.querySelector('.cell_input').checkVisibility()"  # closed details: not rendered
+    assert browser.execute_script(shown) is False
     browser.execute_script(f"{first}.querySelector('summary').click()")
     assert browser.execute_script(f"return {first}.open") is True
-    assert browser.execute_script(f"return {first}.querySelector('.cell_input').offsetParent") is not None
+    assert browser.execute_script(shown) is True
