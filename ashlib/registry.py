@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+
 from ashlib._checks import check_choice
 from ashlib.detector import Score, Shaping
 
@@ -68,7 +69,7 @@ def score(name: str) -> Score:
     return table[check_choice("score", name, list(table))]
 
 
-def describe() -> "list[dict]":
+def describe() -> list[dict]:
     """One row per registered method (kind, name, label, family, what it fits, citation): the
     registry as a table for the book."""
     rows = [dict(kind="shaping", name=s.name, label=s.label, family=s.label, fits="—", cite=s.cite)
