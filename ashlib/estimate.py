@@ -118,12 +118,12 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
         if name == "05_nac":
             n_fit = min(params.get("n_fit") or 1000, n["train"])
             # neuron states need a forward and a backward pass: the fitting images, the test and OOD images,
-            # and every training image again for the overfitting check (fitted and left-out ones)
-            nac = 2 * (n_fit + test_and_ood + n["train"])
+            # and the training images left out of the fit (the overfitting check)
+            nac = 2 * (n["train"] + test_and_ood)
             passes += nac
             notes.append(f"NAC-UE: forward and backward passes over {n_fit:,} training images to fit, the "
-                         f"{test_and_ood:,} test and OOD images, and all {n['train']:,} training images for the "
-                         "overfitting check")
+                         f"{test_and_ood:,} test and OOD images, and the other {n['train'] - n_fit:,} training "
+                         "images for the overfitting check")
         if name == "02_placements":
             placements = params.get("placements") or stages
             inner = [p for p in placements if p != "avgpool"]

@@ -82,6 +82,7 @@ from ashlib.placement import get_layer
 __all__ = [
     "BINNINGS",
     "ENTRIES",
+    "fitting_states",
     "options",
     "set_states",
     "CIFAR100_DEFAULTS",
@@ -793,17 +794,25 @@ def set_states(ctx, configs, set_name: str) -> dict[str, Tensor]:
         ctx.model, ctx.sets[set_name], configs, ctx.batch_size, ctx.device, num_workers=ctx.num_workers))
 
 
-def _fit_entry(ctx, method) -> NACFit:
-    """Histograms of a class-balanced subset of the ID training images (:func:`class_balanced_subset`)."""
-    configs, n_fit = method.option("configs"), method.option("n_fit", OFFICIAL_N_FIT)
+def fitting_states(ctx, method) -> tuple[dict[str, Tensor], Tensor]:
+    """(states, indices) of NAC-UE's fitting subset for ``method`` (``score="nac_ue"``): a class-balanced
+    subset of ``n_fit`` ID training images (:func:`class_balanced_subset`; None: all), the states its
+    histograms are built from. Kept in the context, so checking them later costs no second pass."""
+    configs, n_fit, seed = method.option("configs"), method.option("n_fit", OFFICIAL_N_FIT), method.option("seed", 0)
     if not configs:
         raise ParameterError("score='nac_ue' needs options=nac.options(configs, ...): no configs given.")
     x_train = ctx.sets[ctx.train_set]
-    idx = (torch.arange(_n_items(x_train)) if n_fit is None
-           else class_balanced_subset(ctx.y_train, n_fit, method.option("seed", 0)))
-    states = neuron_states(ctx.model, x_train if n_fit is None else take(x_train, idx), configs, ctx.batch_size,
-                           ctx.device, "NAC fit", ctx.num_workers)
-    return fit_states(states, configs, idx)
+    idx = torch.arange(_n_items(x_train)) if n_fit is None else class_balanced_subset(ctx.y_train, n_fit, seed)
+    states = ctx.memoised(("nac fitting states", tuple(configs), n_fit, seed), lambda: neuron_states(
+        ctx.model, x_train if n_fit is None else take(x_train, idx), configs, ctx.batch_size, ctx.device,
+        "NAC fit", ctx.num_workers))
+    return states, idx
+
+
+def _fit_entry(ctx, method) -> NACFit:
+    """Histograms of the fitting subset's states (:func:`fitting_states`)."""
+    states, idx = fitting_states(ctx, method)
+    return fit_states(states, method.option("configs"), idx)
 
 
 def _score_entry(ctx, method, set_name: str, logits: Tensor, fitted: NACFit) -> Tensor:

@@ -133,6 +133,10 @@ def test_nac_ue_through_evaluate_equals_the_nac_module_called_directly(ctx, benc
         assert row["AUROC"] == pytest.approx(100 * metrics.auroc(cover(bench.x_test), cover(bench.ood[name])))
     fits = [k for k in ctx.memo if k[:2] == ("fit", "nac_ue")]
     assert len(fits) == 1  # the layer subset reuses the fit
+    states, idx = nac.fitting_states(ctx, method)  # kept from the fit: the overfitting check's input
+    assert torch.equal(idx, ctx.fitted(method).indices) and torch.equal(idx, fit.indices)
+    torch.testing.assert_close(nac.nac_score(ctx.fitted(method), states),
+                               nac.nac_ue(fit, ctx.model, nac.take(bench.x_train, idx), batch_size=32))
     with pytest.raises(ParameterError, match="layers='layer9'"):
         nac.options(configs, layers=["layer9"])
 
