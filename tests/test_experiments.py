@@ -14,17 +14,10 @@ from ashlib.shaping import make_shaper
 
 
 @pytest.fixture(scope="module")
-def setup():
-    gen = torch.Generator().manual_seed(0)
-    y = torch.arange(120) % 3
-    x = torch.rand(120, 1, 28, 28, generator=gen) * 0.3
-    for c in range(3):  # class c: a bright horizontal band at height 4 + 7c
-        x[y == c, :, 4 + 7 * c:11 + 7 * c, 6:22] += 0.7
-    model = train(build_model("smallresnet", 3, width=2), x[:90], y[:90],
+def setup(band_benchmark):
+    bench = band_benchmark(0)
+    model = train(build_model("smallresnet", 3, width=2), bench.x_train, bench.y_train,
                   TrainRecipe(epochs=2, batch_size=30), progress=False)
-    bench = SimpleNamespace(x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:], num_classes=3,
-                            ood={"noise": torch.rand(25, 1, 28, 28, generator=gen),
-                                 "dark": torch.rand(20, 1, 28, 28, generator=gen) * 0.2})
     ctx = experiments.build_context(model, bench, batch_size=32)
     return model, bench, ctx
 

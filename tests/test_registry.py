@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 import types
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,15 +12,8 @@ from ashlib.models import TrainRecipe, build_model, train
 
 
 @pytest.fixture(scope="module")
-def bench():
-    gen = torch.Generator().manual_seed(1)
-    y = torch.arange(120) % 3
-    x = torch.rand(120, 1, 28, 28, generator=gen) * 0.3
-    for c in range(3):  # class c: a bright horizontal band at height 4 + 7c
-        x[y == c, :, 4 + 7 * c:11 + 7 * c, 6:22] += 0.7
-    return SimpleNamespace(x_train=x[:90], y_train=y[:90], x_test=x[90:], y_test=y[90:], num_classes=3,
-                           ood={"noise": torch.rand(25, 1, 28, 28, generator=gen),
-                                "dark": torch.rand(20, 1, 28, 28, generator=gen) * 0.2})
+def bench(band_benchmark):
+    return band_benchmark(1)
 
 
 @pytest.fixture(scope="module")
