@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3.11+ and make:
 #   make book   install into .venv, execute the notebooks (embedded mnist5k benchmark), build the site
 #   make test   install into .venv, run the test suite
+#   make lab    (a student) open an assignment in JupyterLab: make lab ASSIGNMENT=ash
 # and a third check that CI runs after them:
 #   make check-site   open the built site in headless Chromium (installs Debian's chromium if missing)
 # Optional, before `make book`: `make fmnist` (Fashion-MNIST, for the book's fmnist columns).
@@ -11,13 +12,13 @@ export ASHLIB_CACHE ?= $(CURDIR)/.cache
 PROFILE ?= embedded
 RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: book notebooks site test check-site chromium fmnist rehearse install clean
+.PHONY: book notebooks site test check-site chromium fmnist rehearse install clean lab
 book: notebooks site
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[book,test]"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,classroom]"
 	touch $@
 
 notebooks: install
@@ -32,6 +33,12 @@ test: install
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+# A student's view: the student version of assignments/$(ASSIGNMENT) (written to student/ if missing)
+# opened in JupyterLab.
+ASSIGNMENT ?= ash
+lab: install
+	$(BIN)/python -m ashlib classroom lab $(ASSIGNMENT)
 
 # Optional: Fashion-MNIST for the fmnist columns of the book (Debian's package, else a checked download).
 fmnist: install

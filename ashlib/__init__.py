@@ -3,8 +3,8 @@
 The modules form layers, bottom to top (:data:`LAYERS`). A module imports only from its own layer or
 a lower one, and no imports form a cycle, function-level imports included (tests/test_architecture.py):
 
-1. foundation: ``__init__`` (this file), ``_checks``, ``cache``. Argument checks, the cache folder,
-   self-verifying cache entries.
+1. foundation: ``__init__`` (this file), ``_checks``, ``cache``, ``_sandbox``. Argument checks, the cache
+   folder, self-verifying cache entries; the grader's guard inside a kernel (never imported).
 2. method math: ``shaping``, ``scores``, ``metrics``, ``placement``, ``detector``, ``scale``, and the
    reference tables ``paper``, ``related``, ``_tables``. Tensors and tables in, tensors and tables out.
 3. assets: ``data``, ``fetch``, ``models``, ``features``. Benchmarks; finding, downloading and
@@ -12,7 +12,8 @@ a lower one, and no imports form a cycle, function-level imports included (tests
 4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
 5. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
    ``rehearsal``, ``fidelity``, ``claims``. Tables of methods, the notebooks' parameters and profiles, runs.
-6. publishing: ``plots``, ``__main__``. Figures and the command line.
+6. publishing: ``plots``, ``classroom``, ``__main__``. Figures, assignments for a class (nbgrader), the
+   command line.
 """
 from __future__ import annotations
 
@@ -27,14 +28,14 @@ __version__ = "0.1.0"
 #: The layers of the package, bottom to top, each with its modules (module docstring). A module may
 #: be listed before it exists; every module that exists must be listed.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "foundation": ("__init__", "_checks", "cache"),
+    "foundation": ("__init__", "_checks", "cache", "_sandbox"),
     "method math": ("shaping", "scores", "metrics", "placement", "detector", "scale", "paper", "related",
                     "_tables"),
     "assets": ("data", "fetch", "models", "features"),
     "detectors on networks": ("mahalanobis", "nac", "misp"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
                       "claims"),
-    "publishing": ("plots", "__main__"),
+    "publishing": ("plots", "classroom", "__main__"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ashlib {run,book,fetch} ...``.
+"""Command line: ``python -m ashlib {run,book,fetch,classroom} ...``.
 
     python -m ashlib run --profile embedded                      # every notebook, runs/embedded/
     python -m ashlib run --profile cifar10 --device cuda 01_methods -p percentile 85
@@ -6,6 +6,9 @@
     python -m ashlib run --profile imagenet --dry-run            # what a run reads, writes and costs
     python -m ashlib book --run runs/embedded                    # the site from a run folder
     python -m ashlib fetch --list                                # data sets and weights
+    python -m ashlib classroom release ash --out student/        # the student version of an assignment
+    python -m ashlib classroom grade ash submissions/ --out grades/  # gradebook.csv and feedback/
+    python -m ashlib classroom lab ash                           # open the student version in JupyterLab
 """
 from __future__ import annotations
 
@@ -52,7 +55,46 @@ def build_parser() -> argparse.ArgumentParser:
     from ashlib import fetch as fetch_module
 
     fetch_module.add_arguments(fetch)
+
+    classroom = sub.add_parser("classroom", help="assignments: student versions, grading, JupyterLab")
+    steps = classroom.add_subparsers(dest="step", required=True)
+    release = steps.add_parser("release", help="write the student version of an assignment (no solutions, "
+                               "no hidden tests)")
+    release.add_argument("assignment", help="an assignment (a folder of assignments/)")
+    release.add_argument("--out", default="student", help="folder for <assignment>/ (default: student)")
+    grade = steps.add_parser("grade", help="grade a folder of submissions into gradebook.csv and feedback/")
+    grade.add_argument("assignment", help="an assignment (a folder of assignments/)")
+    grade.add_argument("submissions", help="folder of <student>.ipynb files or <student>/ folders")
+    grade.add_argument("--out", default="grades", help="folder for gradebook.csv and feedback/ (default: grades)")
+    grade.add_argument("--timeout", type=float, default=60, help="seconds a cell may run (default: 60)")
+    grade.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: the CPUs)")
+    lab = steps.add_parser("lab", help="open the student version of an assignment in JupyterLab")
+    lab.add_argument("assignment", help="an assignment (a folder of assignments/)")
+    lab.add_argument("--dir", default="student", help="where the student version is written if missing "
+                     "(default: student)")
+    lab.add_argument("--port", type=int, default=None, help="JupyterLab's port (default: its own choice)")
     return parser
+
+
+def _classroom(args) -> int:
+    from pathlib import Path
+
+    from ashlib import classroom
+
+    if args.step == "release":
+        print(classroom.release(args.assignment, args.out))
+    elif args.step == "grade":
+        table = classroom.grade(args.assignment, args.submissions, args.out, args.timeout, args.workers)
+        print(classroom.totals(table).to_string())
+        print(f"gradebook: {Path(args.out) / 'gradebook.csv'}; feedback: {Path(args.out) / 'feedback'}/")
+    else:
+        notebook = Path(args.dir) / args.assignment / f"{args.assignment}.ipynb"
+        if not notebook.is_file():
+            notebook = classroom.release(args.assignment, args.dir)
+        import subprocess
+
+        return subprocess.call(classroom.lab_command(notebook, args.port))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides)
         elif args.command == "book":
             pipeline.build_book(args.run)
+        elif args.command == "classroom":
+            return _classroom(args)
         else:
             from ashlib import fetch as fetch_module
 

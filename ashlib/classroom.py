@@ -1,0 +1,441 @@
+"""Assignments for a class, on nbgrader: student versions, grading a folder of submissions, JupyterLab.
+
+An assignment is ``assignments/<name>/<name>.ipynb``, an nbgrader *source* notebook: solutions
+between ``### BEGIN SOLUTION`` and ``### END SOLUTION``, hidden tests between ``### BEGIN HIDDEN
+TESTS`` and ``### END HIDDEN TESTS``, graded cells marked in the cells' ``nbgrader`` metadata. Its
+notebook metadata ``ashbook.forbidden`` names the ashlib functions the student is asked to write.
+
+* :func:`release`: the student version (``nbgrader generate_assignment``: no solution, no hidden test).
+* :func:`grade`: a folder of submissions into ``gradebook.csv`` (student, question, points,
+  max_points, reason, flagged) and ``feedback/<student>.html`` (``nbgrader autograde`` and
+  ``generate_feedback``). Each submission is graded in a course folder of its own, in a child process
+  with a time limit, its kernel inside :mod:`ashlib._sandbox`, so that no submission stops the run or
+  touches another's grade. A notebook that is not valid JSON gets 0 points and says why; a cell that
+  raises or loops (``timeout`` seconds a cell) fails alone; a test cell deleted or edited is put back
+  from the source and noted; reading the hidden tests, writing outside its folder or starting a program
+  is refused and reported on an ``integrity`` row; a test cell during which a forbidden ashlib function
+  ran gets 0 points and is flagged.
+* :func:`lab_command`: JupyterLab on a student version (the ``classroom`` extra).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import yaml
+
+from ashlib._checks import ParameterError, check_choice
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = ROOT / "assignments"
+SANDBOX = Path(__file__).with_name("_sandbox.py")
+
+#: The gradebook's columns; ``points`` is empty where a person grades (and on ``integrity`` rows).
+COLUMNS = ["student", "question", "points", "max_points", "reason", "flagged"]
+#: The question of the row that reports refused file or program access.
+INTEGRITY = "integrity"
+#: Seconds a cell may run while grading, unless told otherwise.
+DEFAULT_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Question:
+    """One graded cell of an assignment (nbgrader's ``grade_id``) and what it is worth."""
+    name: str
+    points: float
+    manual: bool
+
+
+def assignment_names() -> list[str]:
+    """The assignments: folders of ``assignments/`` that hold a notebook of their own name."""
+    return sorted(p.name for p in ASSIGNMENTS.iterdir() if (p / f"{p.name}.ipynb").is_file())
+
+
+def source_notebook(name: str) -> Path:
+    """The instructor's notebook of assignment ``name`` (solutions and hidden tests)."""
+    check_choice("assignment", name, assignment_names())
+    return ASSIGNMENTS / name / f"{name}.ipynb"
+
+
+def questions(name: str) -> list[Question]:
+    """The graded cells of assignment ``name``, in notebook order."""
+    nb = nbformat.read(source_notebook(name), as_version=4)
+    found = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            manual = cell.cell_type == "markdown" or bool(meta.get("solution"))
+            found.append(Question(meta["grade_id"], float(meta["points"]), manual))
+    return found
+
+
+def forbidden(name: str) -> list[str]:
+    """The ashlib functions assignment ``name`` asks the student to write (never to call)."""
+    nb = nbformat.read(source_notebook(name), as_version=4)
+    return list(nb.metadata.get("ashbook", {}).get("forbidden", []))
+
+
+# ------------------------------------------------------------------------------------------ nbgrader
+
+def _environment(extra: dict | None = None) -> dict:
+    """The child's environment: this Python's scripts first on PATH (nbgrader runs ``alembic``)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(extra or {})
+    return env
+
+
+def _nbgrader(*args: str, course: Path, env: dict | None = None, timeout: float | None = None):
+    """Run ``nbgrader ARGS`` on ``course``; the CompletedProcess (output captured)."""
+    cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"]
+    return subprocess.run(cmd, cwd=course, env=env or _environment(), capture_output=True, text=True,
+                          timeout=timeout, start_new_session=True)
+
+
+def _generate(name: str, course: Path) -> Path:
+    """``nbgrader generate_assignment`` of ``name`` in a new ``course`` folder; the release folder."""
+    shutil.copytree(ASSIGNMENTS / name, course / "source" / name, ignore=shutil.ignore_patterns(
+        "samples.yaml", ".ipynb_checkpoints", "__pycache__"))
+    done = _nbgrader("generate_assignment", name, "--create", "--force", course=course)
+    release_dir = course / "release" / name
+    if done.returncode or not (release_dir / f"{name}.ipynb").is_file():
+        raise RuntimeError(f"nbgrader could not generate assignment {name!r}:\n{done.stderr[-3000:]}")
+    return release_dir
+
+
+def release(name: str, out: str | Path) -> Path:
+    """Write the student version of assignment ``name`` to ``out/<name>/``; its notebook's path.
+
+    ``out/<name>`` is replaced whole, and only once the new version is complete."""
+    check_choice("assignment", name, assignment_names())
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ashbook-release-") as tmp:
+        release_dir = _generate(name, Path(tmp) / "course")
+        staging = out / f".{name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(release_dir, staging)
+    target = out / name
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target / f"{name}.ipynb"
+
+
+# ------------------------------------------------------------------------------------------ submissions
+
+def _student_id(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip("._") or "student"
+
+
+def find_submissions(folder: str | Path, name: str) -> dict[str, Path]:
+    """Student -> notebook in ``folder``: ``<student>.ipynb``, or ``<student>/`` holding
+    ``<name>.ipynb`` (also as ``<student>/<name>/<name>.ipynb``, nbgrader's layout) or one notebook."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ParameterError(f"submissions must be a folder of notebooks, got {str(folder)!r}, which is not a folder.")
+    found: dict[str, Path] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix == ".ipynb":
+            path = entry
+        elif entry.is_dir():
+            candidates = [entry / f"{name}.ipynb", entry / name / f"{name}.ipynb"]
+            candidates += sorted(p for p in entry.glob("*.ipynb"))
+            path = next((p for p in candidates if p.is_file()), None)
+            if path is None:
+                continue
+        else:
+            continue
+        student = _student_id(entry.stem if entry.is_file() else entry.name)
+        while student in found:
+            student += "_"
+        found[student] = path
+    return found
+
+
+def submission_from(name: str, cells: dict[str, str]) -> nbformat.NotebookNode:
+    """The instructor's notebook of ``name`` with the sources of the cells named (``grade_id``)
+    replaced: a synthetic submission. Unknown names raise."""
+    nb = nbformat.read(source_notebook(name), as_version=4)
+    ids = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    unknown = sorted(set(cells) - set(ids))
+    if unknown:
+        raise ParameterError(f"cells {unknown} are not cells of assignment {name!r}; known: {sorted(k for k in ids if k)}.")
+    for grade_id, text in cells.items():
+        ids[grade_id].source = text.rstrip("\n")
+    return nb
+
+
+def samples(name: str) -> dict[str, dict]:
+    """The synthetic submissions of ``assignments/<name>/samples.yaml``: name -> ``about``, ``cells``,
+    ``points`` (the autograded cells that lose points and what they get)."""
+    path = ASSIGNMENTS / name / "samples.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def expected_points(name: str, sample: dict) -> dict[str, float]:
+    """Every autograded question's points for ``sample`` (one entry of :func:`samples`)."""
+    return {q.name: float(sample.get("points", {}).get(q.name, q.points)) for q in questions(name) if not q.manual}
+
+
+# ------------------------------------------------------------------------------------------ grading
+
+def _first_error(cell, timeout: float) -> str | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error" and out.get("ename") in ("KeyboardInterrupt", "CellTimeoutError"):
+            return f"stopped after {timeout:g} s (the cell's time limit): an endless loop, or far too slow"
+        if out.get("output_type") == "error":
+            value = re.sub(r"\x1b\[[0-9;]*m", "", str(out.get("evalue", ""))).strip()
+            value = value.splitlines()[0] if value else ""
+            return f"{out.get('ename', 'Error')}: {value}"[:300] if value else out.get("ename", "Error")
+    return None
+
+
+def _test_changes(submitted: Path, release_nb: Path, source_nb: Path) -> dict[str, str]:
+    """Autograded cells the student deleted or edited (neither the student's nor the instructor's
+    version): grade_id -> note."""
+    try:
+        sub = nbformat.read(submitted, as_version=4)
+    except Exception:  # unreadable: reported elsewhere
+        return {}
+    given = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in sub.cells}
+    source = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
+              for c in nbformat.read(source_nb, as_version=4).cells}
+    notes = {}
+    for cell in nbformat.read(release_nb, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            gid = meta["grade_id"]
+            if gid not in given:
+                notes[gid] = "this test cell was deleted; the original was put back and run"
+            elif given[gid].strip() not in (cell.source.strip(), source.get(gid, "").strip()):
+                notes[gid] = "this test cell was edited; the original was run"
+    return notes
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` is not a notebook nbgrader can grade, or None."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # invalid JSON, not a notebook, unreadable bytes
+        return f"the file is not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+    if not isinstance(nb.get("cells"), list):
+        return "the file is not a notebook (no cells)"
+    return None
+
+
+def _rows_for(student: str, qs: list[Question], points, reason: str) -> list[dict]:
+    return [dict(student=student, question=q.name, points=None if q.manual else points,
+                 max_points=q.points, reason="to grade by hand with the rubric" if q.manual else reason,
+                 flagged=False) for q in qs]
+
+
+def _plain_feedback(path: Path, name: str, student: str, reason: str) -> None:
+    """Feedback for a submission nbgrader could not grade: the reason, as a page."""
+    import html
+
+    path.write_text(f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(name)}: "
+                    f"{html.escape(student)}</title></head><body><h1>{html.escape(name)}: {html.escape(student)}"
+                    f"</h1><p>Your submission could not be graded: {html.escape(reason)}.</p></body></html>\n",
+                    encoding="utf-8")
+
+
+def _grade_one(name: str, student: str, path: Path, template: Path, work: Path, deny: list[Path],
+               timeout: float, feedback_dir: Path) -> list[dict]:
+    rows = _graded_rows(name, student, path, template, work, deny, timeout, feedback_dir)
+    if not (feedback_dir / f"{student}.html").is_file():
+        _plain_feedback(feedback_dir / f"{student}.html", name, student, rows[0]["reason"])
+    return rows
+
+
+def _graded_rows(name: str, student: str, path: Path, template: Path, work: Path, deny: list[Path],
+                 timeout: float, feedback_dir: Path) -> list[dict]:
+    qs = questions(name)
+    why = _unreadable(path)
+    if why:
+        return _rows_for(student, qs, 0.0, why)
+    course = work / student
+    shutil.copytree(template, course)
+    submitted = course / "submitted" / student / name / f"{name}.ipynb"
+    submitted.parent.mkdir(parents=True)
+    shutil.copy2(path, submitted)
+    own = course / "autograded" / student / name
+    scratch = course / "scratch"
+    ipython = course / "ipython"
+    (ipython / "profile_default" / "startup").mkdir(parents=True)
+    shutil.copy2(SANDBOX, ipython / "profile_default" / "startup" / "00-ashbook-sandbox.py")
+    scratch.mkdir()
+    log = work / f"{student}.sandbox.jsonl"
+    from ashlib import cache_dir  # the cache's folder, where the kernel's ashlib reads and writes
+    settings = dict(deny=[str(p) for p in [*deny, course]], write=[str(own), str(scratch), str(ipython), str(cache_dir())],
+                    log=str(log), forbidden=forbidden(name))
+    env = _environment({"ASHBOOK_SANDBOX": json.dumps(settings), "IPYTHONDIR": str(ipython),
+                        "TMPDIR": str(scratch), "MPLCONFIGDIR": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"})
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(source_notebook(name), as_version=4).cells)
+    limit = timeout * (code_cells + 2) + 120
+    try:  # autograde, then feedback, in one child process (this module's __main__)
+        done = subprocess.run([sys.executable, "-m", "ashlib.classroom", str(course), name, student, str(timeout)],
+                              cwd=course, env=env, capture_output=True, text=True, timeout=limit,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return _rows_for(student, qs, 0.0, f"grading stopped after {limit:.0f} s: the kernel did not "
+                         "answer interrupts (an endless loop that catches KeyboardInterrupt?)")
+    graded = own / f"{name}.ipynb"
+    if done.returncode or not graded.is_file():
+        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        return _rows_for(student, qs, 0.0, f"nbgrader could not grade this notebook ({tail[0][:200]})")
+    scores = _scores(course, name, student)
+    nb = nbformat.read(graded, as_version=4)
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    by_source = {hashlib.sha1(c.source.encode()).hexdigest(): c.metadata.get("nbgrader", {}).get("grade_id")
+                 for c in nb.cells if c.cell_type == "code"}
+    events = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    called = {}
+    for e in events:
+        if e["kind"] == "forbidden" and by_source.get(e["cell"]):
+            called.setdefault(by_source[e["cell"]], set()).add(e["detail"])
+    changes = _test_changes(submitted, course / "release" / name / f"{name}.ipynb", source_notebook(name))
+    rows = []
+    for q in qs:
+        score, max_score = scores.get(q.name, (None, q.points))
+        cell = cells.get(q.name, {})
+        if q.manual:
+            row = dict(points=None, reason="to grade by hand with the rubric", flagged=False)
+        elif q.name in called:
+            names = ", ".join(sorted(called[q.name]))
+            row = dict(points=0.0, flagged=True, reason=f"flagged: called {names}, which the assignment asks "
+                       "you to write; 0 points until the teacher reviews it")
+        else:
+            error = _first_error(cell, timeout)
+            row = dict(points=float(score or 0.0), flagged=False,
+                       reason=error if error else ("passed" if score == max_score else "no points"))
+        if q.name in changes:
+            row["reason"] += f" ({changes[q.name]})"
+        rows.append(dict(student=student, question=q.name, max_points=float(max_score), **row))
+    refused = [e for e in events if e["kind"] != "forbidden"]
+    if refused:
+        what = "; ".join(sorted({f"{e['kind']} {e['detail']}" for e in refused}))[:500]
+        rows.append(dict(student=student, question=INTEGRITY, points=None, max_points=None, flagged=True,
+                         reason=f"refused while grading: {what}"))
+    html = course / "feedback" / student / name / f"{name}.html"
+    if html.is_file():
+        shutil.copy2(html, feedback_dir / f"{student}.html")
+    return rows
+
+
+def _scores(course: Path, name: str, student: str) -> dict[str, tuple[float | None, float]]:
+    from nbgrader.api import Gradebook  # the classroom extra
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        nb = gb.find_submission_notebook(name, name, student)
+        return {g.name: (None if g.needs_manual_grade and g.auto_score is None else g.score, g.max_score)
+                for g in nb.grades}
+
+
+def grade(name: str, submissions: str | Path, out: str | Path, timeout: float = DEFAULT_TIMEOUT,
+          workers: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Grade every submission of assignment ``name`` in the folder ``submissions`` (see
+    :func:`find_submissions`) into ``out/gradebook.csv`` and ``out/feedback/<student>.html``; the
+    gradebook (:data:`COLUMNS`, one row per student and graded cell, plus ``integrity`` rows).
+
+    ``timeout``: seconds a cell may run. ``workers``: submissions graded at once (default: the CPUs).
+    The gradebook and the feedback folder appear only when every submission has been graded."""
+    check_choice("assignment", name, assignment_names())
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ParameterError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    workers = workers or os.cpu_count() or 1
+    if not (isinstance(workers, int) and workers > 0):
+        raise ParameterError(f"workers must be a positive integer, got {workers!r}.")
+    found = find_submissions(submissions, name)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ashbook-grade-") as tmp:
+        work = Path(tmp)
+        template = work / "template"
+        _generate(name, template)
+        feedback = work / "feedback"
+        feedback.mkdir()
+        deny = [work, ASSIGNMENTS, Path(submissions).resolve(), out.resolve()]
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(found), desc=f"grading {name}", unit="submission", disable=not progress)
+
+        def one(item):
+            student, path = item
+            try:
+                rows = _grade_one(name, student, path, template, work / "students", deny, timeout, feedback)
+            except Exception as err:  # never lose the other students' grades
+                rows = _rows_for(student, questions(name), 0.0, f"the grader failed on this submission "
+                                 f"({type(err).__name__}: {err})")
+            bar.update()
+            return rows
+
+        (work / "students").mkdir()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            rows = [r for chunk in pool.map(one, found.items()) for r in chunk]
+        bar.close()
+        table = pd.DataFrame(rows, columns=COLUMNS)
+        partial = out / ".gradebook.csv.partial"
+        table.to_csv(partial, index=False)
+        shutil.rmtree(out / "feedback", ignore_errors=True)
+        shutil.copytree(feedback, out / "feedback")
+        partial.replace(out / "gradebook.csv")
+    return table
+
+
+def totals(gradebook: pd.DataFrame) -> pd.DataFrame:
+    """Per student: autograded points, their maximum, points left to grade by hand, and flags."""
+    graded = gradebook[gradebook.question != INTEGRITY]
+    auto = graded[graded.points.notna()]
+    manual = graded[graded.points.isna()]
+    return pd.DataFrame({
+        "points": auto.groupby("student").points.sum(),
+        "of": auto.groupby("student").max_points.sum(),
+        "by hand": manual.groupby("student").max_points.sum(),
+        "flags": gradebook.groupby("student").flagged.sum().astype(int),
+    }).fillna({"by hand": 0.0})
+
+
+# ------------------------------------------------------------------------------------------ JupyterLab
+
+def lab_command(notebook: str | Path, port: int | None = None) -> list[str]:
+    """The command that opens ``notebook`` in JupyterLab (the ``classroom`` extra); as root (a
+    container), with ``--allow-root``, which JupyterLab otherwise asks for."""
+    cmd = [sys.executable, "-m", "jupyterlab", str(notebook)]
+    cmd += [f"--ServerApp.port={port}"] if port else []
+    return cmd + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+
+
+def _autograde_and_feedback(course: str, name: str, student: str, timeout: str) -> int:
+    """The child process of :func:`grade`: nbgrader's autograde and feedback of one student."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = course
+    config.Execute.timeout = int(float(timeout))
+    config.OverwriteCells.add_missing_cells = True
+    api = NbGraderAPI(config=config)
+    result = api.autograde(name, student, force=True, create=True)
+    if not result["success"]:
+        print(result.get("error") or result.get("log"), file=sys.stderr)
+        return 1
+    api.generate_feedback(name, student, force=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_autograde_and_feedback(*sys.argv[1:5]))
+
