@@ -11,9 +11,9 @@ a lower one, and no imports form a cycle, function-level imports included (tests
    verifying files (in fetch alone); building networks; cached activations.
 4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
 5. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
-   ``rehearsal``, ``fidelity``, ``claims``. Tables of methods, the notebooks' parameters and profiles, runs.
-6. publishing: ``plots``, ``classroom``, ``__main__``. Figures, assignments for a class (nbgrader), the
-   command line.
+   ``rehearsal``, ``fidelity``, ``claims``, ``classroom``. Tables of methods, the notebooks' parameters and
+   profiles, runs; assignments for a class (nbgrader).
+6. publishing: ``plots``, ``__main__``. Figures and the command line.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "assets": ("data", "fetch", "models", "features"),
     "detectors on networks": ("mahalanobis", "nac", "misp"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
-                      "claims"),
-    "publishing": ("plots", "classroom", "__main__"),
+                      "claims", "classroom"),
+    "publishing": ("plots", "__main__"),
 }
 
 

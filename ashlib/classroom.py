@@ -402,7 +402,7 @@ def totals(gradebook: pd.DataFrame) -> pd.DataFrame:
     manual = graded[graded.points.isna()]
     return pd.DataFrame({
         "points": auto.groupby("student").points.sum(),
-        "of": auto.groupby("student").max_points.sum(),
+        "out of": auto.groupby("student").max_points.sum(),
         "by hand": manual.groupby("student").max_points.sum(),
         "flags": gradebook.groupby("student").flagged.sum().astype(int),
     }).fillna({"by hand": 0.0})

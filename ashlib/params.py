@@ -344,6 +344,18 @@ def _scale_factors(name, value, _params=None) -> None:
     _list(name, value, "positive numbers", _items(lambda v: _is_number(v) and v > 0, "a positive number"))
 
 
+def _assignment(name, value, _params=None) -> None:
+    from ashlib.classroom import assignment_names  # the folders of assignments/
+
+    if value not in assignment_names():
+        raise _fail(name, value, f"one of {', '.join(map(repr, assignment_names()))}")
+
+
+def _timeout(name, value, _params=None) -> None:
+    if not (_is_number(value) and value > 0):
+        raise _fail(name, value, "a positive number of seconds")
+
+
 _COMMON = {"benchmark": _benchmark, "model": _model, "width": _positive_int, "epochs": _positive_int,
            "device": _device, "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
            "data_root": _optional_str, "checkpoint": _checkpoint, "results_dir": _optional_str,
@@ -371,6 +383,7 @@ NOTEBOOK_PARAMETERS = {
     "06_misp": {**_COMMON, "benchmark": _embedded_benchmark, "entropy_weights": _entropy_weights,
                 "near_set": _ood_set, "far_set": _far_set, "mixture_fractions": _fractions,
                 "mixture_n": _positive_int},
+    "07_classroom": {"sample_assignment": _assignment, "timeout": _timeout},
 }
 
 

@@ -287,7 +287,7 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     if target.resolve() != run_dir:
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        for path in [*run_dir.glob("*.csv"), *run_dir.glob("run.json")]:
+        for path in [*run_dir.glob("*.csv"), *run_dir.glob("*.zip"), *run_dir.glob("run.json")]:
             shutil.copy2(path, target / path.name)
         for path in executed:  # the site publishes its notebooks as they render: without stderr
             _without_stderr(path, target / path.name)
