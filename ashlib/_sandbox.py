@@ -79,6 +79,14 @@ def _install() -> None:
         elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn"):
             refuse("program", str(args[0])[:200], "starting programs is not allowed while grading")
 
+    # libraries that start programs while they load (torch asks ldconfig and gcc where its CUDA
+    # libraries are) are loaded before the guard, as a student's import would otherwise be refused
+    for preload in ("numpy", "torch"):
+        try:
+            __import__(preload)
+        except ImportError:
+            pass
+
     inside = {"depth": 0}  # a forbidden function's own calls of another are not the student's
 
     for name in settings["forbidden"]:

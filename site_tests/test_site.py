@@ -97,7 +97,7 @@ def test_the_site_has_every_chapter():
     names = pages()
     for chapter in ("intro.html", "results.html", "references.html", "run/00_benchmark.html", "run/01_methods.html",
                     "run/02_placements.html", "run/03_global_vs_local.html", "run/04_ash_rand.html",
-                    "run/05_nac.html", "run/06_misp.html"):
+                    "run/05_nac.html", "run/06_misp.html", "run/07_classroom.html"):
         assert chapter in names
 
 
@@ -180,3 +180,56 @@ def test_the_methods_chapter_shows_ash_s_and_folds_its_orchestration(server, bro
     browser.execute_script(f"{first}.querySelector('summary').click()")
     assert browser.execute_script(f"return {first}.open") is True
     assert browser.execute_script(shown) is True
+
+
+def test_an_exercise_s_solution_is_folded_and_opens_on_its_executed_output(server, browser):
+    """sphinx-exercise: the chapter's exercises are admonitions ``div.exercise`` titled "Exercise N"
+    (numbered through the book), each solution an admonition ``div.solution.dropdown`` whose title links
+    to its exercise. sphinx-togglebutton folds it (class ``toggle-hidden``: the body stays in the page,
+    hidden) behind a ``button.toggle-button`` in the title. A solution with code holds the executed cell
+    and its output (``.cell_output``), shown once the toggle is clicked."""
+    open_page(browser, urljoin(server, "run/01_methods.html"))
+    titles = browser.execute_script(
+        "return Array.from(document.querySelectorAll('div.exercise .admonition-title')).map(t => t.innerText)")
+    numbers = [int(m.group(1)) for t in titles if (m := re.match(r"Exercise (\d+)", t))]
+    assert len(titles) >= 2 and len(numbers) == len(titles), titles  # numbered through the book, in order
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), titles
+    solution = ("Array.from(document.querySelectorAll('div.solution.dropdown'))"
+                ".find(s => s.querySelector('.cell_output'))")
+    assert browser.execute_script(f"return {solution} !== undefined")
+    # the title names the exercise it solves and links to it
+    target = browser.execute_script(f"return {solution}.querySelector('.admonition-title a').getAttribute('href')")
+    assert target.startswith("#") and browser.execute_script(
+        f"return document.getElementById('{target[1:]}').classList.contains('exercise')")
+    shown = (f"return {solution}.querySelector('.cell_output')"
+             ".checkVisibility({visibilityProperty: true, opacityProperty: true})")
+    assert browser.execute_script(f"return {solution}.classList.contains('toggle-hidden')") is True
+    assert browser.execute_script(shown) is False
+    browser.execute_script(f"{solution}.querySelector('button.toggle-button').click()")
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script(shown))
+    assert browser.execute_script(f"return {solution}.classList.contains('toggle-hidden')") is False
+    output = browser.execute_script(f"return {solution}.querySelector('.cell_output').innerText")
+    assert output.strip(), "the solution's code cell has no output"
+
+
+def test_the_teachers_page_offers_every_student_version_for_download(server, browser):
+    """The For-teachers page links one zip per assignment (Sphinx's download role); each downloads
+    from the site and holds the student notebook, without a solution."""
+    import io
+    import json as json_module
+    import urllib.request
+    import zipfile
+
+    open_page(browser, urljoin(server, "run/07_classroom.html"))
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('a.download')).map(a => a.href)")
+    zips = {Path(urlparse(u).path).name: u for u in links if u.endswith(".zip")}
+    assert set(zips) == {f"student_{n}.zip" for n in ("ash", "experiment", "metrics", "nac")}, links
+    for name, url in zips.items():
+        assignment = name.removeprefix("student_").removesuffix(".zip")
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            archive = zipfile.ZipFile(io.BytesIO(answer.read()))
+        notebook = json_module.loads(archive.read(f"{assignment}/{assignment}.ipynb"))
+        text = json_module.dumps(notebook)
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+        assert "NotImplementedError" in text

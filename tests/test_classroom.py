@@ -1,0 +1,347 @@
+"""The classroom: student versions without solutions or hidden tests, and a grader that gives a class of
+synthetic submissions exactly the points they deserve, whatever they do (nbgrader underneath)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from ashlib import ParameterError, classroom
+
+ASSIGNMENTS = classroom.assignment_names()
+#: Seconds a cell may run in the graded classes: long enough for the embedded benchmark's cells,
+#: short enough that the endless loop costs little.
+TIMEOUT = {"ash": 5}
+GRAFFITI = Path("/tmp") / f"ashbook-graffiti-{os.getpid()}.txt"
+
+
+def test_every_assignment_named_in_the_issue_exists():
+    assert {"ash", "metrics", "nac", "experiment"} <= set(ASSIGNMENTS)
+    for name in ASSIGNMENTS:
+        assert classroom.questions(name), f"{name} has no graded cell"
+        assert classroom.samples(name), f"{name} has no synthetic submissions (samples.yaml)"
+
+
+def _blocks(source: str, begin: str, end: str) -> list[str]:
+    """The lines between the markers (``### BEGIN SOLUTION``...), markers left out."""
+    return [line for block in re.findall(rf"{begin}\n(.*?)\n[ \t]*{end}", source, re.S) for line in block.splitlines()]
+
+
+class _Released(dict):
+    """Each assignment's student version, written on first use: name -> notebook."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def __missing__(self, name):
+        self[name] = classroom.release(name, self.out)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    return _Released(tmp_path_factory.mktemp("student"))
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_student_version_has_no_solution_line_and_no_hidden_test(name, released):
+    source = classroom.source_notebook(name).read_text()
+    student = nbformat.read(released[name], as_version=4)
+    student_code = "\n".join(c.source for c in student.cells)
+    shown = {line.strip() for c in student.cells for line in c.source.splitlines()}
+    secret = set()
+    for cell in nbformat.read(classroom.source_notebook(name), as_version=4).cells:
+        secret |= {line.strip() for line in _blocks(cell.source, "### BEGIN SOLUTION", "### END SOLUTION")}
+        secret |= {line.strip() for line in _blocks(cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
+    # lines also written outside the blocks (a bare `return out`) say nothing; everything else must go
+    outside = {line.strip() for cell in nbformat.read(classroom.source_notebook(name), as_version=4).cells
+               for line in re.sub(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END \1", "", cell.source,
+                                  flags=re.S).splitlines()}
+    secret = {line for line in secret if len(line) > 3} - outside
+    assert secret, "the source has no solution or hidden test to strip"
+    assert not secret & shown, f"solution or hidden-test lines left in the student version: {sorted(secret & shown)[:5]}"
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in student_code
+    assert "### BEGIN SOLUTION" in source  # the instructor's version has them
+
+
+@pytest.mark.project_cache
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_untouched_student_version_runs_and_only_its_stubs_raise(name, released, tmp_path):
+    nb = nbformat.read(released[name], as_version=4)
+    NotebookClient(nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o.ename for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors, "the stubs should raise"
+    assert set(errors) == {"NotImplementedError"}, errors
+
+
+# ------------------------------------------------------------------------------------ a graded class
+
+def _write_class(name: str, folder: Path, released_nb: Path) -> dict[str, dict[str, float] | None]:
+    """Write the synthetic class of ``name`` into ``folder``; student -> expected points per autograded
+    question (None: checked by a test of its own)."""
+    full = {q.name: q.points for q in classroom.questions(name) if not q.manual}
+    expected = {"instructor": full, "untouched": {q: 0.0 for q in full}}
+    shutil.copy(classroom.source_notebook(name), folder / "instructor.ipynb")
+    shutil.copy(released_nb, folder / "untouched.ipynb")
+    for sample, spec in classroom.samples(name).items():
+        nbformat.write(classroom.submission_from(name, spec["cells"]), folder / f"{sample}.ipynb")
+        expected[sample] = classroom.expected_points(name, spec)
+    if name != "ash":
+        return expected
+    # the misbehaving ones, on the ASH assignment
+    nbformat.write(classroom.submission_from(name, {"ash_p": "def ash_p(x, p):\n    while True:\n        pass"}),
+                   folder / "loops.ipynb")
+    peek = ("import pathlib\n\ndef ash_b(x, p):\n    raise NotImplementedError\n\n"
+            "course = pathlib.Path.cwd().parents[2]\nprint(open(course / 'source' / 'ash' / 'ash.ipynb').read()[:80])\n")
+    nbformat.write(classroom.submission_from(name, {"ash_b": peek}), folder / "peeks.ipynb")
+    scribble = f"def ash_s(x, p):\n    raise NotImplementedError\n\nopen({str(GRAFFITI)!r}, 'w').write('was here')\n"
+    nbformat.write(classroom.submission_from(name, {"ash_s": scribble}), folder / "scribbles.ipynb")
+    tampered = classroom.submission_from(name, {"ash_p_example": "# I trust my code\nassert True"})
+    tampered.cells = [c for c in tampered.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "ash_b_edges"]
+    nbformat.write(tampered, folder / "tampers.ipynb")
+    (folder / "broken.ipynb").write_text('{"cells": [ {"cell_type": "code", ')
+    expected.update(loops=None, peeks=None, scribbles=None, tampers=full, broken={q: 0.0 for q in full})
+    return expected
+
+
+class _Classes(dict):
+    """Each assignment's class, graded on first use: name -> (gradebook, expected points, output folder)."""
+
+    def __init__(self, factory, released):
+        super().__init__()
+        self.factory, self.released = factory, released
+
+    def __missing__(self, name):
+        folder = self.factory.mktemp(f"submissions-{name}")
+        expected = _write_class(name, folder, self.released[name])
+        out = self.factory.mktemp(f"grades-{name}")
+        table = classroom.grade(name, folder, out, timeout=TIMEOUT.get(name, 120), progress=False)
+        self[name] = (table, expected, out)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, released):
+    return _Classes(tmp_path_factory, released)
+
+
+def _points(table: pd.DataFrame, student: str) -> dict[str, float]:
+    rows = table[(table.student == student) & (table.question != classroom.INTEGRITY) & table.points.notna()]
+    return dict(zip(rows.question, rows.points))
+
+
+@pytest.mark.project_cache
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_every_submission_gets_exactly_its_expected_points(name, graded):
+    table, expected, _ = graded[name]
+    for student, points in expected.items():
+        if points is not None:
+            assert _points(table, student) == points, (student, table[table.student == student].to_string())
+
+
+@pytest.mark.project_cache
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_gradebook_has_its_columns_a_reason_everywhere_and_feedback_per_student(name, graded):
+    table, expected, out = graded[name]
+    on_disk = pd.read_csv(out / "gradebook.csv")
+    assert list(on_disk.columns) == classroom.COLUMNS
+    assert len(on_disk) == len(table)
+    assert set(table.student) == set(expected)
+    assert table.reason.map(lambda r: isinstance(r, str) and len(r) > 0).all()
+    for student in expected:
+        assert (out / "feedback" / f"{student}.html").is_file(), student
+    # only the ASH class's peeking and scribbling students tried anything the sandbox refuses
+    refused = set(table[table.question == classroom.INTEGRITY].student)
+    assert refused == ({"peeks", "scribbles"} if name == "ash" else set()), table[table.question == classroom.INTEGRITY]
+    manual = [q.name for q in classroom.questions(name) if q.manual]
+    for q in manual:  # a person grades these: no points, and the reason says so
+        rows = table[table.question == q]
+        assert rows.points.isna().all() and (rows.reason == "to grade by hand with the rubric").all()
+
+
+@pytest.mark.project_cache
+def test_a_wrong_answer_says_what_failed(graded):
+    table, _, _ = graded["ash"]
+    row = table[(table.student == "off_by_one_k") & (table.question == "ash_p_random")].iloc[0]
+    assert row.points == 0 and row.reason.startswith("AssertionError: wrong values at p = ")
+    row = table[(table.student == "untouched") & (table.question == "ash_s_edges")].iloc[0]
+    assert row.reason == "NotImplementedError"
+
+
+@pytest.mark.project_cache
+def test_an_endless_loop_costs_only_the_cells_it_stops(graded):
+    table, expected, _ = graded["ash"]
+    points = _points(table, "loops")
+    assert points == {**expected["instructor"], "ash_p_example": 0, "ash_p_random": 0, "ash_p_edges": 0}
+    reasons = table[(table.student == "loops") & table.question.str.startswith("ash_p")].reason
+    assert reasons.str.startswith(f"stopped after {TIMEOUT['ash']} s").all()
+
+
+@pytest.mark.project_cache
+def test_reading_the_hidden_tests_or_writing_outside_is_refused_and_reported(graded):
+    table, expected, _ = graded["ash"]
+    for student, question in [("peeks", "ash_b"), ("scribbles", "ash_s")]:
+        points = _points(table, student)
+        lost = {q: 0.0 for q in points if q.startswith(question)}
+        assert points == {**expected["instructor"], **lost}, student  # everything else still counts
+        integrity = table[(table.student == student) & (table.question == classroom.INTEGRITY)]
+        assert len(integrity) == 1 and integrity.flagged.all()
+    peeks = table[(table.student == "peeks") & (table.question == classroom.INTEGRITY)].reason.iloc[0]
+    assert peeks.startswith("refused while grading: read ") and peeks.endswith("source/ash/ash.ipynb")
+    scribbles = table[(table.student == "scribbles") & (table.question == classroom.INTEGRITY)].reason.iloc[0]
+    assert scribbles == f"refused while grading: write {GRAFFITI}"
+    assert not GRAFFITI.exists()
+    honest = table[~table.student.isin(["peeks", "scribbles"])]
+    assert not (honest.question == classroom.INTEGRITY).any()
+
+
+@pytest.mark.project_cache
+def test_calling_ashlibs_own_function_is_flagged_where_it_happens(graded):
+    table, _, _ = graded["ash"]
+    rows = table[(table.student == "uses_ashlib")]
+    flagged = rows[rows.flagged]
+    assert list(flagged.question) == ["ash_b_example", "ash_b_random", "ash_b_edges"]
+    assert (flagged.points == 0).all()
+    assert flagged.reason.str.startswith("flagged: called ashlib.shaping.ash_b,").all()
+    assert "kept_count" not in flagged.reason.iloc[0]  # ash_b's own calls are not the student's
+    others = table[(table.student != "uses_ashlib") & (table.question != classroom.INTEGRITY)]
+    assert not others.flagged.any()
+
+
+@pytest.mark.project_cache
+def test_edited_and_deleted_tests_are_put_back_and_noted(graded):
+    table, _, _ = graded["ash"]
+    rows = table[table.student == "tampers"].set_index("question")
+    assert rows.loc["ash_p_example", "reason"] == "passed (this test cell was edited; the original was run)"
+    assert rows.loc["ash_b_edges", "reason"] == "passed (this test cell was deleted; the original was put back and run)"
+    assert rows.loc["ash_p_random", "reason"] == "passed"
+
+
+@pytest.mark.project_cache
+def test_a_notebook_that_is_not_json_gets_zero_and_the_reason(graded):
+    table, _, out = graded["ash"]
+    rows = table[table.student == "broken"]
+    assert rows.reason.str.startswith("the file is not a readable notebook (NotJSONError").all()
+    assert "could not be graded" in (out / "feedback" / "broken.html").read_text()
+
+
+# ------------------------------------------------------------------------------------ the sandbox alone
+
+def test_the_sandbox_refuses_and_records_in_a_plain_python(tmp_path):
+    """The guard, outside nbgrader: reads under a denied folder, writes outside the allowed ones and
+    programs are refused; a forbidden function still works and is recorded."""
+    secret = tmp_path / "course" / "source"
+    secret.mkdir(parents=True)
+    (secret / "hidden.txt").write_text("the answer")
+    own = tmp_path / "course" / "own"
+    own.mkdir()
+    log = tmp_path / "log.jsonl"
+    script = f"""
+import runpy, json
+runpy.run_path({str(classroom.SANDBOX)!r})
+import ashlib.shaping, torch
+results = {{}}
+for what, action in [("read", lambda: open({str(secret / 'hidden.txt')!r}).read()),
+                     ("write", lambda: open({str(tmp_path / 'outside.txt')!r}, "w")),
+                     ("own", lambda: open({str(own / 'mine.txt')!r}, "w").write("ok")),
+                     ("program", lambda: __import__("subprocess").run(["true"]))]:
+    try:
+        action()
+        results[what] = "allowed"
+    except PermissionError as err:
+        results[what] = str(err)
+results["ash_b"] = ashlib.shaping.ash_b(torch.ones(1, 4), 50).tolist()
+print(json.dumps(results))
+"""
+    settings = {"deny": [str(tmp_path / "course")], "write": [str(own)], "log": str(log),
+                "forbidden": ["ashlib.shaping.ash_b"]}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ASHBOOK_SANDBOX": json.dumps(settings)})
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["read"].startswith("ashbook grader: ") and "off limits" in results["read"]
+    assert results["write"].startswith("ashbook grader: writing ")
+    assert results["own"] == "allowed"
+    assert results["program"] == "ashbook grader: starting programs is not allowed while grading"
+    assert results["ash_b"] == [[2.0, 2.0, 0.0, 0.0]] or sorted(results["ash_b"][0]) == [0.0, 0.0, 2.0, 2.0]
+    kinds = [json.loads(line)["kind"] for line in log.read_text().splitlines()]
+    assert kinds == ["read", "write", "program", "forbidden"]
+    assert not (tmp_path / "outside.txt").exists()
+
+
+# ------------------------------------------------------------------------------------ inputs and commands
+
+def test_bad_inputs_name_the_parameter(tmp_path):
+    with pytest.raises(ParameterError, match="assignment"):
+        classroom.grade("nope", tmp_path, tmp_path / "out")
+    with pytest.raises(ParameterError, match="submissions must be a folder"):
+        classroom.grade("ash", tmp_path / "missing", tmp_path / "out")
+    with pytest.raises(ParameterError, match="timeout must be a positive number"):
+        classroom.grade("ash", tmp_path, tmp_path / "out", timeout=0)
+    with pytest.raises(ParameterError, match=r"cells \['nope'\] are not cells of assignment 'ash'"):
+        classroom.submission_from("ash", {"nope": ""})
+
+
+def test_the_command_line_releases_and_refuses_an_unknown_assignment(tmp_path):
+    cmd = [sys.executable, "-m", "ashlib", "classroom"]
+    done = subprocess.run([*cmd, "release", "ash", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == tmp_path / "ash" / "ash.ipynb"
+    done = subprocess.run([*cmd, "grade", "nope", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "assignment" in done.stderr and "'nope'" in done.stderr
+
+
+def test_submissions_are_found_as_files_or_folders(tmp_path):
+    (tmp_path / "ann.ipynb").write_text("{}")
+    (tmp_path / "bo b").mkdir()
+    (tmp_path / "bo b" / "ash.ipynb").write_text("{}")
+    (tmp_path / "cy" / "ash").mkdir(parents=True)
+    (tmp_path / "cy" / "ash" / "ash.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("")
+    found = classroom.find_submissions(tmp_path, "ash")
+    assert found == {"ann": tmp_path / "ann.ipynb", "bo_b": tmp_path / "bo b" / "ash.ipynb",
+                     "cy": tmp_path / "cy" / "ash" / "ash.ipynb"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_jupyterlab_opens_the_student_version(released, tmp_path):
+    port = _free_port()
+    cmd = classroom.lab_command(released["ash"], port) + ["--no-browser", "--ServerApp.token=",
+                                                          "--ServerApp.ip=127.0.0.1"]
+    server = subprocess.Popen(cmd, cwd=released["ash"].parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+                                   "HOME": str(tmp_path)})
+    try:
+        deadline, answer = time.time() + 120, None
+        while time.time() < deadline and answer is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/ash.ipynb", timeout=5) as r:
+                    answer = json.load(r)
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, server.stderr.read1().decode() if server.poll() is not None else "no answer"
+        assert answer["type"] == "notebook" and answer["name"] == "ash.ipynb"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=10) as r:
+            assert r.status == 200 and b"JupyterLab" in r.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
