@@ -18,7 +18,7 @@ book: notebooks site
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[book,test,classroom]"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,classroom,cluster]"
 	touch $@
 
 notebooks: install
