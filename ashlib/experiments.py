@@ -447,7 +447,11 @@ def _compose(hooks):
 
 
 def method_logits(method: Method, ctx: Context, set_name: str) -> Tensor:
-    """The logits the deployed network (with the method's shaping) outputs on one set."""
+    """The logits the deployed network (with the method's shaping) outputs on one set (those
+    :func:`share_sweeps` computed are taken out of ``ctx.memo``)."""
+    shared = ctx.memo.pop(("logits", method, set_name), None)
+    if shared is not None:
+        return shared
     hooks = method_hooks(method, ctx, set_name)
     weight = ctx.weight
     if method.dice:
@@ -486,15 +490,43 @@ def method_outputs(method: Method, ctx: Context, set_name: str) -> tuple[Tensor,
     return registry.score(method.score).score(ctx, method, set_name, logits, ctx.fitted(method)), logits
 
 
+def _sweepable(method: Method, ctx: Context) -> bool:
+    """ASH-P/B/S with a local threshold on the feature layer, nothing else: :func:`shaping.sweep`'s case."""
+    return (method.shaping in ("ash_p", "ash_b", "ash_s") and method.threshold == "local"
+            and method.placement in (None, ctx.feature_layer) and not method.react and not method.dice)
+
+
+def share_sweeps(methods: list[Method], ctx: Context, sets: list[str]) -> None:
+    """Compute the logits of every sweepable method (:func:`_sweepable`) on ``sets`` from one sort per
+    set and shaping (:func:`ashlib.shaping.sweep`) instead of one selection per method, into
+    ``ctx.memo`` where :func:`method_logits` finds them. Methods alone of their shaping are left alone."""
+    groups: dict[str, list[Method]] = {}
+    for m in dict.fromkeys(methods):
+        if _sweepable(m, ctx):
+            groups.setdefault(m.shaping, []).append(m)
+    for name, group in groups.items():
+        for set_name in sets:
+            todo = [m for m in group if ("logits", m, set_name) not in ctx.memo]
+            if len(todo) < 2:
+                continue
+            outs = shaping.sweep(name, ctx.features[set_name], [m.percentile for m in todo])
+            for m, h in zip(todo, outs):
+                ctx.memo[("logits", m, set_name)] = h @ ctx.weight.T + ctx.bias
+
+
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
-             progress: bool = True, aupr: str = metrics.DEFAULT_AUPR) -> pd.DataFrame:
+             progress: bool = True, aupr: str = metrics.DEFAULT_AUPR, share: bool = True) -> pd.DataFrame:
     """Tidy results: one row per (method, OOD set) and an "Average" row per method (paper Tables 2/3).
 
     Rows per method: the paper-like OOD sets, their "Average", then the sanity-check sets (reported
     apart, not averaged). FPR95 in ``convention`` (:data:`ashlib.metrics.FPR_CONVENTIONS`), AUPR-In/Out
     by ``aupr`` (:data:`ashlib.metrics.AUPR_METHODS`); both default to the official code's. Each
     method's rows are kept in ``ctx.memo``, so asking again (e.g. for a chapter's claims) costs nothing.
+    ``share``: the methods of a p-sweep share one sort per set (:func:`share_sweeps`; same numbers).
     """
+    if share:
+        share_sweeps([m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo], ctx,
+                     [ID_SET, *ctx.ood_sets])
     rows = []
     for method in tqdm(methods, desc="methods", disable=not progress):
         key = ("evaluate", method, convention, aupr)
@@ -524,6 +556,7 @@ def _evaluate_one(method: Method, ctx: Context, convention: str, aupr: str) -> l
 def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> pd.DataFrame:
     """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5 (kept in
     ``ctx.memo`` like :func:`evaluate`'s rows)."""
+    share_sweeps([m for m in methods if ("id_accuracy", m) not in ctx.memo], ctx, [ID_SET])
     rows = []
     for m in tqdm(methods, desc="ID accuracy", disable=not progress):
         key = ("id_accuracy", m)

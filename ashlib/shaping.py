@@ -8,13 +8,19 @@ device; the caller's tensor is never modified (the official code works in place)
 Which values are kept (the rest are set to zero) is chosen in one of two ways:
 
 * ``percentile=p`` (local threshold, the paper's default): per sample, exactly
-  ``k = n - round(n * p / 100)`` values are kept, the ``k`` largest (``torch.topk``, as in the
-  official code). ``round`` is round-half-to-even, like the official ``np.round``: ``n=10, p=65``
-  prunes 6 values, ``n=10, p=75`` prunes 8. Ties: among values equal to the ``k``-th largest,
-  ``torch.topk`` decides which are kept. Kept zeros count as kept (ASH-B fills them too).
+  ``k = n - round(n * p / 100)`` values are kept, the ``k`` largest (the official code takes them
+  with ``torch.topk``). ``round`` is round-half-to-even, like the official ``np.round``: ``n=10,
+  p=65`` prunes 6 values, ``n=10, p=75`` prunes 8. Ties: of the values equal to the ``k``-th
+  largest, the first ones by position are kept (``torch.topk`` leaves the choice to the
+  implementation, and CPU and CUDA differ). Kept zeros count as kept (ASH-B fills them too).
 * ``threshold=t`` (global threshold, paper Section 5, Figure 4, Table A4): a number fitted once
   on ID training activations with :func:`fit_global_threshold`; values ``>= t`` are kept, so the
   kept count ``k_i`` varies per sample (and is ``n`` wherever ``t <= min``).
+
+How: each row's ``k``-th largest value is found by selection (``numpy.partition`` on the CPU,
+``torch.topk`` on CUDA), never a full sort; on the CPU a numba-compiled pass then reads each row
+once and writes the result once (:func:`_apply_kernel`). Tensors that need gradients (ODIN + ASH),
+half precision and other devices take the same steps in torch operations, with the same results.
 
 Degenerate samples give zeros, never NaN: ``k = 0`` (``p = 100``) for every variant, and a zero
 sum after pruning (``s2 = 0``) for ASH-S. ASH-S computes ``exp(s1 / s2)`` as the paper does; for
@@ -48,6 +54,7 @@ __all__ = [
     "SHAPERS",
     "METHODS",
     "make_shaper",
+    "sweep",
 ]
 
 
@@ -95,27 +102,148 @@ def kept_count(n: int, percentile: float) -> int:
 
 # ----------------------------------------------------------------------------- pruning
 
-def _prune_mask(flat: Tensor, percentile: float | None, threshold: float | None) -> Tensor:
-    """Boolean (N, n) mask of the kept values (step "set every value below t to zero")."""
+def _local_thresholds(flat: Tensor, k: int) -> Tensor:
+    """Each row's ``k``-th largest value (1 <= k <= n), by selection rather than a sort.
+
+    On the CPU: ``numpy.partition`` (introselect), its rows split across threads (it releases the
+    GIL); elsewhere (CUDA): ``torch.topk``'s values, whose smallest is the ``k``-th largest.
+    """
+    return _kth_largest_numpy(flat, k) if flat.device.type == "cpu" else _kth_largest_topk(flat, k)
+
+
+def _kth_largest_topk(flat: Tensor, k: int) -> Tensor:
+    return torch.topk(flat.detach(), k, dim=1, sorted=False).values.amin(dim=1)
+
+
+def _kth_largest_numpy(flat: Tensor, k: int) -> Tensor:
+    n = flat.shape[1]
+    values = flat.detach().contiguous().numpy()
+    workers = max(1, min(torch.get_num_threads(), len(values) // 64))
+    parts = np.array_split(np.arange(len(values)), workers)
+    select = lambda rows: np.partition(values[rows[0]:rows[-1] + 1], n - k, axis=1)[:, n - k]  # noqa: E731
+    if workers == 1:
+        return torch.from_numpy(select(parts[0]))
+    return torch.from_numpy(np.concatenate(list(_thread_pool(workers).map(select, parts))))
+
+
+@functools.cache
+def _thread_pool(workers: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(workers, thread_name_prefix="ashlib-select")
+
+
+def _thresholds(flat: Tensor, percentile: float | None, threshold: float | None) -> tuple[Tensor, int]:
+    """(per-row threshold t, values to keep per row k; -1: every value >= t) for a local
+    ``percentile`` or a global ``threshold``. ``k = 0`` comes with t = +inf (nothing kept)."""
     if threshold is not None:
-        return flat >= threshold
+        return torch.full((flat.shape[0],), threshold, dtype=flat.dtype, device=flat.device), -1
     k = kept_count(flat.shape[1], percentile)
-    mask = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
-    if k > 0:
-        idx = torch.topk(flat, k, dim=1).indices
-        mask.scatter_(1, idx, True)
-    return mask
+    if k == 0 or flat.shape[0] == 0:
+        return torch.full((flat.shape[0],), math.inf, dtype=flat.dtype, device=flat.device), 0
+    return _local_thresholds(flat, k), k
+
+
+def _keep_mask(flat: Tensor, t: Tensor, k: int) -> Tensor:
+    """Boolean (N, n) mask of the kept values: every value above its row's ``t``, and of the values
+    equal to ``t`` the first ones by position, until ``k`` are kept (all of them when ``k = -1``)."""
+    t = t[:, None]
+    above, tied = flat > t, flat == t
+    if k < 0:
+        return above | tied
+    room = k - above.sum(dim=1, keepdim=True)
+    return above | (tied & (tied.cumsum(dim=1) <= room))
 
 
 def _prepare(x: Tensor, percentile, threshold) -> tuple[Tensor, Tensor]:
     x = _check_batch(x)
     percentile, threshold = _check_one_of(percentile, threshold)
     flat = x.reshape(x.shape[0], -1)
-    return flat, _prune_mask(flat, percentile, threshold)
+    return flat, _keep_mask(flat, *_thresholds(flat, percentile, threshold))
+
+
+# Variants of the fused CPU kernel (_apply_kernel): what a kept value becomes.
+_KEEP, _FILL, _SCALE, _REPLACE = 0, 1, 2, 3
+
+
+def _fast(x: Tensor) -> bool:
+    """Whether the fused CPU kernel applies: a float32/float64 CPU tensor outside autograd
+    (ODIN + ASH differentiates through the shaping: the torch path does that)."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not (x.requires_grad and torch.is_grad_enabled()))
+
+
+def _shape_fast(x: Tensor, percentile, threshold, variant: int, values: Tensor | None = None) -> Tensor:
+    """One selection per row (:func:`_local_thresholds`), then a single fused pass per row
+    (:func:`_apply_kernel`): the sums, the kept count and the output, written once."""
+    flat = x.reshape(x.shape[0], -1).contiguous()
+    t, k = _thresholds(flat, percentile, threshold)
+    out = torch.empty_like(flat)
+    src = flat if values is None else values.reshape(flat.shape).contiguous()
+    _apply_kernel()(flat.detach().numpy(), t.numpy(), k, variant, MAX_S_EXPONENT, src.detach().numpy(),
+                    out.numpy())
+    return out.reshape(x.shape)
+
+
+@functools.cache
+def _apply_kernel():
+    """The fused per-row pass, compiled by numba on first use (and cached on disk by it).
+
+    Per row: one read for ``s1`` (the sum), the sum and count of the values above ``t`` and the
+    count of those equal to ``t``; the tie rule of :func:`_keep_mask` gives the kept count and
+    ``s2``; a second pass over the (cache-resident) row writes the output. Sums accumulate in
+    float64.
+    """
+    import numba
+
+    @numba.njit(parallel=True, cache=True)
+    def apply(x, t, k, variant, cap, src, out):
+        n_rows, n = x.shape
+        for i in numba.prange(n_rows):
+            row, o, s, ti = x[i], out[i], src[i], t[i]
+            s1, s_above, n_above, n_tied = 0.0, 0.0, 0, 0
+            for j in range(n):  # branch-free, so that it vectorises
+                v = row[j]
+                above = v > ti
+                s1 += v
+                s_above += v if above else 0.0
+                n_above += above
+                n_tied += v == ti
+            tied_kept = n_tied if k < 0 else max(0, min(n_tied, k - n_above))
+            kept = n_above + tied_kept
+            s2 = s_above + tied_kept * ti if tied_kept else s_above
+            if variant == 1:  # ASH-B
+                scale = s1 / kept if kept > 0 else 0.0
+            elif variant == 2:  # ASH-S
+                scale = math.exp(min(s1 / s2, cap)) if s2 != 0 else 0.0
+            else:
+                scale = 1.0
+            if kept == 0:
+                ti = math.inf  # nothing is kept: every value is written as zero below
+            if tied_kept == n_tied or kept == 0:  # every value >= t is kept (the usual case)
+                if variant == 1:
+                    for j in range(n):
+                        o[j] = scale if row[j] >= ti else 0.0
+                else:
+                    for j in range(n):
+                        o[j] = s[j] * scale if row[j] >= ti else 0.0
+            else:  # ties at t: keep the first ones by position
+                left = tied_kept
+                for j in range(n):
+                    v = row[j]
+                    keep = v > ti
+                    if v == ti and left > 0:
+                        keep = True
+                        left -= 1
+                    o[j] = (scale if variant == 1 else s[j] * scale) if keep else 0.0
+
+    return apply
 
 
 def ash_p(x: Tensor, percentile: float | None = None, *, threshold: float | None = None) -> Tensor:
     """ASH-P (Algorithm 1): zero all but the kept values, leave those unchanged."""
+    if _fast(_check_batch(x)):
+        return _shape_fast(x, *_check_one_of(percentile, threshold), _KEEP)
     flat, mask = _prepare(x, percentile, threshold)
     return torch.where(mask, flat, torch.zeros_like(flat)).reshape(x.shape)
 
@@ -125,6 +253,8 @@ def ash_b(x: Tensor, percentile: float | None = None, *, threshold: float | None
 
     The per-sample sum is preserved (``k * s1 / k = s1``); ``k = 0`` gives zeros.
     """
+    if _fast(_check_batch(x)):
+        return _shape_fast(x, *_check_one_of(percentile, threshold), _FILL)
     flat, mask = _prepare(x, percentile, threshold)
     s1 = flat.sum(dim=1)
     k = mask.sum(dim=1)
@@ -146,6 +276,8 @@ def ash_s(x: Tensor, percentile: float | None = None, *, threshold: float | None
     keep one small unit of a sample and reach the hundreds. The cap keeps that sample scaled up the
     most, with finite scores, and changes no exponent below 60.
     """
+    if _fast(_check_batch(x)):
+        return _shape_fast(x, *_check_one_of(percentile, threshold), _SCALE)
     flat, mask = _prepare(x, percentile, threshold)
     zeros = torch.zeros_like(flat)
     pruned = torch.where(mask, flat, zeros)
@@ -184,10 +316,51 @@ def ash_rand(
     Pass a seeded ``generator`` (on ``x``'s device) for reproducible draws. One value is drawn
     for every element (kept or not), so the random stream differs from the official code's.
     """
-    flat, mask = _prepare(x, percentile, threshold)
+    x = _check_batch(x)
+    percentile, threshold = _check_one_of(percentile, threshold)
     low, high = _check_low_high(low, high)
-    draws = torch.empty_like(flat).uniform_(low, high, generator=generator)
+    draws = torch.empty((x.shape[0], x[0].numel()), dtype=x.dtype, device=x.device)
+    draws.uniform_(low, high, generator=generator)
+    if _fast(x):
+        return _shape_fast(x, percentile, threshold, _REPLACE, values=draws)
+    flat, mask = _prepare(x, percentile, threshold)
     return torch.where(mask, draws, torch.zeros_like(flat)).reshape(x.shape)
+
+
+def sweep(method: str, x: Tensor, percentiles) -> list[Tensor]:
+    """``[SHAPERS[method](x, p) for p in percentiles]`` for ASH-P, -B or -S with local thresholds, from
+    one sort per sample instead of one selection per ``p`` (the p-sweeps of Figures 2-4).
+
+    A stable descending sort ranks each sample's values with ties in position order, so its first ``k``
+    are exactly the values the functions keep; the prefix sums of the sorted values give every ``s2``.
+    Sums are in float64, as the fused CPU pass takes them: outputs equal the single calls' up to the
+    order of float64 additions.
+    """
+    check_choice("method", method, ("ash_p", "ash_b", "ash_s"))
+    flat = _check_batch(x).reshape(x.shape[0], -1)
+    n = flat.shape[1]
+    ks = [kept_count(n, p) for p in percentiles]
+    values, order = torch.sort(flat.detach(), dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=flat.device).expand_as(order))
+    wide = flat.double()
+    s1 = wide.sum(dim=1)
+    prefix = values.double().cumsum(dim=1)
+    zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
+    outs = []
+    for k in ks:
+        keep = rank < k
+        if method == "ash_p":
+            out = torch.where(keep, flat, zero)
+        elif method == "ash_b":
+            fill = s1 / k if k else torch.zeros_like(s1)
+            out = torch.where(keep, fill.to(flat.dtype)[:, None], zero)
+        else:
+            s2 = prefix[:, k - 1] if k else torch.zeros_like(s1)
+            ok = s2 != 0
+            scale = torch.where(ok, torch.exp((s1 / torch.where(ok, s2, 1.0)).clamp(max=MAX_S_EXPONENT)), 0.0)
+            out = torch.where(keep, (wide * scale[:, None]).to(flat.dtype), zero)
+        outs.append(out.reshape(x.shape))
+    return outs
 
 
 def _check_low_high(low, high) -> tuple[float, float]:

@@ -324,3 +324,20 @@ def test_the_chapters_method_builders():
     rand, refs = experiments.table4_methods([65, 90], [0, 1])
     assert [(m.percentile, m.seed) for m in rand] == [(65, 0), (65, 1), (90, 0), (90, 1)]
     assert [m.label for m in refs] == ["Softmax", "Energy", "ODIN", "ASH-B@65", "ASH-S@90"]
+
+
+def test_a_shared_sweep_gives_the_rows_of_one_method_at_a_time(setup, monkeypatch):
+    model, bench, _ = setup
+    grid = experiments.threshold_grid([60, 70, 80, 90]) + [experiments.ash("P", 75), experiments.ash("P", 85)]
+    fresh = lambda: experiments.build_context(model, bench, batch_size=32)  # noqa: E731
+    sorts = []
+    original = experiments.shaping.sweep
+    monkeypatch.setattr(experiments.shaping, "sweep", lambda *a: sorts.append(a[0]) or original(*a))
+    shared = experiments.evaluate(grid, fresh(), progress=False)
+    assert sorted(sorts) == sorted(["ash_s", "ash_b", "ash_p"] * (1 + len(bench.ood)))  # one per shaping and set
+    alone = experiments.evaluate(grid, fresh(), progress=False, share=False)
+    pd.testing.assert_frame_equal(shared, alone, rtol=1e-12, atol=1e-12)
+    ctx = fresh()
+    acc = experiments.id_accuracy(grid, ctx, progress=False)
+    assert acc["ID acc"].tolist() == alone.groupby("method", sort=False)["ID acc"].first().tolist()
+    assert not [k for k in ctx.memo if k[0] == "logits"]  # nothing left behind

@@ -366,3 +366,12 @@ def test_paper_fpr95_is_the_official_code_when_scores_saturate():
     for n in (10, 99, 1000, 1001, 10_000):  # the index as Python's round(0.05 * n), half to even
         a, b = rng.normal(size=n), rng.normal(size=257)
         assert fpr95(a, b) == official_fpr95(a, b), n
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_auroc_from_ranks_equals_sklearn_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    s_id, s_ood = rng.integers(0, 5, 300).astype(float), rng.integers(0, 4, 200).astype(float)
+    y, s = labels_scores(s_id, s_ood)
+    assert auroc(s_id, s_ood) == pytest.approx(roc_auc_score(y, s), abs=1e-15)
+    assert auroc([1.0, 1.0], [1.0]) == 0.5 and auroc([2.0], [1.0, 0.0]) == 1.0 and auroc([0.0], [1.0]) == 0.0

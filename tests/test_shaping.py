@@ -427,3 +427,94 @@ def test_ash_s_caps_an_overflowing_exponent_and_changes_nothing_below_it():
     assert out[1, -1].item() == pytest.approx(10.5 * math.exp(MAX_S_EXPONENT), rel=1e-5)
     assert out[0, -1].item() == 0.0  # nothing kept: zeros, as before
     assert MAX_S_EXPONENT < math.log(torch.finfo(torch.float32).max) - 20
+
+
+# ----------------------------------------------------------------------------- the two code paths
+
+def torch_path(fn, x, *args, **kwargs):
+    """The same call on the torch path, the one CUDA, autograd and half precision take."""
+    with torch.enable_grad():
+        return fn(x.clone().requires_grad_(True), *args, **kwargs).detach()
+
+
+def with_ties(shape, seed=0, dtype=torch.float32, signed=True) -> torch.Tensor:
+    """Small integers: many ties at every threshold, zeros among them."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-3 if signed else 0, 4, shape, generator=g).to(dtype)
+    return x
+
+
+def _call(method, x, *args, **kwargs):
+    if method == "ash_rand":
+        kwargs["generator"] = torch.Generator().manual_seed(7)
+    return SHAPERS[method](x, *args, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("percentile", [0, 10, 50, 65, 90, 99, 100])
+@pytest.mark.parametrize("method", list(SHAPERS))
+def test_fused_cpu_pass_equals_torch_path_with_ties(method, percentile, signed, dtype):
+    x = with_ties((300, 3, 4, 4), seed=percentile, dtype=dtype, signed=signed)  # 300 rows: threaded selection
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12  # the fused pass sums in float64
+    on_torch = torch_path(lambda v: _call(method, v, percentile), x)
+    torch.testing.assert_close(_call(method, x, percentile), on_torch, rtol=rtol, atol=0)
+    kept = (_call("ash_rand", x, percentile, low=1.0) != 0).reshape(300, -1).sum(dim=1)
+    assert (kept == kept_count(48, percentile)).all()  # exactly k, ties or not
+    for t in (-1.0, 0.0, 2.0):
+        torch.testing.assert_close(_call(method, x, threshold=t),
+                                   torch_path(lambda v, t=t: _call(method, v, threshold=t), x), rtol=rtol, atol=0)
+
+
+def test_ties_keep_the_first_values_by_position():
+    x = torch.tensor([[3.0, 1.0, 2.0, 2.0, 2.0, 0.0]])  # n = 6, p = 50: k = 3, so two of the three 2s
+    expected_p = torch.tensor([[3.0, 0.0, 2.0, 2.0, 0.0, 0.0]])
+    for run in (lambda f, *a: f(*a), lambda f, *a: torch_path(f, *a)):
+        assert torch.equal(run(ash_p, x, 50), expected_p)
+        assert torch.equal(run(ash_b, x, 50), torch.where(expected_p != 0, 10.0 / 3, 0.0))
+        torch.testing.assert_close(run(ash_s, x, 50), expected_p * math.exp(10.0 / 7))
+
+
+def test_ash_b_keeps_exactly_k_with_ties_at_zero_on_both_paths():
+    x = with_ties((200, 64), seed=3, signed=False)
+    for p in (10, 50, 65, 90):
+        k = kept_count(64, p)
+        for out in (ash_b(x, p), torch_path(ash_b, x, p)):
+            filled = (out != 0).sum(dim=1)
+            assert (filled[x.sum(dim=1) != 0] == k).all()
+
+
+def test_selection_by_numpy_equals_topk():
+    from ashlib.shaping import _kth_largest_numpy, _kth_largest_topk
+
+    for x in (with_ties((257, 50), seed=1), relu_like((300, 77), seed=2, dtype=torch.float32)):
+        for k in (1, 5, 25, 50):
+            assert torch.equal(_kth_largest_numpy(x, k), _kth_largest_topk(x, k))
+            assert torch.equal(_kth_largest_numpy(x, k), torch.sort(x, dim=1, descending=True).values[:, k - 1])
+
+
+def test_gradients_flow_through_shaping():
+    # ODIN + ASH differentiates the network's output through the shaping (the torch path).
+    x = relu_like((3, 10), dtype=torch.float64).requires_grad_(True)
+    ash_s(x, 50).sum().backward()
+    kept = ash_p(x.detach(), 50) != 0
+    assert torch.isfinite(x.grad).all() and (x.grad[kept] != 0).all()
+    ash_s_fast = ash_s(x.detach(), 50)
+    torch.testing.assert_close(ash_s_fast, torch_path(ash_s, x.detach(), 50), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("method", ["ash_p", "ash_b", "ash_s"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sweep_equals_one_call_per_percentile(method, dtype):
+    from ashlib.shaping import sweep
+
+    ps = [0, 10, 33.3, 65, 70, 90, 99, 100]
+    for x in (with_ties((130, 2, 3, 3), seed=4, dtype=dtype), relu_like((70, 40), seed=5, dtype=dtype),
+              with_ties((90, 30), seed=6, dtype=dtype, signed=False)):
+        for p, out in zip(ps, sweep(method, x, ps)):
+            torch.testing.assert_close(out, SHAPERS[method](x, p), rtol=1e-6 if dtype == torch.float32 else 1e-13,
+                                       atol=0)
+    with pytest.raises(ParameterError, match="method='ash_rand'"):
+        sweep("ash_rand", x, ps)
+    with pytest.raises(ParameterError, match="percentile=101"):
+        sweep(method, x, [50, 101])

@@ -1,0 +1,76 @@
+"""Time ASH-P/B/S/RAND on one large batch of ReLU activations, beside a memory copy of the same
+tensor and pytorch-ood's implementation, and print the ratios (the goal: at most 3x a copy, and
+faster than pytorch-ood).
+
+Three implementations of each variant:
+
+* ours: ``ashlib.shaping`` as the book calls it (on the CPU: selection with ``numpy.partition``,
+  then one fused numba pass per row; on CUDA: ``torch.topk`` and torch operations);
+* ours, torch path: the same functions on a tensor that needs gradients (what ODIN + ASH runs);
+* pytorch-ood 0.4.0 (``pytorch_ood.detector.ash``; it has no ASH-RAND), on the (N, C, 1, 1) view
+  it expects.
+
+Run: ``.venv/bin/python benchmarks/shaping.py [--device cuda] [--rows 4096] [--units 2048] [--p 90]``.
+Each time is the best of ``--repeat`` calls after one warm-up call (which also compiles the numba pass).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from ashlib import shaping
+
+try:
+    import pytorch_ood.detector.ash as pood
+except ImportError:  # the test extra
+    pood = None
+
+
+def best_ms(fn, repeat: int, device: str) -> float:
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--units", type=int, default=2048)
+    parser.add_argument("--p", type=float, default=90)
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.rows, args.units, generator=g).relu_().to(args.device)
+    grad_x = x.clone().requires_grad_(True)
+    p = args.p
+    copy = best_ms(lambda: x.clone(), args.repeat, args.device)
+    print(f"ASH on a ({args.rows}, {args.units}) ReLU tensor, float32, p = {p:g}, device {args.device}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  memory copy (x.clone()): {copy:8.2f} ms")
+    print(f"  {'variant':9} {'ours':>9} {'x copy':>7} {'torch path':>11} {'x copy':>7} {'pytorch-ood':>12} "
+          f"{'x copy':>7} {'ours vs pytorch-ood':>20}")
+    for name, fn in shaping.SHAPERS.items():
+        ours = best_ms(lambda: fn(x, p), args.repeat, args.device)
+        with torch.enable_grad():
+            slow = best_ms(lambda: fn(grad_x, p), max(3, args.repeat // 3), args.device)
+        peer = getattr(pood, name, None) if pood is not None else None
+        theirs = (best_ms(lambda: peer(x[:, :, None, None], p / 100), max(3, args.repeat // 3), args.device)
+                  if peer is not None else float("nan"))
+        versus = f"{theirs / ours:19.1f}x" if peer is not None else f"{'(none)':>20}"
+        print(f"  {name:9} {ours:8.2f}  {ours / copy:6.1f}x {slow:10.2f}  {slow / copy:6.1f}x {theirs:11.2f}  "
+              f"{theirs / copy:6.1f}x {versus}")
+
+
+if __name__ == "__main__":
+    main()
