@@ -342,13 +342,15 @@ class Context:
         return [name for name in self.ood_sets if name not in self.sanity_sets]
 
     def layer_output(self, layer: str | None, set_name: str) -> Tensor:
-        """Cached output of ``layer`` (None: the images) on one set, kept in memory once read."""
+        """Output of ``layer`` (None: the images) on one set, kept in memory once computed and never
+        written to the disk cache (a ResNet-50's ``layer1`` over ImageNet's 50,000 images is 160 GB):
+        sweeps at inner placements stream instead (:func:`share_placements`)."""
         if layer is None:
             return torch.cat(list(batches(self.sets[set_name], self.batch_size, self.num_workers, self.device)))
         key = ("layer", layer, set_name)
         if key not in self.memo:
             self.memo[key] = activations(self.model, self.sets[set_name], [layer], self.batch_size,
-                                         self.device, desc=f"{set_name} @ {layer}",
+                                         self.device, cache=False, desc=f"{set_name} @ {layer}",
                                          num_workers=self.num_workers)[layer]
         return self.memo[key]
 
@@ -514,6 +516,41 @@ def share_sweeps(methods: list[Method], ctx: Context, sets: list[str]) -> None:
                 ctx.memo[("logits", m, set_name)] = h @ ctx.weight.T + ctx.bias
 
 
+@torch.no_grad()
+def share_placements(methods: list[Method], ctx: Context, sets: list[str]) -> None:
+    """Compute the logits of every method placed inside the network (before the feature layer) on
+    ``sets`` in one pass over each set per replay start (:func:`ashlib.features.replay_start`): each
+    batch runs the network up to that layer once, then every method's shaping and the rest of the
+    network, batch by batch. Nothing but the logits is kept (into ``ctx.memo``, where
+    :func:`method_logits` finds them): no layer output is stored, whatever its size."""
+    inner = [m for m in dict.fromkeys(methods)
+             if m.placement not in (None, ctx.feature_layer) and not m.dice]
+    names = top_level(ctx.model)
+    model, was_training = ctx.model.to(ctx.device), ctx.model.training
+    model.eval()
+    try:
+        for set_name in sets:
+            groups: dict[str | None, list[tuple[Method, list]]] = {}
+            for m in inner:
+                if ("logits", m, set_name) not in ctx.memo:
+                    hooks = method_hooks(m, ctx, set_name)
+                    groups.setdefault(replay_start(model, [p for p, _ in hooks]), []).append((m, hooks))
+            for start, group in groups.items():
+                if len(group) < 2:
+                    continue
+                head = nn.Sequential(*[model.get_submodule(n) for n in names[:names.index(start) + 1]]) \
+                    if start is not None else nn.Identity()
+                parts: list[list[Tensor]] = [[] for _ in group]
+                for xb in ctx.batches(set_name):
+                    h = head(xb)
+                    for part, (_, hooks) in zip(parts, group):
+                        part.append(run_after(model, start, h, hooks, batch_size=len(h), device=ctx.device))
+                for (m, _), part in zip(group, parts):
+                    ctx.memo[("logits", m, set_name)] = torch.cat(part)
+    finally:
+        model.train(was_training)
+
+
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
              progress: bool = True, aupr: str = metrics.DEFAULT_AUPR, share: bool = True) -> pd.DataFrame:
     """Tidy results: one row per (method, OOD set) and an "Average" row per method (paper Tables 2/3).
@@ -522,11 +559,13 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
     apart, not averaged). FPR95 in ``convention`` (:data:`ashlib.metrics.FPR_CONVENTIONS`), AUPR-In/Out
     by ``aupr`` (:data:`ashlib.metrics.AUPR_METHODS`); both default to the official code's. Each
     method's rows are kept in ``ctx.memo``, so asking again (e.g. for a chapter's claims) costs nothing.
-    ``share``: the methods of a p-sweep share one sort per set (:func:`share_sweeps`; same numbers).
+    ``share``: the methods of a p-sweep share one sort per set (:func:`share_sweeps`) and those placed
+    inside the network one pass per set (:func:`share_placements`); the numbers are the same.
     """
     if share:
-        share_sweeps([m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo], ctx,
-                     [ID_SET, *ctx.ood_sets])
+        todo = [m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo]
+        share_sweeps(todo, ctx, [ID_SET, *ctx.ood_sets])
+        share_placements(todo, ctx, [ID_SET, *ctx.ood_sets])
     rows = []
     for method in tqdm(methods, desc="methods", disable=not progress):
         key = ("evaluate", method, convention, aupr)
@@ -556,7 +595,9 @@ def _evaluate_one(method: Method, ctx: Context, convention: str, aupr: str) -> l
 def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> pd.DataFrame:
     """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5 (kept in
     ``ctx.memo`` like :func:`evaluate`'s rows)."""
-    share_sweeps([m for m in methods if ("id_accuracy", m) not in ctx.memo], ctx, [ID_SET])
+    todo = [m for m in methods if ("id_accuracy", m) not in ctx.memo]
+    share_sweeps(todo, ctx, [ID_SET])
+    share_placements(todo, ctx, [ID_SET])
     rows = []
     for m in tqdm(methods, desc="ID accuracy", disable=not progress):
         key = ("id_accuracy", m)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ashlib import ParameterError, experiments, metrics, paper, scores
+from ashlib import ParameterError, cache_dir, experiments, metrics, paper, scores
 from ashlib.models import build_model, train, TrainRecipe
 from ashlib.placement import shaping_at
 from ashlib.shaping import make_shaper
@@ -341,3 +341,17 @@ def test_a_shared_sweep_gives_the_rows_of_one_method_at_a_time(setup, monkeypatc
     acc = experiments.id_accuracy(grid, ctx, progress=False)
     assert acc["ID acc"].tolist() == alone.groupby("method", sort=False)["ID acc"].first().tolist()
     assert not [k for k in ctx.memo if k[0] == "logits"]  # nothing left behind
+
+
+def test_inner_placements_stream_one_pass_per_set_and_match_one_at_a_time(setup):
+    model, bench, _ = setup
+    stages = experiments.stage_placements(model, experiments.build_context(model, bench, batch_size=32))
+    grid = [experiments.ash(v, p, placement=stages[i]) for v in "PS" for p in (60, 90) for i in (0, 1)]
+    grid += [experiments.ash("RAND", 80, placement=stages[1], seed=3), experiments.ash("B", 70)]
+    ctx = experiments.build_context(model, bench, batch_size=32)
+    shared = experiments.evaluate(grid, ctx, progress=False)
+    assert not [k for k in ctx.memo if k[0] == "layer"]  # no layer output was kept
+    alone = experiments.evaluate(grid, experiments.build_context(model, bench, batch_size=32), progress=False,
+                                 share=False)
+    pd.testing.assert_frame_equal(shared, alone, rtol=1e-12, atol=1e-12)
+    assert not list(cache_dir("features").glob("layer*"))  # nothing of an inner layer on disk
