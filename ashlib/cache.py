@@ -10,24 +10,61 @@ so the caller recomputes it. :func:`save` writes to a unique temporary file in t
 renames it into place, so readers see either the old entry or the new one, never half of one, even
 across processes. :func:`locked` serialises the processes that would compute the same entry: the
 second waits, then finds the first one's result.
+
+The cache is bounded: after each :func:`save` under ``$ASHLIB_CACHE``, the least recently used
+entries of the :data:`EVICTABLE` kinds are deleted until they total at most ``$ASHLIB_CACHE_MAX``
+(:func:`max_bytes`); :func:`load` marks an entry as used (its modification time). The entry just
+written and any entry whose lock another computation holds are never evicted, so one larger than the
+limit stays alone. Eviction is safe across processes: a reader that loses the race finds the file
+missing and recomputes. :func:`entries`, :func:`clear` and :func:`report` are ``python -m ashlib
+cache list|clear``.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
+import re
+import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from torch import Tensor
 
-__all__ = ["FORMAT", "DamagedEntryWarning", "digest", "tensor_digest", "save", "load", "locked"]
+from ashlib import cache_dir
+from ashlib._checks import ParameterError, check_choice, check_range
+
+__all__ = ["FORMAT", "DamagedEntryWarning", "digest", "tensor_digest", "save", "load", "locked", "MAX_VARIABLE",
+           "DEFAULT_MAX", "EVICTABLE", "KINDS", "Entry", "parse_size", "max_bytes", "entries", "lru_victims",
+           "evict", "clear", "report", "human"]
 
 FORMAT = 1
+
+#: The environment variable that bounds the cache (:func:`max_bytes`).
+MAX_VARIABLE = "ASHLIB_CACHE_MAX"
+#: Its default. A full embedded build caches about 0.1 GiB, an ImageNet run's penultimate features of
+#: all six sets 0.7 GiB (``run --dry-run`` prints a run's figure): 2 GiB holds either several times
+#: over, so a build never recomputes what it cached itself, while old entries (other weights, other
+#: data) no longer pile up. A CIFAR run's replayed inner-layer outputs (about 24 GiB) do not fit: they
+#: are recomputed when 02_placements is run again, unless the limit is raised (e.g. ``64G``).
+DEFAULT_MAX = "2G"
+#: Kinds (folders of ``$ASHLIB_CACHE``) whose entries the limit evicts: network activations, which one
+#: forward pass recomputes. Trained checkpoints (``models``: minutes to hours of training each) and
+#: data-check stamps (``verified``: they spare hashing a data set again) are never evicted and do not
+#: count against the limit; ``python -m ashlib cache clear --kind models`` removes them.
+EVICTABLE = ("features",)
+#: Kinds of entries :func:`save` writes (activations, checkpoints, data-check stamps).
+KINDS = ("features", "models", "verified")
+#: Folders of ``$ASHLIB_CACHE`` that hold no entries: downloads (``python -m ashlib fetch``) and the
+#: fake data trees of rehearsals. Never listed as entries, evicted or cleared.
+NOT_ENTRIES = ("data", "weights", "rehearsals")
+_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}  # powers of 1024
 
 
 class DamagedEntryWarning(UserWarning):
@@ -61,6 +98,8 @@ def tensor_digest(*tensors: Tensor) -> str:
 def save(path: str | Path, value, key: str) -> Path:
     """Write ``value`` as the entry for ``key`` at ``path``, atomically (unique temporary file, then rename)."""
     path = Path(path)
+    root = cache_dir().resolve()
+    limit = max_bytes() if path.resolve().is_relative_to(root) else None  # a bad limit fails before writing
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -68,6 +107,8 @@ def save(path: str | Path, value, key: str) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if limit is not None:
+        evict(limit, keep=[path])
     return path
 
 
@@ -90,6 +131,8 @@ def load(path: str | Path, key: str, check=None):
         return None
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:  # evicted or cleared by another process since is_file
+        return None
     except Exception as err:  # truncated, random bytes, not a torch file
         _discard(path, f"unreadable: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
         return None
@@ -111,6 +154,8 @@ def load(path: str | Path, key: str, check=None):
     if reason:
         _discard(path, reason)
         return None
+    with contextlib.suppress(OSError):  # used now: the last to be evicted (gone meanwhile, read-only: no matter)
+        os.utime(path)
     return entry["value"]
 
 
@@ -121,3 +166,156 @@ def locked(path: str | Path, timeout: float = -1):
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout):
         yield
+
+
+# ------------------------------------------------------------------------------- the size limit
+
+
+def parse_size(text: str, name: str = MAX_VARIABLE) -> int | None:
+    """Bytes from ``text``: a number with an optional suffix K, M, G or T (powers of 1024, an optional
+    ``B`` or ``iB`` after it, any case): ``"300M"``, ``"2G"``, ``"1.5GiB"``, ``"1000"``. ``"none"``
+    (or ``off``, ``unlimited``): None, no limit. ``"0"``: a limit of 0, every save evicts every other
+    evictable entry. Anything else raises :class:`ParameterError` naming ``name`` and the value."""
+    word = str(text).strip().lower()
+    if word in ("none", "off", "unlimited"):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])i?)?b?", word)
+    if not match:
+        raise ParameterError(f"{name}={text!r} is not allowed: expected a size in bytes with an optional suffix "
+                             "K, M, G or T (powers of 1024), e.g. 300M or 2G; 0 (keep only the entry just "
+                             "written) or none (no limit).")
+    return int(float(match.group(1)) * 1024 ** _UNITS[match.group(2) or ""])
+
+
+def max_bytes() -> int | None:
+    """The limit on the evictable entries: ``$ASHLIB_CACHE_MAX`` (:func:`parse_size`; unset or empty:
+    :data:`DEFAULT_MAX`); None: no limit."""
+    return parse_size(os.environ.get(MAX_VARIABLE, "").strip() or DEFAULT_MAX)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cache entry on disk: its file, kind (folder), size in bytes and last use (a Unix time)."""
+
+    path: Path
+    kind: str
+    size: int
+    last_used: float
+
+
+def _kinds(kinds: Iterable[str] | None) -> list[str]:
+    present = [p.name for p in cache_dir().iterdir() if p.is_dir() and p.name not in NOT_ENTRIES]
+    allowed = list(dict.fromkeys([*KINDS, *sorted(present)]))
+    return allowed if kinds is None else [check_choice("kind", k, allowed) for k in kinds]
+
+
+def entries(kinds: Iterable[str] | None = None) -> list[Entry]:
+    """The entries (``<kind>/*.pt``) of ``$ASHLIB_CACHE`` of the given kinds (default all), least recently
+    used first. Files removed while they are listed are left out."""
+    found = []
+    for kind in _kinds(kinds):
+        folder = cache_dir() / kind
+        if not folder.is_dir():
+            continue
+        for item in os.scandir(folder):
+            if item.name.startswith(".") or not item.name.endswith(".pt"):
+                continue  # temporary files, locks
+            with contextlib.suppress(FileNotFoundError):
+                st = item.stat()
+                found.append(Entry(Path(item.path), kind, st.st_size, st.st_mtime))
+    return sorted(found, key=lambda e: (e.last_used, e.path.name))
+
+
+def lru_victims(found: Sequence[Entry], limit: int, spare: Callable[[Entry], bool] = lambda e: False) -> list[Entry]:
+    """The entries to delete so that the others total at most ``limit`` bytes, least recently used
+    first, never one that ``spare`` keeps (then the total may stay above the limit)."""
+    total = sum(e.size for e in found)
+    victims = []
+    for e in sorted(found, key=lambda e: (e.last_used, e.path.name)):
+        if total <= limit:
+            break
+        if not spare(e):
+            victims.append(e)
+            total -= e.size
+    return victims
+
+
+def _in_use(path: Path) -> bool:
+    """Whether a computation holds the entry's lock (:func:`locked`), in this process or another."""
+    lock = path.with_name(path.name + ".lock")
+    if not lock.exists():
+        return False
+    probe = FileLock(str(lock))
+    try:
+        probe.acquire(timeout=0)
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+def _remove(victims: Iterable[Entry]) -> list[Entry]:
+    removed = []
+    for e in victims:
+        with contextlib.suppress(FileNotFoundError):  # another process removed it first
+            e.path.unlink()
+            removed.append(e)
+    return removed
+
+
+def evict(limit: int, keep: Iterable[str | Path] = ()) -> list[Entry]:
+    """Delete least recently used :data:`EVICTABLE` entries until they total at most ``limit`` bytes;
+    never those in ``keep`` nor one in use (:func:`_in_use`). Returns the deleted entries."""
+    kept = {Path(p).resolve() for p in keep}
+    return _remove(lru_victims(entries(EVICTABLE), limit,
+                               lambda e: e.path.resolve() in kept or _in_use(e.path)))
+
+
+def clear(kinds: Iterable[str] | None = None, older_than_days: float | None = None,
+          now: float | None = None) -> list[Entry]:
+    """Delete the entries of ``kinds`` (default all: activations, checkpoints, stamps; never downloads)
+    last used more than ``older_than_days`` days ago (default: any), except those in use. Returns them."""
+    if older_than_days is not None:
+        check_range("older_than_days", older_than_days, 0, math.inf)
+    cutoff = math.inf if older_than_days is None else (time.time() if now is None else now) - 86400 * older_than_days
+    return _remove(e for e in entries(kinds) if e.last_used < cutoff and not _in_use(e.path))
+
+
+def human(n: float) -> str:
+    """``n`` bytes as ``"12.3 MiB"``."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    power = min(3, int(math.log(n, 1024)))
+    return f"{n / 1024 ** power:.1f} {('KiB', 'MiB', 'GiB')[power - 1]}"
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(parent, name)).st_size
+    return total
+
+
+def report(found: Sequence[Entry] | None = None) -> str:
+    """``python -m ashlib cache list``: every entry (kind, size, last used, file), most recently used
+    last, the total per kind, the evictable total against the limit, and the folders that hold no entries."""
+    found = entries() if found is None else found
+    root = cache_dir()
+    lines = [f"$ASHLIB_CACHE = {root}", f"{'kind':<10}{'size':>11}  {'last used':<17} entry"]
+    lines += [f"{e.kind:<10}{human(e.size):>11}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(e.last_used))} "
+              f"{e.path.name}" for e in found]
+    for kind in dict.fromkeys(e.kind for e in found):
+        mine = [e for e in found if e.kind == kind]
+        note = "evictable" if kind in EVICTABLE else "never evicted"
+        lines.append(f"{kind}: {len(mine)} entries, {human(sum(e.size for e in mine))} ({note})")
+    lines.append(f"total: {len(found)} entries, {human(sum(e.size for e in found))}")
+    limit = max_bytes()
+    evictable = sum(e.size for e in found if e.kind in EVICTABLE)
+    lines.append(f"limit ({MAX_VARIABLE}): {'none' if limit is None else human(limit)} on "
+                 f"{', '.join(EVICTABLE)}, which hold {human(evictable)}")
+    others = [f"{name} {human(_folder_bytes(root / name))}" for name in NOT_ENTRIES if (root / name).is_dir()]
+    if others:
+        lines.append(f"not entries (downloads, rehearsals; not counted): {', '.join(others)}")
+    return "\n".join(lines)

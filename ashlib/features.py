@@ -6,12 +6,18 @@ placement: :func:`run_after` replays the tail of a sequential model from a cache
 Data are either a tensor of images ``(N, C, H, W)`` or a :class:`torch.utils.data.Dataset` that
 returns one image tensor per item and carries a ``cache_key`` string naming its content (the
 paper-scale benchmarks); both go through :func:`batches`.
+
+A caller that needs only a per-sample summary of a layer (its spatial mean, softmax statistics)
+passes ``reduce=`` to :func:`activations`: each batch's output is reduced as soon as it is computed,
+so only the summary is held and cached (a ResNet-50 ``layer1`` output is 3 MiB per image, its
+spatial mean 1 KiB).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +31,34 @@ from ashlib.cache import tensor_digest
 from ashlib.placement import get_layer, shaping_at_each
 
 Hook = tuple[str, Callable[[Tensor], Tensor]]
+#: What a per-batch reduction returns: one row per sample, a tensor or a mapping of names to tensors.
+Reduced = Tensor | Mapping[str, Tensor]
+
+
+def spatial_mean(out: Tensor) -> Tensor:
+    """``(N, C, H, W) -> (N, C)``: the mean over the positions (global average pooling); any other
+    output is flattened to ``(N, D)``."""
+    return out.mean(dim=(2, 3)) if out.ndim == 4 else out.flatten(1)
+
+
+#: Named per-batch reductions for ``activations(..., reduce=name)``.
+REDUCTIONS: dict[str, Callable[[Tensor], Reduced]] = {"spatial_mean": spatial_mean}
+_REDUCE_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def reduction(reduce) -> tuple[str, Callable[[Tensor], Reduced]] | None:
+    """``reduce`` as ``(name, function)``: None, a name in :data:`REDUCTIONS`, or a ``(name, function)``
+    pair whose name (letters, digits, ``_.+-``) goes into the cache key, so it must change whenever
+    the function's results do."""
+    if reduce is None:
+        return None
+    if isinstance(reduce, str):
+        return reduce, REDUCTIONS[check_choice("reduce", reduce, REDUCTIONS)]
+    if (isinstance(reduce, tuple) and len(reduce) == 2 and isinstance(reduce[0], str)
+            and _REDUCE_NAME.fullmatch(reduce[0]) and callable(reduce[1])):
+        return reduce
+    raise ParameterError(f"reduce={reduce!r} is not allowed: expected None, one of {sorted(REDUCTIONS)} or a "
+                         "(name, function) pair, the name made of letters, digits and _.+-")
 
 
 def model_digest(model: nn.Module) -> str:
@@ -87,43 +121,58 @@ def output_numels(model: nn.Module, image: Tensor, layers: Sequence[str | None])
     return {layer: seen[layer] for layer in [None, *layers]}
 
 
-def _entry_key(model_key: str, data_key: str, layer: str) -> str:
-    return f"activations|model={model_key}|data={data_key}|layer={layer}"
+def _entry_key(model_key: str, data_key: str, layer: str, reduce: str | None = None) -> str:
+    key = f"activations|model={model_key}|data={data_key}|layer={layer}"
+    return key if reduce is None else f"{key}|reduce={reduce}"
 
 
-def _cache_path(model_key: str, data_key: str, layer: str):
-    key = hashlib.sha256(f"{model_key}|{data_key}|{layer}".encode()).hexdigest()[:24]
-    return cache_dir("features") / f"{layer}-{key}.pt"
+def _cache_path(model_key: str, data_key: str, layer: str, reduce: str | None = None):
+    name = layer if reduce is None else f"{layer}-{reduce}"
+    key = hashlib.sha256(f"{model_key}|{data_key}|{layer}{'' if reduce is None else '|' + reduce}".encode())
+    return cache_dir("features") / f"{name}-{key.hexdigest()[:24]}.pt"
+
+
+def _rows(value: Reduced) -> list[int]:
+    return [t.shape[0] if t.ndim else 0 for t in (value.values() if isinstance(value, Mapping) else [value])]
 
 
 @torch.no_grad()
 def activations(model: nn.Module, data: Tensor | Dataset, layers: Sequence[str], batch_size: int = 256,
                 device: str = "cpu", cache: bool = True, desc: str = "features",
-                num_workers: int = 0) -> dict[str, Tensor]:
+                num_workers: int = 0, reduce=None) -> dict[str, Reduced]:
     """Outputs of the named ``layers`` for every image in ``data`` (float32, on the CPU).
 
+    ``reduce`` (:func:`reduction`): a per-sample function applied to each batch's float32 output on
+    ``device`` as soon as it is computed (e.g. ``"spatial_mean"``), so that only its result, a tensor
+    or a mapping of names to tensors with one row per sample, is held and cached. Row ``i`` must depend
+    on sample ``i`` only, so the result does not depend on ``batch_size``.
+
     Cached under ``$ASHLIB_CACHE/features`` as self-verifying entries (:mod:`ashlib.cache`) whose key
-    is the weights, the data and the layer name, so a changed checkpoint or data set is never served
-    stale activations, and a damaged file is reported, discarded and recomputed. One forward pass
-    computes every layer that is not cached yet; processes that would compute the same activations
-    take turns (a lock per model and data), the second one reading the first one's result.
+    is the weights, the data, the layer name and the reduction's name, so a changed checkpoint or data
+    set is never served stale activations, and a damaged file is reported, discarded and recomputed.
+    One forward pass computes every layer that is not cached yet; processes that would compute the
+    same activations take turns (a lock per model and data), the second one reading the first one's result.
     """
     check_positive_int("batch_size", batch_size)
+    reducer = reduction(reduce)
     layers = list(dict.fromkeys(layers))
     for layer in layers:
         get_layer(model, layer)
+    fn = reducer[1] if reducer else None
     if not cache:
-        return _forward_collect(model, data, layers, batch_size, device, desc, num_workers)
+        return _forward_collect(model, data, layers, batch_size, device, desc, num_workers, fn)
+    ashcache.max_bytes()  # a bad $ASHLIB_CACHE_MAX fails now, not after the forward pass
     keys = (model_digest(model), data_digest(data))
+    name = reducer[0] if reducer else None
 
     def complete(value) -> str | None:
-        return None if value.shape[:1] == (len(data),) else f"{value.shape[0] if value.ndim else 0} rows, " \
-                                                           f"expected {len(data)}"
+        wrong = [n for n in _rows(value) if n != len(data)]
+        return f"{wrong[0]} rows, expected {len(data)}" if wrong else None
 
-    def cached() -> dict[str, Tensor]:
+    def cached() -> dict[str, Reduced]:
         found = {}
         for layer in layers:
-            value = ashcache.load(_cache_path(*keys, layer), _entry_key(*keys, layer), check=complete)
+            value = ashcache.load(_cache_path(*keys, layer, name), _entry_key(*keys, layer, name), check=complete)
             if value is not None:
                 found[layer] = value
         return found
@@ -135,17 +184,33 @@ def activations(model: nn.Module, data: Tensor | Dataset, layers: Sequence[str],
             out = cached()  # another process may have computed them meanwhile
             missing = [layer for layer in layers if layer not in out]
             if missing:
-                computed = _forward_collect(model, data, missing, batch_size, device, desc, num_workers)
+                computed = _forward_collect(model, data, missing, batch_size, device, desc, num_workers, fn)
                 for layer in missing:
-                    ashcache.save(_cache_path(*keys, layer), computed[layer], _entry_key(*keys, layer))
+                    ashcache.save(_cache_path(*keys, layer, name), computed[layer], _entry_key(*keys, layer, name))
                 out.update(computed)
     return {layer: out[layer] for layer in layers}
 
 
-def _forward_collect(model, data, layers, batch_size, device, desc, num_workers) -> dict[str, Tensor]:
-    chunks: dict[str, list[Tensor]] = {layer: [] for layer in layers}
-    hooks = [get_layer(model, layer).register_forward_hook(
-        lambda _m, _i, o, layer=layer: chunks[layer].append(o.detach().float().cpu())) for layer in layers]
+def _to_cpu(value: Reduced) -> Reduced:
+    return {k: t.cpu() for k, t in value.items()} if isinstance(value, Mapping) else value.cpu()
+
+
+def _concat(parts: list[Reduced]) -> Reduced:
+    """The batches' results joined along the samples: a tensor, or a dict in the first batch's order."""
+    if parts and isinstance(parts[0], Mapping):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)
+
+
+def _forward_collect(model, data, layers, batch_size, device, desc, num_workers, fn=None) -> dict[str, Reduced]:
+    chunks: dict[str, list[Reduced]] = {layer: [] for layer in layers}
+
+    def keep(layer: str, out: Tensor) -> None:
+        out = out.detach().float()
+        chunks[layer].append(_to_cpu(out if fn is None else fn(out)))
+
+    hooks = [get_layer(model, layer).register_forward_hook(lambda _m, _i, o, layer=layer: keep(layer, o))
+             for layer in layers]
     was_training = model.training
     model.eval().to(device)
     total = -(-len(data) // batch_size)
@@ -157,7 +222,7 @@ def _forward_collect(model, data, layers, batch_size, device, desc, num_workers)
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return {layer: torch.cat(parts) for layer, parts in chunks.items()}
+    return {layer: _concat(parts) for layer, parts in chunks.items()}
 
 
 def top_level(model: nn.Sequential) -> list[str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +56,9 @@ AGGREGATIONS = ("max", "min", "avg")
 SCORE_NAMES = tuple(f"{agg} of {stat}" for stat in STATISTICS for agg in AGGREGATIONS)
 #: Optional extra scores (``log_asp=True``): ASP computed on the log-probabilities (see intermediate_scores).
 LOG_ASP_NAMES = tuple(f"{agg} of log-ASP" for agg in AGGREGATIONS)
+#: The name of :func:`intermediate_scores` as a reduction in the feature cache's keys: change it
+#: whenever the scores it computes change, so cached scores of the old code are not served.
+SCORES_REDUCTION = "misp_scores_v1"
 
 _REDUCE: dict[str, Callable[[Tensor], Tensor]] = {
     "max": lambda v: v.amax(dim=1), "min": lambda v: v.amin(dim=1), "avg": lambda v: v.mean(dim=1),
@@ -144,21 +148,19 @@ def layer_scores(model: nn.Module, data: Tensor | Dataset, layers: Sequence[str]
     """``{layer: {score name: (N,) tensor}}``: :func:`intermediate_scores` of every layer in ``layers``
     (default :func:`logsoftmax_layers`, e.g. ``layer1.relu`` .. ``layer4.relu``) for ``data``.
 
-    Layer outputs come from :func:`ashlib.features.activations`, so they are cached on disk per
-    (weights, data, layer) when ``cache`` is true; layers are processed one at a time, so only one
-    layer's activations are in memory at once.
+    One forward pass computes the scores batch by batch (``reduce=`` of
+    :func:`ashlib.features.activations`), so no layer's whole output is ever held or cached, only the
+    scores, cached per (weights, data, layer) when ``cache`` is true. The scores are per sample, so
+    they equal :func:`intermediate_scores` of the whole output bit for bit on the CPU (on a GPU they
+    are computed there, float rounding aside).
     """
     layers = list(logsoftmax_layers(model) if layers is None else layers)
     if not layers:
         raise ParameterError("layers is empty and the model has no nn.LogSoftmax layers: expected "
                              "layer names (or a 'smallresnet_logsoftmax' model).")
-    out = {}
-    for layer in layers:
-        acts = activations(model, data, [layer], batch_size=batch_size, device=device, cache=cache,
-                           desc=f"{layer} outputs")[layer]
-        out[layer] = intermediate_scores(acts, log_asp=log_asp)
-        del acts
-    return out
+    reduce = (SCORES_REDUCTION + ("_log_asp" if log_asp else ""), partial(intermediate_scores, log_asp=log_asp))
+    return activations(model, data, layers, batch_size=batch_size, device=device, cache=cache,
+                       desc="layer scores", reduce=reduce)
 
 
 def score_table(id_scores: Mapping[str, Mapping[str, Tensor]], ood_scores: Mapping[str, Mapping[str, Tensor]],
@@ -197,14 +199,12 @@ def mahalanobis_layers(model: nn.Sequential) -> list[str]:
 def pooled_features(model: nn.Module, data: Tensor | Dataset, layers: Sequence[str], *, batch_size: int = 256,
                     device: str = "cpu", cache: bool = True) -> dict[str, Tensor]:
     """``{layer: (N, C) tensor}``: each layer's output averaged over its spatial positions (global
-    average pooling, as Lee et al. do for intermediate features); ``(N, D)`` outputs stay as they are.
-    Activations come from :func:`ashlib.features.activations` (cached), one layer at a time."""
-    out = {}
-    for layer in layers:
-        a = activations(model, data, [layer], batch_size=batch_size, device=device, cache=cache,
-                        desc=f"{layer} features")[layer]
-        out[layer] = a.mean(dim=(2, 3)) if a.ndim == 4 else a.flatten(1)
-    return out
+    average pooling, as Lee et al. do for intermediate features); ``(N, D)`` outputs are flattened.
+    One forward pass, each batch pooled as soon as it is computed (``reduce="spatial_mean"`` of
+    :func:`ashlib.features.activations`): only the pooled features are held and cached, and they equal
+    the mean of the whole output bit for bit on the CPU."""
+    return activations(model, data, layers, batch_size=batch_size, device=device, cache=cache,
+                       desc="pooled features", reduce="spatial_mean")
 
 
 @dataclass(frozen=True, eq=False)
@@ -333,9 +333,10 @@ _THESIS = "Annamalai Nathan, MiSP thesis"
 
 
 def set_layer_scores(ctx, set_name: str) -> dict[str, dict[str, Tensor]]:
-    """:func:`layer_scores` of one of ``ctx``'s sets (its network's log-softmax layers), kept in the context."""
+    """:func:`layer_scores` of one of ``ctx``'s sets (its network's log-softmax layers), kept in the context
+    and cached (the scores only: 9 values per image and layer)."""
     return ctx.memoised(("misp layer scores", set_name), lambda: layer_scores(
-        ctx.model, ctx.sets[set_name], batch_size=ctx.batch_size, device=ctx.device, cache=False))
+        ctx.model, ctx.sets[set_name], batch_size=ctx.batch_size, device=ctx.device))
 
 
 def _intermediate(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:

@@ -7,6 +7,8 @@ identical results.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import multiprocessing as mp
 import os
 import warnings
@@ -183,3 +185,152 @@ def test_a_training_run_caches_every_epoch_so_snapshots_need_no_second_run(monke
     monkeypatch.setattr(M, "train", lambda *a, **k: pytest.fail("trained the same run again"))
     snaps = load_snapshots("smallresnet", x, y, 3, [1, 2], width=2, recipe=recipe, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(snaps[2].state_dict().values(), model.state_dict().values()))
+
+
+# ---------------------------------------------------------------------------- the size limit
+
+
+def _feature_entry(name: str, n: int, used: float) -> Path:
+    """A features entry of ``n`` float32 values (about 4n bytes plus a header), last used at ``used``."""
+    path = cache.cache_dir("features") / f"{name}.pt"
+    cache.save(path, torch.zeros(n), f"key-{name}")
+    os.utime(path, (used, used))
+    return path
+
+
+def test_size_limits_parse_with_suffixes_and_bad_values_are_named(monkeypatch):
+    assert cache.parse_size("300M") == 300 << 20 and cache.parse_size("2G") == 2 << 30
+    assert cache.parse_size(" 1.5 GiB ") == 3 << 29 and cache.parse_size("4kb") == 4096
+    assert cache.parse_size("1000") == 1000 and cache.parse_size("0") == 0
+    assert cache.parse_size("none") is None and cache.parse_size("Unlimited") is None
+    for bad in ("abc", "-1", "2X", "1e9", "nan", "300iB"):
+        with pytest.raises(cache.ParameterError, match=f"ASHLIB_CACHE_MAX='{bad}' is not allowed: expected a size"):
+            cache.parse_size(bad)
+    monkeypatch.delenv("ASHLIB_CACHE_MAX", raising=False)
+    assert cache.max_bytes() == 2 << 30  # the default
+    monkeypatch.setenv("ASHLIB_CACHE_MAX", "300M")
+    assert cache.max_bytes() == 300 << 20
+    monkeypatch.setenv("ASHLIB_CACHE_MAX", "lots")
+    with pytest.raises(cache.ParameterError, match="ASHLIB_CACHE_MAX='lots'"):
+        cache.save(cache.cache_dir("features") / "x.pt", torch.zeros(3), "k")
+    assert not _entries("features")  # nothing written
+    with pytest.raises(cache.ParameterError, match="ASHLIB_CACHE_MAX='lots'"):
+        activations(_net(), _data(), ["avgpool"])  # before the forward pass
+
+
+def test_lru_victims_are_the_least_recently_used_until_the_rest_fits():
+    e = [cache.Entry(Path(f"/c/features/{name}.pt"), "features", size, used)
+         for name, size, used in (("a", 100, 3.0), ("b", 100, 1.0), ("c", 100, 2.0), ("d", 100, 4.0))]
+    assert cache.lru_victims(e, 400) == []
+    assert [v.path.stem for v in cache.lru_victims(e, 250)] == ["b", "c"]
+    assert [v.path.stem for v in cache.lru_victims(e, 0)] == ["b", "c", "a", "d"]
+    spared = cache.lru_victims(e, 250, spare=lambda v: v.path.stem == "b")
+    assert [v.path.stem for v in spared] == ["c", "a"]
+
+
+def test_saves_evict_least_recently_used_features_and_loads_count_as_use(monkeypatch):
+    monkeypatch.setenv("ASHLIB_CACHE_MAX", "none")
+    paths = {name: _feature_entry(name, 1000, 1_000_000 + i) for i, name in enumerate("abcd")}
+    size = paths["a"].stat().st_size
+    assert cache.load(paths["a"], "key-a") is not None  # now the most recently used
+    monkeypatch.setenv("ASHLIB_CACHE_MAX", str(3 * size + size // 2))  # room for three entries
+    _feature_entry("e", 1000, 2_000_000_000)
+    assert {p.stem for p in _entries("features")} == {"a", "d", "e"}  # b and c were least recently used
+    assert sum(p.stat().st_size for p in _entries("features")) <= cache.max_bytes()
+    assert cache.load(paths["b"], "key-b") is None  # evicted: missing, no warning (warnings are not errors here)
+
+
+def test_the_entry_just_written_and_one_in_use_are_never_evicted(monkeypatch):
+    monkeypatch.setenv("ASHLIB_CACHE_MAX", "none")
+    old = _feature_entry("old", 10, 1_000_000)
+    busy = _feature_entry("busy", 10, 1_000_001)
+    checkpoint = cache.cache_dir("models") / "net.pt"
+    cache.save(checkpoint, torch.zeros(10), "net")
+    os.utime(checkpoint, (1.0, 1.0))
+    monkeypatch.setenv("ASHLIB_CACHE_MAX", "0")
+    with cache.locked(busy):  # another computation holds its lock
+        big = _feature_entry("big", 5000, 2_000_000_000)  # larger than the limit, kept all the same
+    assert big.exists() and busy.exists() and not old.exists()
+    assert checkpoint.exists()  # checkpoints are never evicted
+    cache.save(cache.cache_dir("features") / "next.pt", torch.zeros(1), "next")
+    assert [p.stem for p in _entries("features")] == ["next"]
+
+
+def test_a_file_evicted_between_the_check_and_the_read_is_missing_not_damaged(monkeypatch, tmp_path):
+    path = cache.save(tmp_path / "e.pt", torch.ones(2), "k")
+
+    def gone(*_a, **_k):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(torch, "load", gone)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.load(path, "k") is None
+
+
+def _save_and_load_many(cache_dir: str, tag: str, queue) -> None:
+    os.environ["ASHLIB_CACHE"], os.environ["ASHLIB_CACHE_MAX"] = cache_dir, "20K"
+    warnings.simplefilter("error")  # a lost race must never look like a damaged entry
+    folder = Path(cache_dir) / "features"
+    for i in range(40):
+        cache.save(folder / f"{tag}{i}.pt", torch.full((1000,), float(i)), f"{tag}{i}")  # about 4.5 KB each
+        for j in range(max(0, i - 6), i + 1):
+            value = cache.load(folder / f"{tag}{j}.pt", f"{tag}{j}")
+            assert value is None or torch.equal(value, torch.full((1000,), float(j)))
+    queue.put(tag)
+
+
+def test_processes_evicting_concurrently_only_ever_miss_entries():
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_save_and_load_many, args=(os.environ["ASHLIB_CACHE"], tag, queue)) for tag in "xy"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(queue.get(timeout=5) for _ in procs) == ["x", "y"]
+    sizes = [p.stat().st_size for p in _entries("features")]
+    assert sum(sizes) <= 20 * 1024 + max(sizes)  # the limit, give or take the last entry of the other process
+
+
+# ------------------------------------------------------------------------------ list and clear
+
+
+def test_list_and_clear_by_kind_and_age(monkeypatch):
+    from ashlib.__main__ import main
+
+    day = 86400.0
+    now = 2_000_000_000.0
+    _feature_entry("fresh", 10, now - 0.5 * day)
+    _feature_entry("stale", 10, now - 10 * day)
+    checkpoint = cache.save(cache.cache_dir("models") / "net.pt", torch.zeros(10), "net")
+    os.utime(checkpoint, (now - 30 * day, now - 30 * day))
+    (cache.cache_dir("data") / "download.tar").write_bytes(b"0" * 100)  # not an entry
+    listed = cache.entries()
+    assert [(e.kind, e.path.stem) for e in listed] == [("models", "net"), ("features", "stale"), ("features", "fresh")]
+    text = cache.report()
+    assert "features: 2 entries" in text and "models: 1 entries" in text and "(never evicted)" in text
+    assert "limit (ASHLIB_CACHE_MAX): 2.0 GiB on features" in text and "data 100 B" in text
+
+    assert [e.path.stem for e in cache.clear(older_than_days=5, now=now)] == ["net", "stale"]
+    assert [e.path.stem for e in cache.entries()] == ["fresh"]
+    _feature_entry("stale", 10, now - 10 * day)
+    assert [e.path.stem for e in cache.clear(["models"])] == []
+    with pytest.raises(cache.ParameterError, match="kind='data' is not allowed: expected one of 'features'"):
+        cache.clear(["data"])
+    with pytest.raises(cache.ParameterError, match="older_than_days=-1"):
+        cache.clear(older_than_days=-1)
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["cache", "list"]) == 0
+    assert "fresh.pt" in out.getvalue() and "stale.pt" in out.getvalue()
+    with contextlib.redirect_stdout(out):
+        assert main(["cache", "clear", "--kind", "features"]) == 0
+    assert "removed 2 entries" in out.getvalue() and cache.entries() == []
+    assert (cache.cache_dir("data") / "download.tar").exists()  # downloads are never cleared
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["cache", "clear", "--kind", "weights"]) == 2
+    assert "kind='weights' is not allowed" in err.getvalue()

@@ -167,3 +167,49 @@ def test_run_after_replays_in_batches_of_the_given_size(model, x):
         hook.remove()
     assert sizes == [8, 8, 4]
     torch.testing.assert_close(out, model(x).detach())
+
+
+# ------------------------------------------------------------------------------ reduce before caching
+
+
+def _scores(out):
+    """A per-sample reduction returning a mapping (like misp's nine scores)."""
+    return {"max": out.flatten(1).amax(dim=1), "sum": out.flatten(1).sum(dim=1)}
+
+
+@pytest.mark.parametrize("batch_size", [7, 20])
+def test_reduced_activations_equal_the_reduced_whole_output_bit_for_bit(model, x, batch_size):
+    layers = ["stem", "layer2", "layer3", "avgpool", "fc"]
+    whole = activations(model, x, layers, batch_size=batch_size)
+    pooled = activations(model, x, layers, batch_size=batch_size, reduce="spatial_mean")
+    for layer in layers:
+        a = whole[layer]
+        assert torch.equal(pooled[layer], a.mean(dim=(2, 3)) if a.ndim == 4 else a.flatten(1)), layer
+    mapped = activations(model, x, ["layer3"], batch_size=batch_size, reduce=("test_scores", _scores))["layer3"]
+    want = _scores(whole["layer3"])
+    assert list(mapped) == ["max", "sum"] and all(torch.equal(mapped[k], want[k]) for k in want)
+
+
+def test_reduced_entries_are_cached_apart_small_and_reused(model, x, monkeypatch):
+    from ashlib import cache_dir
+
+    whole = activations(model, x, ["layer1"])["layer1"]
+    pooled = activations(model, x, ["layer1"], reduce="spatial_mean")["layer1"]
+    mapped = activations(model, x, ["layer1"], reduce=("test_scores", _scores))["layer1"]
+    files = {p.name.rsplit("-", 1)[0]: p.stat().st_size for p in cache_dir("features").glob("*.pt")}
+    assert set(files) == {"layer1", "layer1-spatial_mean", "layer1-test_scores"}
+    assert files["layer1-spatial_mean"] * 20 < files["layer1"]  # 2 values per image instead of 2 x 28 x 28
+    monkeypatch.setattr("ashlib.features._forward_collect",
+                        lambda *a, **k: pytest.fail("recomputed a cached reduction"))
+    assert torch.equal(activations(model, x, ["layer1"], reduce="spatial_mean")["layer1"], pooled)
+    again = activations(model, x, ["layer1"], reduce=("test_scores", _scores))["layer1"]
+    assert all(torch.equal(again[k], mapped[k]) for k in mapped)
+    assert torch.equal(activations(model, x, ["layer1"])["layer1"], whole)
+
+
+def test_a_bad_reduction_is_refused(model, x):
+    with pytest.raises(ParameterError, match="reduce='median' is not allowed: expected one of 'spatial_mean'"):
+        activations(model, x, ["layer1"], reduce="median")
+    for bad in (("has space", _scores), ("ok", "not callable"), _scores):
+        with pytest.raises(ParameterError, match="reduce=.* is not allowed"):
+            activations(model, x, ["layer1"], reduce=bad)

@@ -267,6 +267,50 @@ def test_layer_scores_are_intermediate_scores_of_each_logsoftmax_layer():
         layer_scores(build_model("smallresnet", 10, width=2), x)
 
 
+def _old_layer_scores(model, x, layers, batch_size, log_asp):
+    """layer_scores before it reduced batch by batch: each layer's whole output, then the scores."""
+    from ashlib.features import activations
+
+    return {layer: intermediate_scores(activations(model, x, [layer], batch_size=batch_size, cache=False)[layer],
+                                       log_asp=log_asp) for layer in layers}
+
+
+@pytest.mark.parametrize("log_asp", [False, True])
+def test_scores_reduced_batch_by_batch_equal_the_old_whole_output_path_bit_for_bit(log_asp):
+    from ashlib import cache_dir
+
+    model = build_model("smallresnet_logsoftmax", 10, width=4, seed=0).eval()
+    x = torch.rand(70, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    old = _old_layer_scores(model, x, LS_LAYERS, 16, log_asp)
+    for cache in (True, True, False):  # computed and cached, read from the cache, computed uncached
+        got = layer_scores(model, x, batch_size=16, cache=cache, log_asp=log_asp)
+        assert list(got) == LS_LAYERS
+        for layer in LS_LAYERS:
+            assert list(got[layer]) == list(old[layer])
+            for name, want in old[layer].items():
+                assert torch.equal(got[layer][name], want), (layer, name)
+    # only the scores are cached (9 or 12 values per image and layer), never a layer's whole output
+    entries = sorted(cache_dir("features").glob("*.pt"))
+    assert len(entries) == len(LS_LAYERS) and all("misp_scores" in p.name for p in entries)
+    whole = 4 * 70 * (4 * 28 * 28 + 8 * 14 * 14 + 16 * 7 * 7 + 32 * 4 * 4)  # float32 outputs of the 4 layers
+    assert sum(p.stat().st_size for p in entries) < whole / 20
+
+
+def test_pooled_features_equal_the_mean_of_the_whole_output_bit_for_bit():
+    from ashlib.features import activations
+    from ashlib.misp import pooled_features
+
+    model = build_model("smallresnet_logsoftmax", 4, width=4, seed=1).eval()
+    x = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    layers = ["stem", "layer1", "layer2", "layer3", "layer4", "avgpool"]
+    for cache in (True, True, False):
+        got = pooled_features(model, x, layers, batch_size=16, cache=cache)
+        assert list(got) == layers
+        for layer in layers:
+            whole = activations(model, x, [layer], batch_size=16, cache=False)[layer]
+            assert torch.equal(got[layer], whole.mean(dim=(2, 3)) if whole.ndim == 4 else whole.flatten(1)), layer
+
+
 def _pooled_by_hand(model, x, layers):
     with torch.no_grad():
         _, seen = _outputs(model, x, layers)
