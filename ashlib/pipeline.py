@@ -12,12 +12,38 @@ target; only when all of them succeed does it replace the target, carrying over 
 previous run that were not run again (with their own files and parameters). A failed or interrupted
 run leaves the previous folder as it was and its own output in ``<name>.failed-<time>/``, with a
 ``run.json`` that says what failed. The kernel imports the ``ashlib`` of this checkout.
+
+A notebook is executed again only when one of its *inputs* changed since the run in the target folder
+(or with ``force``); otherwise its executed copy and its own files are reused from there. Its inputs
+(:func:`notebook_inputs`, each a sha256 recorded in ``run.json`` with their combined ``digest``):
+
+- ``notebook``: the file ``notebooks/<name>.ipynb``; ``parameters``: the resolved plan (device included);
+- ``ashlib``: every file of the package (sources and package data); ``assignments``: the assignments
+  (``assignments/``, read by :mod:`ashlib.classroom`); ``profiles``: every profile file (a notebook
+  compares with other profiles);
+- ``data``: the data manifest in effect (``$ASHLIB_MANIFEST`` or the shipped one) and the data present
+  (the names at the top of the data root and of the weights folder under the run's ``$ASHLIB_CACHE``,
+  and the manifest's system paths that exist). The loaders check every file they read against the
+  manifest, so contents need no hashing; cached models and activations are derived from these inputs
+  and verify themselves (:mod:`ashlib.cache`);
+- ``packages``: Python's version and the installed version of every distribution ``pyproject.toml``
+  names (its extras included); ``rehearsal``: whether the run is one.
+
+A reused notebook is also executed again when its files in the run folder are missing or changed since
+they were written (``outputs``, a digest of their names and contents). ``run.json`` says per notebook
+whether it ``ran`` or was ``reused`` and why (``reason``), and the run prints it.
+
+The site (:func:`build_book`) is built from scratch, but only when what it is built from changed: a
+digest of the book's sources, the run's notebooks and files (not its ``run.json``, whose timestamps
+change with every run; the page drawn from it is hashed), the table of contents, the configuration and
+the installed packages, kept in ``<book>/_build/site.digest`` after a successful build.
 """
 from __future__ import annotations
 
 import ast
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -30,12 +56,21 @@ from pathlib import Path
 import yaml
 
 from ashlib._checks import ParameterError, check_choice
-from ashlib.params import check_parameters, load_profile, profiles  # profiles live with their checks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
 TOC = BOOK / "_toc.yml"
+
+
+def __getattr__(name: str):
+    """``check_parameters``, ``load_profile`` and ``profiles`` of :mod:`ashlib.params` (profiles live with
+    their checks), imported on first use: it imports torch, which building a site never needs."""
+    if name in ("check_parameters", "load_profile", "profiles"):
+        from ashlib import params
+
+        return getattr(params, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def notebook_names() -> list[str]:
@@ -73,6 +108,8 @@ def plan(profile: str, notebooks: list[str] | None = None, device: str | None = 
     ``check`` (the default), every parameter of every notebook is checked here, with the notebook's own
     defaults for the rest (:func:`ashlib.params.check_parameters`; a CUDA device must be present).
     """
+    from ashlib.params import check_parameters, load_profile
+
     spec = load_profile(profile)
     names = notebooks or list(spec["notebooks"]) or notebook_names()
     for name in names:
@@ -122,6 +159,103 @@ def kernel_environment(results_dir: Path, extra: dict | None = None):
                 os.environ[k] = v
 
 
+# ------------------------------------------------------------------------- inputs and their digests
+
+
+SOURCES = {"ashlib": ROOT / "ashlib", "assignments": ROOT / "assignments", "profiles": ROOT / "profiles"}
+REASONS = {"notebook": "the notebook changed", "parameters": "its parameters changed",
+           "ashlib": "ashlib source changed", "assignments": "assignments changed", "profiles": "a profile changed",
+           "data": "the data manifest or the data present changed", "packages": "installed packages changed",
+           "rehearsal": "the run is now a rehearsal, or no longer one"}
+
+
+def _sha256(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little") + data)  # lengths first: no two lists collide
+    return h.hexdigest()
+
+
+def _json_digest(value) -> str:
+    return _sha256(json.dumps(value, sort_keys=True, default=str))
+
+
+def files_digest(folder: Path, names: list[str] | None = None) -> str:
+    """sha256 of the names and contents of ``names`` in ``folder`` (default: every file below it but
+    hidden ones and Python caches)."""
+    if names is None:
+        paths = (p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and p.suffix != ".pyc")
+        names = sorted(p.as_posix() for p in paths if not any(x.startswith(".") or x == "__pycache__" for x in p.parts))
+    return _sha256(*(x for n in names for x in (n, (folder / n).read_bytes())))
+
+
+def package_versions(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
+    """Python's version and the installed version of every distribution ``pyproject.toml`` names."""
+    import importlib.metadata
+    import re
+    import tomllib
+
+    project = tomllib.loads(pyproject.read_text())["project"]
+    names = [*project.get("dependencies", []), *(r for extra in project.get("optional-dependencies", {}).values()
+                                                  for r in extra)]
+    versions = {"python": platform.python_version()}
+    for requirement in names:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def data_present() -> dict:
+    """The data manifest in effect and the data present (module docstring), under the current
+    environment (the run's ``$ASHLIB_CACHE`` and ``$ASHLIB_MANIFEST``)."""
+    from ashlib import data, fetch
+
+    path = data.manifest_path()
+    manifest = data.manifest(path)
+    listing = {folder: sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
+               for folder, root in (("data", data.data_root()), ("weights", fetch.weights_dir()))}
+    system = sorted(p for entries in manifest.values() if isinstance(entries, list) for e in entries
+                    if isinstance(e, dict) for p in e.get("system_paths") or [] if Path(p).exists())
+    return {"manifest": _sha256(path.read_bytes()), **listing, "system": system}
+
+
+def shared_inputs(rehearsal: bool) -> dict[str, str]:
+    """The inputs every notebook of a run shares (module docstring), each as a sha256; call it inside
+    :func:`kernel_environment`."""
+    return {**{name: files_digest(folder) for name, folder in SOURCES.items()},
+            "data": _json_digest(data_present()), "packages": _json_digest(package_versions()),
+            "rehearsal": "yes" if rehearsal else "no"}
+
+
+def notebook_inputs(name: str, params: dict, shared: dict[str, str]) -> dict[str, str]:
+    """A notebook's inputs: its file, its parameters and the ``shared`` ones, each as a sha256."""
+    return {"notebook": files_digest(NOTEBOOKS, [f"{name}.ipynb"]), "parameters": _json_digest(params), **shared}
+
+
+def why_run(inputs: dict[str, str], previous: dict | None, folder: Path, force: bool = False) -> str | None:
+    """Why a notebook must be executed again, or None when its entry ``previous`` in the ``run.json`` of
+    ``folder`` (the run in place) can be reused: same inputs, and its files there as they were written."""
+    if force:
+        return "forced (--force)"
+    if not previous:
+        return "not in the previous run"
+    if not previous.get("inputs"):
+        return "the previous run recorded no digest of its inputs"
+    changed = [REASONS.get(k, f"{k} changed") for k in sorted(set(inputs) | set(previous["inputs"]))
+               if inputs.get(k) != previous["inputs"].get(k)]
+    if changed:
+        return ", ".join(changed)
+    files = previous.get("files") or []
+    if not files or not all((folder / f).is_file() for f in files) or files_digest(folder, files) != previous.get(
+            "outputs"):  # a notebook or table edited or deleted since it was written
+        return "its files in the previous run are missing or changed"
+    return None
+
+
 def _scrub_paths(path: Path, name: str) -> None:
     """Papermill records where it read and wrote a notebook; keep those paths relative (the repository's
     ``notebooks/`` and the run folder), so no machine's or staging folder's path is published."""
@@ -165,13 +299,28 @@ def _write_record(folder: Path, record: dict) -> None:
     os.replace(tmp, folder / "run.json")
 
 
-def _carry_over(previous: Path, staging: Path, record: dict, echo) -> None:
-    """Copy into ``staging`` the notebooks of the run in ``previous`` that this run did not execute,
-    with exactly the files its ``run.json`` lists for them, and their records."""
+def _read_record(folder: Path) -> dict:
+    """The ``run.json`` of a complete run in ``folder``; {} when there is none."""
     try:
-        old = json.loads((previous / "run.json").read_text())
+        record = json.loads((folder / "run.json").read_text())
     except (OSError, ValueError):
-        return
+        return {}
+    return record if isinstance(record, dict) and record.get("status") in (None, "complete") else {}
+
+
+def _reuse(entry: dict, previous: Path, staging: Path, overrides: dict, digest: str, inputs: dict) -> dict:
+    """Copy a notebook's files (``entry`` in the ``run.json`` of ``previous``) into ``staging``; its new entry."""
+    for f in entry["files"]:
+        shutil.copy2(previous / f, staging / f)
+    kept = {k: v for k, v in entry.items() if k != "carried_over_from"}
+    return {**kept, "overrides": overrides, "executed": "reused", "reason": f"inputs unchanged (digest {digest[:12]})",
+            "digest": digest, "inputs": inputs}
+
+
+def _carry_over(previous: Path, staging: Path, record: dict, echo) -> None:
+    """Copy into ``staging`` the notebooks of the run in ``previous`` that this run did not select,
+    with exactly the files its ``run.json`` lists for them, and their records."""
+    old = _read_record(previous)
     if bool(old.get("rehearsal")) != bool(record.get("rehearsal")):
         if old.get("notebooks"):
             echo(f"  the previous run in {previous.name} is {'a' if old.get('rehearsal') else 'not a'} rehearsal; "
@@ -205,9 +354,10 @@ def _replace(target: Path, staging: Path) -> None:
 
 def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None = None,
         device: str | None = None, overrides: dict | None = None, echo=print, environment: dict | None = None,
-        rehearsal: dict | None = None) -> Path:
+        rehearsal: dict | None = None, force: bool = False) -> Path:
     """Execute notebooks with papermill into the run folder ``out`` (default ``runs/<profile>``), all
-    or nothing (module docstring); one line per notebook. Raises :class:`RunFailed` when a notebook
+    or nothing (module docstring); one line per notebook. A notebook whose inputs did not change since the
+    run in ``out`` is reused from there, unless ``force``. Raises :class:`RunFailed` when a notebook
     fails (``out`` is then unchanged) and :class:`ParameterError`, before anything runs, for a bad
     parameter of any notebook. ``environment``: variables for the kernels (:func:`kernel_environment`);
     ``rehearsal``: what :func:`ashlib.rehearsal.rehearse` records in ``run.json`` (the book shows it)."""
@@ -225,12 +375,23 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
     record = dict(profile=profile, overrides=overrides or {}, python=platform.python_version(),
                   machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running",
                   notebooks={}, **({"rehearsal": rehearsal} if rehearsal else {}))
+    previous = _read_record(out)
     current = None
     try:
+        with kernel_environment(staging, environment):
+            shared = shared_inputs(bool(rehearsal))
         for i, (name, params) in enumerate(plans.items(), 1):
             current = name
+            inputs = notebook_inputs(name, params, shared)
+            digest = _json_digest(inputs)
+            old = (previous.get("notebooks") or {}).get(name)
+            reason = why_run(inputs, old, out, force)
+            if reason is None:
+                record["notebooks"][name] = _reuse(old, out, staging, overrides or {}, digest, inputs)
+                echo(f"[{i}/{len(plans)}] {name}: reused, {record['notebooks'][name]['reason']}", flush=True)
+                continue
             before = _files(staging)
-            echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ...", flush=True)
+            echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ({reason}) ...", flush=True)
             t0 = time.perf_counter()
             with kernel_environment(staging, environment):
                 papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(staging / f"{name}.ipynb"),
@@ -240,8 +401,10 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
             for report in _cache_reports(staging / f"{name}.ipynb"):
                 echo(f"  cache: {report}", flush=True)
             _scrub_paths(staging / f"{name}.ipynb", name)
+            files = sorted(_files(staging) - before)
             record["notebooks"][name] = dict(parameters=params, overrides=overrides or {}, seconds=round(seconds, 1),
-                                             files=sorted(_files(staging) - before))
+                                             files=files, executed="ran", reason=reason, ran_at=record["started"],
+                                             digest=digest, inputs=inputs, outputs=files_digest(staging, files))
             echo(f"[{i}/{len(plans)}] {name}: done in {seconds:.1f} s", flush=True)
         current = None
         _carry_over(out, staging, record, echo)
@@ -296,23 +459,42 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     fragments = book_dir / "_fragments"
     (target / "this_run.md").write_text(this_run_page(run_record, present, fragments), encoding="utf-8")
     (target / "results.md").write_text(results_page(present, fragments), encoding="utf-8")
-    toc = _toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), present)
-    build = book_dir / "_build"
-    shutil.rmtree(build, ignore_errors=True)  # a clean build: no page of an earlier run survives
-    build.mkdir()
-    (build / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    toc = yaml.safe_dump(_toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), present), sort_keys=False)
     config = yaml.safe_load((book_dir / "_config.yml").read_text())
     if run_record.get("rehearsal"):  # every page says so, above its title
         config.setdefault("html", {})["announcement"] = run_record["rehearsal"]["banner"]
-    (build / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    config = yaml.safe_dump(config, sort_keys=False)
+    build, digest = book_dir / "_build", site_digest(book_dir, toc, config)
+    index, stamp = build / "html" / "index.html", build / "site.digest"
+    if index.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+        echo(f"the site is up to date (its sources and run unchanged, digest {digest[:12]}): not rebuilt", flush=True)
+        echo(f"Site: {index}", flush=True)
+        return index
+    shutil.rmtree(build, ignore_errors=True)  # a clean build: no page of an earlier run survives
+    build.mkdir()
+    (build / "_toc.yml").write_text(toc)
+    (build / "_config.yml").write_text(config)
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir),
            "--toc", str(build / "_toc.yml"), "--config", str(build / "_config.yml"),
            "--warningiserror", "--keep-going"]
     echo("building the site: jupyter-book " + " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True)
-    index = build / "html" / "index.html"
+    _jupyter_book(cmd)
+    stamp.write_text(digest + "\n")  # only after a successful build
     echo(f"Site: {index}", flush=True)
     return index
+
+
+def _jupyter_book(cmd: list[str]) -> None:
+    subprocess.run(cmd, check=True)
+
+
+def site_digest(book_dir: Path, toc: str, config: str) -> str:
+    """sha256 of what a site is built from: every file under ``book_dir`` but ``_build`` and the run's
+    ``run.json`` (its timestamps change with every run; the page drawn from it is hashed), the table of
+    contents and configuration of the build, and the installed packages."""
+    names = sorted(p.relative_to(book_dir).as_posix() for p in book_dir.rglob("*") if p.is_file())
+    names = [n for n in names if n.split("/")[0] != "_build" and n != "run/run.json"]
+    return _sha256(files_digest(book_dir, names), toc, config, _json_digest(package_versions()))
 
 
 FRAGMENTS = {"mnist5k": "mnist5k.md", "fmnist": "fmnist.md", "cifar10": "cifar.md", "cifar100": "cifar.md",

@@ -72,9 +72,15 @@ def test_toc_keeps_only_the_chapters_of_the_run():
 
 
 @pytest.mark.project_cache
-def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path):
+def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path, monkeypatch):
     """Issue acceptance: one notebook, a profile and an override -> an executed notebook and CSVs
-    whose numbers follow the override (here: only the requested percentiles are evaluated)."""
+    whose numbers follow the override (here: only the requested percentiles are evaluated); run again,
+    it is reused."""
+    import shutil
+
+    snapshot = tmp_path / "ashlib"  # the digest of the package as it is now (others may be editing it)
+    shutil.copytree(pipeline.SOURCES["ashlib"], snapshot, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setitem(pipeline.SOURCES, "ashlib", snapshot)
     lines = []
     out = pipeline.run("embedded", ["03_global_vs_local"], out=tmp_path / "run",
                        overrides={"percentiles": [80, 90], "compare": []}, echo=lambda *a, **k: lines.append(a[0]))
@@ -88,6 +94,15 @@ def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path):
     assert str(tmp_path) not in published and "results_dir = " not in published  # no machine path on the page
     assert record["status"] == "complete" and record["notebooks"]["03_global_vs_local"]["files"] == sorted(
         p.name for p in out.iterdir() if p.name != "run.json")
+    # the same run again executes nothing: the notebook and its tables are reused as they are
+    import papermill
+
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.json"}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("executed again"))
+    pipeline.run("embedded", ["03_global_vs_local"], out=out, overrides={"percentiles": [80, 90], "compare": []},
+                 echo=lambda *a, **k: lines.append(a[0]))
+    assert lines[-2].startswith("[1/1] 03_global_vs_local: reused, inputs unchanged (digest ")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.json"} == files
 
 
 # ----------------------------------------------------------------------------- all or nothing
@@ -219,3 +234,227 @@ def test_the_site_gets_the_notebooks_without_their_stderr(tmp_path):
     copied = (target / "01_methods.ipynb").read_text()
     assert "/home/me" not in copied and "kept" in copied
     assert "/home/me" in (run / "01_methods.ipynb").read_text()  # the run folder keeps its log
+
+
+# ----------------------------------------------------------------------------- cached notebooks
+
+
+def _quiet(lines=None):
+    return (lambda *a, **k: lines.append(a[0])) if lines is not None else (lambda *a, **k: None)
+
+
+def _entries(out):
+    return json.loads((out / "run.json").read_text())["notebooks"]
+
+
+def test_a_second_run_with_nothing_changed_reuses_every_notebook(tmp_path, monkeypatch):
+    out, names = tmp_path / "run", ["01_methods", "03_global_vs_local"]
+    calls = _fake_papermill(monkeypatch)
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    first, files = _entries(out), {k: v for k, v in _snapshot(out).items() if k != "run.json"}
+    assert [e["executed"] for e in first.values()] == ["ran", "ran"]
+    assert {e["reason"] for e in first.values()} == {"not in the previous run"}
+    lines = []
+    pipeline.run("embedded", names, out=out, echo=_quiet(lines))
+    assert len(calls) == 2  # nothing executed the second time
+    second = _entries(out)
+    for name in names:
+        assert second[name]["executed"] == "reused" and second[name]["digest"] == first[name]["digest"]
+        assert second[name]["reason"] == f"inputs unchanged (digest {first[name]['digest'][:12]})"
+        assert second[name]["ran_at"] == first[name]["ran_at"] and second[name]["files"] == first[name]["files"]
+    assert lines[:2] == [f"[{i}/2] {n}: reused, {second[n]['reason']}" for i, n in enumerate(names, 1)]
+    assert {k: v for k, v in _snapshot(out).items() if k != "run.json"} == files
+    pipeline.run("embedded", names, out=out, echo=_quiet(), force=True)
+    assert len(calls) == 4 and {e["reason"] for e in _entries(out).values()} == {"forced (--force)"}
+
+
+def test_a_changed_parameter_reruns_only_its_notebook(tmp_path, monkeypatch):
+    out, names = tmp_path / "run", ["01_methods", "03_global_vs_local"]
+    calls = _fake_papermill(monkeypatch)
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    lines = []
+    pipeline.run("embedded", names, out=out, overrides={"percentile": 85}, echo=_quiet(lines))  # 01_methods only
+    assert [c[0] for c in calls[2:]] == ["01_methods"]
+    entries = _entries(out)
+    assert entries["01_methods"]["executed"] == "ran" and entries["01_methods"]["reason"] == "its parameters changed"
+    assert entries["03_global_vs_local"]["executed"] == "reused"
+    assert lines[0] == "[1/2] 01_methods: running on cpu (its parameters changed) ..."
+
+
+def test_a_changed_notebook_reruns_only_itself(tmp_path, monkeypatch):
+    import shutil
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(pipeline.NOTEBOOKS, notebooks)
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", notebooks)
+    out, names = tmp_path / "run", ["01_methods", "03_global_vs_local"]
+    calls = _fake_papermill(monkeypatch)
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    nb = json.loads((notebooks / "03_global_vs_local.ipynb").read_text())
+    nb["cells"].append({"cell_type": "markdown", "id": "more", "metadata": {}, "source": "One more sentence."})
+    (notebooks / "03_global_vs_local.ipynb").write_text(json.dumps(nb))
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    assert [c[0] for c in calls[2:]] == ["03_global_vs_local"]
+    entries = _entries(out)
+    assert entries["03_global_vs_local"]["reason"] == "the notebook changed"
+    assert entries["01_methods"]["executed"] == "reused"
+
+
+def test_a_changed_ashlib_source_reruns_every_notebook(tmp_path, monkeypatch):
+    source = tmp_path / "ashlib"  # a stand-in for the package: its real files are never edited
+    source.mkdir()
+    (source / "scores.py").write_text("def energy(x):\n    return x\n")
+    monkeypatch.setitem(pipeline.SOURCES, "ashlib", source)
+    out, names = tmp_path / "run", ["01_methods", "03_global_vs_local"]
+    calls = _fake_papermill(monkeypatch)
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    (source / "__pycache__").mkdir()
+    (source / "__pycache__" / "scores.cpython-311.pyc").write_bytes(b"compiled")  # not a source
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    assert len(calls) == 2
+    (source / "scores.py").write_text("def energy(x):\n    return -x\n")
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    assert [c[0] for c in calls[2:]] == names
+    assert {e["reason"] for e in _entries(out).values()} == {"ashlib source changed"}
+
+
+def test_a_notebook_whose_files_changed_or_whose_inputs_are_unrecorded_runs_again(tmp_path, monkeypatch):
+    out, names = tmp_path / "run", ["01_methods", "03_global_vs_local"]
+    calls = _fake_papermill(monkeypatch)
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    (out / "03_global_vs_local_table.csv").write_text("edited\n")
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    assert [c[0] for c in calls[2:]] == ["03_global_vs_local"]
+    assert _entries(out)["03_global_vs_local"]["reason"] == "its files in the previous run are missing or changed"
+    assert (out / "03_global_vs_local_table.csv").read_text() == "x\n0\n"
+    record = json.loads((out / "run.json").read_text())  # a run folder of an older ashlib: no digests
+    for entry in record["notebooks"].values():
+        del entry["inputs"]
+    (out / "run.json").write_text(json.dumps(record))
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    assert {e["reason"] for e in _entries(out).values()} == {"the previous run recorded no digest of its inputs"}
+
+
+def test_a_failed_run_after_reused_notebooks_leaves_the_previous_folder_as_it_was(tmp_path, monkeypatch):
+    out, names = tmp_path / "runs" / "embedded", ["01_methods", "03_global_vs_local"]
+    _fake_papermill(monkeypatch)
+    pipeline.run("embedded", names, out=out, echo=_quiet())
+    before = _snapshot(out)
+    (tmp_path / "other").mkdir()
+    monkeypatch.setitem(pipeline.SOURCES, "profiles", tmp_path / "other")  # every notebook's inputs change
+    calls = _fake_papermill(monkeypatch, fail_at="03_global_vs_local")
+    with pytest.raises(pipeline.RunFailed, match="boom"):
+        pipeline.run("embedded", names, out=out, echo=_quiet())
+    assert _snapshot(out) == before and [c[0] for c in calls] == names
+    monkeypatch.undo()
+    calls = _fake_papermill(monkeypatch, fail_at="03_global_vs_local")
+    pipeline.run("embedded", names, out=out, echo=_quiet())  # the folder in place is still reused
+    assert calls == [] and _snapshot(out).keys() == before.keys()
+
+
+def test_the_inputs_name_the_data_present_and_the_packages(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASHLIB_CACHE", str(tmp_path / "cache"))
+    before = pipeline.data_present()
+    (tmp_path / "cache" / "data" / "fashion-mnist").mkdir(parents=True)
+    assert pipeline.data_present()["data"] == before["data"] + ["fashion-mnist"]
+    versions = pipeline.package_versions()
+    assert versions["torch"] and versions["papermill"] and versions["python"]
+    assert pipeline.shared_inputs(True)["rehearsal"] == "yes" and pipeline.shared_inputs(False)["rehearsal"] == "no"
+
+
+def test_the_source_digest_covers_every_file_but_caches(tmp_path):
+    source = tmp_path / "pkg"
+    (source / "reference").mkdir(parents=True)
+    (source / "a.py").write_text("x = 1\n")
+    (source / "reference" / "t.csv").write_text("a\n1\n")
+    digest = pipeline.files_digest(source)
+    (source / "__pycache__").mkdir()
+    (source / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (source / ".a.py.swp").write_text("editor")
+    assert pipeline.files_digest(source) == digest
+    (source / "reference" / "t.csv").write_text("a\n2\n")  # package data counts
+    assert pipeline.files_digest(source) != digest
+    (source / "reference" / "t.csv").write_text("a\n1\n")
+    (source / "reference" / "t.csv").rename(source / "t.csv")  # so does where a file is
+    assert pipeline.files_digest(source) != digest
+
+
+# ----------------------------------------------------------------------------- the site, built only when needed
+
+
+def _book_and_run(tmp_path):
+    """A copy of the book's sources and a run folder of one tiny executed notebook."""
+    import shutil
+
+    book = tmp_path / "book"
+    shutil.copytree(pipeline.BOOK, book, ignore=shutil.ignore_patterns("_build", "run"))
+    run = tmp_path / "run"
+    run.mkdir()
+    nb = {"cells": [{"cell_type": "markdown", "id": "a", "metadata": {}, "source": "# Methods"}], "metadata": {},
+          "nbformat": 4, "nbformat_minor": 5}
+    (run / "01_methods.ipynb").write_text(json.dumps(nb))
+    (run / "methods_results.csv").write_text("x\n1\n")
+    (run / "run.json").write_text(json.dumps({"profile": "embedded", "status": "complete", "started": "t0",
+                                              "notebooks": {"01_methods": {"parameters": {"device": "cpu"}}}}))
+    return book, run
+
+
+def test_the_site_is_rebuilt_from_scratch_only_when_its_sources_or_run_changed(tmp_path, monkeypatch):
+    builds = []
+
+    def jupyter_book(cmd):  # stands in for a full build: writes the index and one page per build
+        html = Path(cmd[2]) / "_build" / "html"
+        html.mkdir(parents=True)
+        (html / "index.html").write_text("site")
+        (html / f"page{len(builds)}.html").write_text("a page of this build")
+        builds.append(cmd)
+
+    monkeypatch.setattr(pipeline, "_jupyter_book", jupyter_book)
+    book, run = _book_and_run(tmp_path)
+    lines = []
+    index = pipeline.build_book(run, book, echo=_quiet(lines))
+    assert len(builds) == 1 and (book / "_build" / "site.digest").is_file()
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "started": "t1"}))  # a rerun that reused everything
+    assert pipeline.build_book(run, book, echo=_quiet(lines)) == index and len(builds) == 1
+    assert lines[-2].startswith("the site is up to date") and (book / "run" / "run.json").read_text().count("t1")
+    for change in (lambda: (run / "methods_results.csv").write_text("x\n2\n"),  # the run
+                   lambda: (book / "intro.md").write_text((book / "intro.md").read_text() + "\nMore.\n"),  # a source
+                   lambda: (run / "run.json").write_text(json.dumps({**record, "profile": "embedded-raw"}))):  # a page
+        change()
+        pipeline.build_book(run, book, echo=_quiet())
+        pages = sorted(p.name for p in (book / "_build" / "html").glob("page*.html"))
+        assert pages == [f"page{len(builds) - 1}.html"]  # a clean build: no page of an earlier one survives
+    assert len(builds) == 4
+
+    def failing(cmd):
+        raise subprocess.CalledProcessError(1, cmd)
+
+    import subprocess
+
+    (run / "methods_results.csv").write_text("x\n3\n")
+    monkeypatch.setattr(pipeline, "_jupyter_book", failing)
+    with pytest.raises(subprocess.CalledProcessError):
+        pipeline.build_book(run, book, echo=_quiet())
+    monkeypatch.setattr(pipeline, "_jupyter_book", jupyter_book)
+    pipeline.build_book(run, book, echo=_quiet())  # a failed build is never taken for a built site
+    assert len(builds) == 5
+
+
+def test_a_site_up_to_date_is_found_so_without_importing_torch(tmp_path, monkeypatch):
+    """What makes a no-change `make book` quick: the check imports neither torch nor papermill."""
+    import subprocess
+    import sys
+
+    def jupyter_book(cmd):
+        (Path(cmd[2]) / "_build" / "html").mkdir(parents=True)
+        (Path(cmd[2]) / "_build" / "html" / "index.html").write_text("site")
+
+    monkeypatch.setattr(pipeline, "_jupyter_book", jupyter_book)
+    book, run = _book_and_run(tmp_path)
+    pipeline.build_book(run, book, echo=_quiet())
+    code = (f"import sys; from ashlib import pipeline; pipeline.build_book({str(run)!r}, {str(book)!r}); "
+            "print(sorted(m for m in ('torch', 'papermill', 'ashlib.params') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=pipeline.ROOT).stdout.splitlines()
+    assert out[0].startswith("the site is up to date") and out[-1] == "[]"
