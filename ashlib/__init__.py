@@ -11,8 +11,8 @@ a lower one, and no imports form a cycle, function-level imports included (tests
    verifying files (in fetch alone); building networks; cached activations.
 4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
 5. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
-   ``rehearsal``, ``fidelity``, ``claims``, ``classroom``. Tables of methods, the notebooks' parameters and
-   profiles, runs; assignments for a class (nbgrader).
+   ``rehearsal``, ``fidelity``, ``claims``, ``classroom``, ``matrix``. Tables of methods, the notebooks'
+   parameters and profiles, runs; assignments for a class (nbgrader); many runs as jobs (submitit).
 6. publishing: ``plots``, ``__main__``. Figures and the command line.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "assets": ("data", "fetch", "models", "features"),
     "detectors on networks": ("mahalanobis", "nac", "misp"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
-                      "claims", "classroom"),
+                      "claims", "classroom", "matrix"),
     "publishing": ("plots", "__main__"),
 }
 

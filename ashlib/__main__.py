@@ -9,6 +9,8 @@
     python -m ashlib classroom release ash --out student/        # the student version of an assignment
     python -m ashlib classroom grade ash submissions/ --out grades/  # gradebook.csv and feedback/
     python -m ashlib classroom lab ash                           # open the student version in JupyterLab
+    python -m ashlib cache list                                  # cached entries, their sizes, the limit
+    python -m ashlib matrix matrices/example.yaml --out runs/matrix  # profiles x notebooks x seeds x grid, as jobs
 """
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute notebooks with a profile's parameters into a run folder")
     run.add_argument("notebooks", nargs="*", help="notebook names (default: all of the profile's)")
-    run.add_argument("--profile", default="embedded", help=f"one of {', '.join(pipeline.profiles())}")
+    run.add_argument("--profile", default="embedded", help="a profile of profiles/ (default: embedded)")
     run.add_argument("--device", help="override the profile's device (cpu, cuda, cuda:N, mps)")
     run.add_argument("--out", help="run folder (default: runs/<profile>)")
+    run.add_argument("--force", action="store_true", help="execute every notebook, even those whose inputs "
+                     "did not change since the run in the folder")
     run.add_argument("--rehearse", action="store_true",
                      help="paper-scale profiles: run every chapter on CPU on a small fake data tree in the real "
                           "layout with random weights (runs/<profile>-rehearsal), before renting a GPU")
@@ -73,7 +77,34 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--dir", default="student", help="where the student version is written if missing "
                      "(default: student)")
     lab.add_argument("--port", type=int, default=None, help="JupyterLab's port (default: its own choice)")
+
+    cache = sub.add_parser("cache", help="list or clear cached activations and checkpoints ($ASHLIB_CACHE)")
+    actions = cache.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every entry (kind, size, last used), the totals and the limit")
+    clear = actions.add_parser("clear", help="delete entries (default all; downloads are never touched)")
+    clear.add_argument("--kind", action="append", default=None, help="only this kind (features, models, "
+                       "verified); repeatable")
+    clear.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="only entries last used "
+                       "more than DAYS days ago")
+
+    matrix = sub.add_parser("matrix", help="run a matrix (profiles x notebooks x seeds x parameters) as submitit "
+                            "jobs, locally or on SLURM; resumable; tables aggregated over seeds")
+    matrix.add_argument("file", help="the matrix, a YAML file (see matrices/example.yaml)")
+    matrix.add_argument("--out", required=True, help="the matrix folder: a run folder per cell, matrix.json, "
+                        "jobs/ (logs), aggregate/ (mean and sd over seeds)")
+    matrix.add_argument("--dry-run", action="store_true", help="check every cell and list them; run nothing")
     return parser
+
+
+def _cache(args) -> int:
+    from ashlib import cache
+
+    if args.action == "list":
+        print(cache.report())
+    else:
+        removed = cache.clear(args.kind, args.older_than)
+        print(f"removed {len(removed)} entries ({cache.human(sum(e.size for e in removed))})")
+    return 0
 
 
 def _classroom(args) -> int:
@@ -114,11 +145,19 @@ def main(argv: list[str] | None = None) -> int:
                                          "runs on the CPU.")
                 rehearsal.rehearse(args.profile, args.notebooks or None, args.out, overrides, args.workdir)
             else:
-                pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides)
+                pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides,
+                             force=args.force)
         elif args.command == "book":
             pipeline.build_book(args.run)
         elif args.command == "classroom":
             return _classroom(args)
+        elif args.command == "cache":
+            return _cache(args)
+        elif args.command == "matrix":
+            from ashlib import matrix
+
+            record = matrix.run(args.file, args.out, args.dry_run)
+            return 1 if record.get("failed") else 0
         else:
             from ashlib import fetch as fetch_module
 
