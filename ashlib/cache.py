@@ -48,11 +48,12 @@ FORMAT = 1
 
 #: The environment variable that bounds the cache (:func:`max_bytes`).
 MAX_VARIABLE = "ASHLIB_CACHE_MAX"
-#: Its default. A full embedded build caches about 0.1 GiB, an ImageNet run's penultimate features of
-#: all six sets 0.7 GiB (``run --dry-run`` prints a run's figure): 2 GiB holds either several times
-#: over, so a build never recomputes what it cached itself, while old entries (other weights, other
-#: data) no longer pile up. A CIFAR run's replayed inner-layer outputs (about 24 GiB) do not fit: they
-#: are recomputed when 02_placements is run again, unless the limit is raised (e.g. ``64G``).
+#: Its default. What one run caches: an embedded build tens of MiB (penultimate features of every set,
+#: the MiSP chapter's reduced entries; inner-layer outputs stream, they are never cached), an ImageNet
+#: run 0.7 GiB (the penultimate features of its 95,640 images). 2 GiB holds the largest of them with
+#: room, so a run never evicts what a later chapter reads again (below one run's footprint, the entries
+#: a chapter writes would evict the features it read at its start, and the next chapter would compute
+#: them again), while old entries (other weights, other data) no longer pile up.
 DEFAULT_MAX = "2G"
 #: Kinds (folders of ``$ASHLIB_CACHE``) whose entries the limit evicts: network activations, which one
 #: forward pass recomputes. Trained checkpoints (``models``: minutes to hours of training each) and

@@ -20,6 +20,8 @@ Prints four things:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -29,7 +31,6 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported
 
 from ashlib import cache  # noqa: E402
 from ashlib.estimate import PAPER_SIZES  # noqa: E402
@@ -93,17 +94,19 @@ def timing(n: int, batch_size: int = 256) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["ASHLIB_CACHE"] = tmp
             start = time.perf_counter()
-            if how == "before":  # one pass per stage, its whole output cached, then pooled
-                for s in stages:
-                    activations(model, x, [s], batch_size=batch_size, desc=s)[s].mean(dim=(2, 3))
-            else:
-                pooled_features(model, x, stages, batch_size=batch_size)
+            with contextlib.redirect_stderr(io.StringIO()):  # no progress bars
+                if how == "before":  # one pass per stage, its whole output cached, then pooled
+                    for s in stages:
+                        activations(model, x, [s], batch_size=batch_size, desc=s)[s].mean(dim=(2, 3))
+                else:
+                    pooled_features(model, x, stages, batch_size=batch_size)
             times[how] = time.perf_counter() - start
             sizes[how] = sum(e.size for e in cache.entries(["features"]))
     return (f"Mahalanobis-per-layer features of {n:,} images (5 stages, width 16), cold cache, CPU threads "
             f"{torch.get_num_threads()}:\n  before {times['before']:.2f} s, cache {cache.human(sizes['before'])}; "
             f"after {times['after']:.2f} s, cache {cache.human(sizes['after'])}; "
-            f"time {times['before'] / times['after']:.1f}x faster, cache {sizes['before'] / sizes['after']:.0f}x smaller")
+            f"time {times['before'] / times['after']:.1f}x faster, "
+            f"cache {sizes['before'] / sizes['after']:.0f}x smaller")
 
 
 def main() -> None:
