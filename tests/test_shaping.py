@@ -512,7 +512,7 @@ def test_sweep_equals_one_call_per_percentile(method, dtype):
     for x in (with_ties((130, 2, 3, 3), seed=4, dtype=dtype), relu_like((70, 40), seed=5, dtype=dtype),
               with_ties((90, 30), seed=6, dtype=dtype, signed=False)):
         for p, out in zip(ps, sweep(method, x, ps)):
-            torch.testing.assert_close(out, SHAPERS[method](x, p), rtol=1e-6 if dtype == torch.float32 else 1e-13,
+            torch.testing.assert_close(out, SHAPERS[method](x, p), rtol=1e-5 if dtype == torch.float32 else 1e-13,
                                        atol=0)
     with pytest.raises(ParameterError, match="method='ash_rand'"):
         sweep("ash_rand", x, ps)
