@@ -18,6 +18,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -563,16 +564,46 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
     inside the network one pass per set (:func:`share_placements`); the numbers are the same.
     """
     if share:
-        todo = [m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo]
+        todo = list(dict.fromkeys(m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo))
         share_sweeps(todo, ctx, [ID_SET, *ctx.ood_sets])
         share_placements(todo, ctx, [ID_SET, *ctx.ood_sets])
+        for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress)):
+            ctx.memo[("evaluate", method, convention, aupr)] = rows
     rows = []
-    for method in tqdm(methods, desc="methods", disable=not progress):
+    for method in tqdm(methods, desc="methods", disable=not progress or share):
         key = ("evaluate", method, convention, aupr)
         if key not in ctx.memo:
             ctx.memo[key] = _evaluate_one(method, ctx, convention, aupr)
         rows += ctx.memo[key]
     return pd.DataFrame(rows)
+
+
+def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: str, progress: bool) -> list[list[dict]]:
+    """:func:`_evaluate_one` of every method, the metrics of all methods on a set taken at once
+    (:func:`ashlib.metrics.ood_metrics_many`); the same rows."""
+    if not methods:
+        return []
+    scores: dict[str, list] = {name: [] for name in [ID_SET, *ctx.ood_sets]}
+    id_acc = []
+    for method in tqdm(methods, desc="methods", disable=not progress):
+        for name in scores:
+            s, logits = method_outputs(method, ctx, name)
+            scores[name].append(_as_numpy(s))
+            if name == ID_SET:
+                id_acc.append(100 * metrics.accuracy(logits, ctx.y_test))
+    s_id = np.stack(scores[ID_SET])
+    per_set = {name: metrics.ood_metrics_many(s_id, np.stack(scores[name]), convention=convention, aupr=aupr)
+               for name in ctx.ood_sets}
+    out = []
+    for i, method in enumerate(methods):
+        rows = {name: dict(ood_set=name, **{k: float(v[i]) for k, v in values.items()})
+                for name, values in per_set.items()}
+        out.append(_method_rows(method, ctx, rows, id_acc[i]))
+    return out
+
+
+def _as_numpy(scores) -> np.ndarray:
+    return scores.detach().cpu().to(torch.float64).numpy() if isinstance(scores, Tensor) else np.asarray(scores, float)
 
 
 def _evaluate_one(method: Method, ctx: Context, convention: str, aupr: str) -> list[dict]:
@@ -582,8 +613,17 @@ def _evaluate_one(method: Method, ctx: Context, convention: str, aupr: str) -> l
     for name in ctx.ood_sets:
         s_ood, _ = method_outputs(method, ctx, name)
         per_set[name] = dict(ood_set=name, **metrics.ood_metrics(s_id, s_ood, convention=convention, aupr=aupr))
+    return _method_rows(method, ctx, per_set, id_acc)
+
+
+def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc: float) -> list[dict]:
+    """A method's rows: the averaged sets, their "Average", then the sanity-check sets."""
     averaged = [per_set[name] for name in ctx.averaged_sets]
-    avg = pd.DataFrame(averaged).drop(columns="ood_set").mean().to_dict()
+    columns = [c for c in averaged[0] if c != "ood_set"]
+    # what DataFrame.mean() computes, to the last bit (numpy's sum along each column's contiguous values,
+    # then / their number), without building a DataFrame per method
+    means = np.array([[r[c] for r in averaged] for c in columns], dtype=np.float64).sum(axis=1) / len(averaged)
+    avg = dict(zip(columns, means.tolist()))
     ordered = [*averaged, dict(ood_set="Average", **avg), *(per_set[n] for n in ctx.sanity_sets)]
     return [dict(method=method.label, family=method.family, score=method.score, shaping=method.shaping,
                  percentile=method.percentile,

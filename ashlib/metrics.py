@@ -56,6 +56,7 @@ __all__ = [
     "AUPR_METHODS",
     "DEFAULT_AUPR",
     "ood_metrics",
+    "ood_metrics_many",
     "histogram_iou",
 ]
 
@@ -241,6 +242,90 @@ def ood_metrics(score_id, score_ood, convention: str = DEFAULT_CONVENTION,
         "AUPR-In": 100.0 * aupr_in(s_id, s_ood, aupr),
         "AUPR-Out": 100.0 * aupr_out(s_id, s_ood, aupr),
     }
+
+
+def ood_metrics_many(scores_id, scores_ood, convention: str = DEFAULT_CONVENTION,
+                     aupr: str = DEFAULT_AUPR) -> dict[str, np.ndarray]:
+    """:func:`ood_metrics` of ``M`` detectors at once: ``scores_id`` (M, n_ID) and ``scores_ood``
+    (M, n_OOD), row ``i`` one detector's scores; each metric an array of ``M`` percentages.
+
+    Row for row the same numbers as :func:`ood_metrics` (tests/test_metrics.py checks equality, not
+    closeness): the paper's FPR95 and the trapezoid AUPRs are taken along the rows, from one sort of
+    each row shared by both AUPRs; other conventions and methods call :func:`ood_metrics` per row.
+    A grid of configurations (the paper's Figure 4) spends its time here otherwise.
+    """
+    check_choice("convention", convention, FPR_CONVENTIONS)
+    check_choice("aupr", aupr, AUPR_METHODS)
+    s_id, s_ood = _as_rows("scores_id", scores_id), _as_rows("scores_ood", scores_ood)
+    if len(s_id) != len(s_ood):
+        raise ParameterError(f"scores_id with {len(s_id)} rows and scores_ood with {len(s_ood)} rows are not "
+                             "allowed: expected one row per detector in both.")
+    if convention != "paper" or aupr != "trapezoid":
+        rows = [ood_metrics(a, b, convention, aupr) for a, b in zip(s_id, s_ood)]
+        return {name: np.array([r[name] for r in rows]) for name in ("FPR95", "AUROC", "AUPR-In", "AUPR-Out")}
+    m, n_id, n_ood = len(s_id), s_id.shape[1], s_ood.shape[1]
+    known = np.sort(s_id, axis=1)
+    index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
+    fpr = np.sum(s_ood > known[:, index:index + 1], axis=1) / n_ood
+    both = np.concatenate([s_id, s_ood], axis=1)
+    # the removal order of _removal_counts: by score, ID (the first n_ID columns) before OOD among ties
+    order = np.argsort(both, axis=1, kind="stable")
+    removed_ood = order >= n_id
+    auc = (_average_ranks(np.take_along_axis(both, order, axis=1))[~removed_ood].reshape(m, n_id).sum(axis=1)
+           - n_id * (n_id + 1) / 2) / (n_id * n_ood)
+    zeros = np.zeros((m, 1), dtype=np.int64)
+    tp = n_id - np.concatenate([zeros, np.cumsum(~removed_ood, axis=1)], axis=1)
+    fp = n_ood - np.concatenate([zeros, np.cumsum(removed_ood, axis=1)], axis=1)
+    return {"FPR95": 100.0 * fpr, "AUROC": 100.0 * auc,
+            "AUPR-In": 100.0 * _trapezoid_aupr_rows(tp, fp, n_id, n_ood, positive_ood=False),
+            "AUPR-Out": 100.0 * _trapezoid_aupr_rows(tp, fp, n_id, n_ood, positive_ood=True)}
+
+
+def _average_ranks(ordered: np.ndarray) -> np.ndarray:
+    """1-based ranks of each row's values, already sorted ascending, ties given their average rank
+    (``scipy.stats.rankdata``'s default), without sorting again."""
+    m, n = ordered.shape
+    position = np.broadcast_to(np.arange(n), (m, n))
+    starts = np.ones((m, n), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones((m, n), dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    return (first + last) / 2 + 1
+
+
+def _as_rows(name: str, values) -> np.ndarray:
+    """2-D float64 array (detectors x samples) of finite values, or :class:`ParameterError` naming ``name``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().to(torch.float64).numpy()
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ParameterError(f"{name} with shape {arr.shape} is not allowed: expected (detectors, samples) "
+                             "with at least one sample.")
+    if not np.isfinite(arr).all():
+        for row in arr:
+            _as_array(name, row)  # the same messages as one detector's
+    return arr
+
+
+def _trapezoid_aupr_rows(tp: np.ndarray, fp: np.ndarray, n_id: int, n_ood: int, positive_ood: bool) -> np.ndarray:
+    """:func:`_trapezoid_aupr` along the rows of (M, n + 1) removal counts. The last point (nothing
+    left) is the only one where ``tp + fp = 0``, in every row, so it is the one dropped."""
+    m = len(tp)
+    if positive_ood:
+        tp, fp = n_ood - fp, n_id - tp
+        recall = np.concatenate([np.zeros((m, 1)), tp / n_ood, np.ones((m, 1))], axis=1)
+        ends = (0.0, 0.5)
+    else:
+        recall = np.concatenate([np.ones((m, 1)), tp / n_id, np.zeros((m, 1))], axis=1)
+        ends = (0.5, 0.0)
+    kept = tp + fp
+    precision = np.concatenate([np.full((m, 1), ends[0]), tp / np.where(kept > 0, kept, 1),
+                                np.full((m, 1), ends[1])], axis=1)
+    valid = np.r_[True, kept[0] > 0, True]
+    # row by row: numpy sums a 2-D array's rows in another order than a 1-D array (last bits differ)
+    return np.array([abs(np.trapezoid(p, r)) for p, r in zip(precision[:, valid], recall[:, valid])])
 
 
 def histogram_iou(score_id, score_ood, bins: int = 50) -> float:

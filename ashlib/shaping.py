@@ -17,10 +17,11 @@ Which values are kept (the rest are set to zero) is chosen in one of two ways:
   on ID training activations with :func:`fit_global_threshold`; values ``>= t`` are kept, so the
   kept count ``k_i`` varies per sample (and is ``n`` wherever ``t <= min``).
 
-How: each row's ``k``-th largest value is found by selection (``numpy.partition`` on the CPU,
-``torch.topk`` on CUDA), never a full sort; on the CPU a numba-compiled pass then reads each row
-once and writes the result once (:func:`_apply_kernel`). Tensors that need gradients (ODIN + ASH),
-half precision and other devices take the same steps in torch operations, with the same results.
+How: each row's ``k``-th largest value is found by selection, never a full sort. On the CPU one
+numba-compiled pass per row (:func:`_apply_kernel`) selects it by radix on the float's bits, takes the
+sums and writes the result, the row read from memory once and written once; elsewhere (CUDA)
+``torch.topk`` selects it. Tensors that need gradients (ODIN + ASH), half precision, small tensors and
+other devices take the same steps in torch operations, with the same results.
 
 Degenerate samples give zeros, never NaN: ``k = 0`` (``p = 100``) for every variant, and a zero
 sum after pruning (``s2 = 0``) for ASH-S. ASH-S computes ``exp(s1 / s2)`` as the paper does; for
@@ -103,34 +104,9 @@ def kept_count(n: int, percentile: float) -> int:
 # ----------------------------------------------------------------------------- pruning
 
 def _local_thresholds(flat: Tensor, k: int) -> Tensor:
-    """Each row's ``k``-th largest value (1 <= k <= n), by selection rather than a sort.
-
-    On the CPU: ``numpy.partition`` (introselect), its rows split across threads (it releases the
-    GIL); elsewhere (CUDA): ``torch.topk``'s values, whose smallest is the ``k``-th largest.
-    """
-    return _kth_largest_numpy(flat, k) if flat.device.type == "cpu" else _kth_largest_topk(flat, k)
-
-
-def _kth_largest_topk(flat: Tensor, k: int) -> Tensor:
+    """Each row's ``k``-th largest value (1 <= k <= n) on the torch path: the smallest of
+    ``torch.topk``'s values, a selection rather than a sort (the fused CPU pass selects by itself)."""
     return torch.topk(flat.detach(), k, dim=1, sorted=False).values.amin(dim=1)
-
-
-def _kth_largest_numpy(flat: Tensor, k: int) -> Tensor:
-    n = flat.shape[1]
-    values = flat.detach().contiguous().numpy()
-    workers = max(1, min(torch.get_num_threads(), len(values) // 64))
-    parts = np.array_split(np.arange(len(values)), workers)
-    select = lambda rows: np.partition(values[rows[0]:rows[-1] + 1], n - k, axis=1)[:, n - k]  # noqa: E731
-    if workers == 1:
-        return torch.from_numpy(select(parts[0]))
-    return torch.from_numpy(np.concatenate(list(_thread_pool(workers).map(select, parts))))
-
-
-@functools.cache
-def _thread_pool(workers: int):
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(workers, thread_name_prefix="ashlib-select")
 
 
 def _thresholds(flat: Tensor, percentile: float | None, threshold: float | None) -> tuple[Tensor, int]:
@@ -179,26 +155,102 @@ def _fast(x: Tensor) -> bool:
             and not (x.requires_grad and torch.is_grad_enabled()))
 
 
-def _shape_fast(x: Tensor, percentile, threshold, variant: int, values: Tensor | None = None) -> Tensor:
-    """One selection per row (:func:`_local_thresholds`), then a single fused pass per row
-    (:func:`_apply_kernel`): the sums, the kept count and the output, written once."""
-    flat = x.reshape(x.shape[0], -1).contiguous()
-    t, k = _thresholds(flat, percentile, threshold)
+def _shape_fast(x: Tensor, percentile, threshold, variant: int, rand=None) -> Tensor:
+    """The fused CPU pass (:func:`_apply_kernel`): per row, a selection, the sums and the output,
+    the row read from memory once and written once. ``rand``: ASH-RAND's ``(low, high, generator)``."""
+    flat = x.detach().reshape(x.shape[0], -1).contiguous()
+    k = -1 if threshold is not None else kept_count(flat.shape[1], percentile)
+    return _fused(flat, k, threshold, variant, rand)[0].reshape(x.shape)
+
+
+def _fused(flat: Tensor, k: int, threshold: float | None, variant: int, rand=None) -> tuple[Tensor, Tensor, Tensor]:
+    """(output, each row's threshold ``t``, each row's kept count) of the fused pass on a contiguous
+    (N, n) float32/float64 CPU tensor; ``k = -1``: the global ``threshold``."""
+    n_rows, n = flat.shape
     out = torch.empty_like(flat)
-    src = flat if values is None else values.reshape(flat.shape).contiguous()
-    _apply_kernel()(flat.detach().numpy(), t.numpy(), k, variant, MAX_S_EXPONENT, src.detach().numpy(),
-                    out.numpy())
-    return out.reshape(x.shape)
+    draws, offsets = torch.empty(0, dtype=flat.dtype), torch.empty(0, dtype=torch.int64)
+    if rand is not None:
+        kept = (flat >= threshold).sum(dim=1) if k < 0 else torch.full((n_rows,), k)
+        offsets = kept.cumsum(dim=0) - kept
+        draws = torch.zeros(int(kept.sum()) + 1, dtype=flat.dtype)  # one spare: the kernel reads ahead
+        draws[:-1] = _draws(len(draws) - 1, flat.dtype, flat.device, *rand)
+    t_out = torch.empty(n_rows, dtype=torch.float64)
+    kept_out = torch.empty(n_rows, dtype=torch.int64)
+    nbits = 8 * flat.element_size()
+    chunks = max(1, min(n_rows, 4 * torch.get_num_threads()))
+    _apply_kernel()(flat.numpy(), flat.numpy().view(np.int32 if nbits == 32 else np.int64), (1 << (nbits - 1)) - 1,
+                    nbits - 11, k, math.inf if threshold is None else threshold, variant, MAX_S_EXPONENT,
+                    draws.numpy(), offsets.numpy(), chunks, out.numpy(), t_out.numpy(), kept_out.numpy())
+    return out, t_out, kept_out
+
+
+def _draws(count: int, dtype, device, low: float, high: float, generator) -> Tensor:
+    """ASH-RAND's draws from U[low, high], one per kept value (row by row, in position order)."""
+    return torch.empty(count, dtype=dtype, device=device).uniform_(low, high, generator=generator)
+
+
+def _select(a, m, r):
+    """The ``r``-th smallest (0-based) of ``a[:m]``, reordering ``a[:m]`` in place: quickselect with
+    Hoare's partition around a median of three (compiled by numba for :func:`_apply_kernel`)."""
+    lo, hi = 0, m - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot, i, j = a[mid], lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if r <= j:  # a[lo..j] <= pivot <= a[i..hi], and everything between them equals the pivot
+            hi = j
+        elif r >= i:
+            lo = i
+        else:
+            return a[r]
+    return a[r]
+
+
+def _sums(row, t):
+    """(sum, sum above ``t``, count above ``t``, count equal to ``t``) of a row, in float64; compiled
+    with reassociation allowed, so that the sums vectorise (their order of additions is the compiler's)."""
+    s1, s_above, n_above, n_tied = 0.0, 0.0, 0, 0
+    for j in range(len(row)):
+        v = np.float64(row[j])
+        above = v > t
+        s1 += v
+        s_above += v if above else 0.0
+        n_above += above
+        n_tied += v == t
+    return s1, s_above, n_above, n_tied
 
 
 @functools.cache
 def _apply_kernel():
     """The fused per-row pass, compiled by numba on first use (and cached on disk by it).
 
-    Per row: one read for ``s1`` (the sum), the sum and count of the values above ``t`` and the
-    count of those equal to ``t``; the tie rule of :func:`_keep_mask` gives the kept count and
-    ``s2``; a second pass over the (cache-resident) row writes the output. Sums accumulate in
-    float64.
+    Rows are split into a few chunks per thread; per row, while it sits in the core's cache:
+
+    1. its ``k``-th largest value ``t`` by radix selection on the floats' bits, read as integers whose
+       order is the floats' order (a negative value has its 31 or 63 low bits flipped): a histogram of
+       the top 11 bits finds the bucket that holds ``t``; the row's values in that bucket (a few
+       percent of it, typically) are gathered and a quickselect (:func:`_select`) finds ``t`` among them.
+       Linear in the row, and no copy of the whole row, unlike a sort or a partition of it;
+    2. the sum ``s1``, the sum and count of the values above ``t`` and the count of those equal to
+       ``t``; the tie rule of :func:`_keep_mask` gives the kept count and ``s2``;
+    3. the output, written once.
+
+    A global threshold (``k = -1``) skips step 1. Sums accumulate in float64. ``t_out``/``kept_out``
+    receive each row's threshold and kept count.
     """
     import os
 
@@ -212,45 +264,74 @@ def _apply_kernel():
         pass
     import numba
 
-    def apply(x, t, k, variant, cap, src, out):
+    select = numba.njit(_select)
+    sums = numba.njit(fastmath={"reassoc"})(_sums)
+
+    def apply(x, bits, flip, top, k, t_global, variant, cap, draws, offsets, chunks, out, t_out, kept_out):
         n_rows, n = x.shape
-        for i in numba.prange(n_rows):
-            row, o, s, ti = x[i], out[i], src[i], t[i]
-            s1, s_above, n_above, n_tied = 0.0, 0.0, 0, 0
-            for j in range(n):  # branch-free, so that it vectorises
-                v = row[j]
-                above = v > ti
-                s1 += v
-                s_above += v if above else 0.0
-                n_above += above
-                n_tied += v == ti
-            tied_kept = n_tied if k < 0 else max(0, min(n_tied, k - n_above))
-            kept = n_above + tied_kept
-            s2 = s_above + tied_kept * ti if tied_kept else s_above
-            if variant == 1:  # ASH-B
-                scale = s1 / kept if kept > 0 else 0.0
-            elif variant == 2:  # ASH-S
-                scale = math.exp(min(s1 / s2, cap)) if s2 != 0 else 0.0
-            else:
-                scale = 1.0
-            if kept == 0:
-                ti = math.inf  # nothing is kept: every value is written as zero below
-            if tied_kept == n_tied or kept == 0:  # every value >= t is kept (the usual case)
-                if variant == 1:
+        per_chunk = (n_rows + chunks - 1) // chunks
+        for c in numba.prange(chunks):
+            hist = np.empty(2048, np.int64)
+            cand = np.empty(n, x.dtype)
+            for i in range(c * per_chunk, min(n_rows, (c + 1) * per_chunk)):
+                row, o, b = x[i], out[i], bits[i]
+                if k > 0:  # 1. the k-th largest, t: a radix histogram of the bits, then a quickselect
+                    hist[:] = 0
                     for j in range(n):
-                        o[j] = scale if row[j] >= ti else 0.0
+                        key = np.int64(b[j])
+                        key ^= (key >> 63) & flip
+                        hist[(key >> top) + 1024] += 1
+                    need, bucket = k, 2047
+                    while hist[bucket] < need:
+                        need -= hist[bucket]
+                        bucket -= 1
+                    m = 0
+                    for j in range(n):  # gather the values in that bucket, branch-free
+                        key = np.int64(b[j])
+                        key ^= (key >> 63) & flip
+                        cand[m] = row[j]
+                        m += (key >> top) + 1024 == bucket
+                    ti = select(cand, m, m - need)  # their need-th largest
                 else:
+                    ti = t_global if k < 0 else math.inf
+                s1, s_above, n_above, n_tied = sums(row, ti)  # 2. the sums that the tie rule needs
+                tied_kept = n_tied if k < 0 else max(0, min(n_tied, k - n_above))
+                kept = n_above + tied_kept
+                s2 = s_above + tied_kept * ti if tied_kept else s_above
+                t_out[i], kept_out[i] = ti, kept
+                if variant == 1:  # ASH-B
+                    scale = s1 / kept if kept > 0 else 0.0
+                elif variant == 2:  # ASH-S
+                    scale = math.exp(min(s1 / s2, cap)) if s2 != 0 else 0.0
+                else:
+                    scale = 1.0
+                if kept == 0:
+                    ti = math.inf  # nothing is kept: every value is written as zero below
+                if variant == 3:  # ASH-RAND: the row's draws in position order, branch-free
+                    d, left = offsets[i], tied_kept  # (draws has one spare value at its end)
                     for j in range(n):
-                        o[j] = s[j] * scale if row[j] >= ti else 0.0
-            else:  # ties at t: keep the first ones by position
-                left = tied_kept
-                for j in range(n):
-                    v = row[j]
-                    keep = v > ti
-                    if v == ti and left > 0:
-                        keep = True
-                        left -= 1
-                    o[j] = (scale if variant == 1 else s[j] * scale) if keep else 0.0
+                        v = row[j]
+                        tie = v == ti
+                        keep = (v > ti) | (tie & (left > 0))
+                        left -= tie & keep
+                        o[j] = draws[d] if keep else 0.0
+                        d += keep
+                elif tied_kept == n_tied or kept == 0:  # 3. every value >= t is kept (the usual case)
+                    if variant == 1:
+                        for j in range(n):
+                            o[j] = scale if row[j] >= ti else 0.0
+                    else:
+                        for j in range(n):
+                            o[j] = row[j] * scale if row[j] >= ti else 0.0
+                else:  # ties at t: keep the first ones by position
+                    left = tied_kept
+                    for j in range(n):
+                        v = row[j]
+                        keep = v > ti
+                        if v == ti and left > 0:
+                            keep = True
+                            left -= 1
+                        o[j] = (scale if variant == 1 else v * scale) if keep else 0.0
 
     try:
         return numba.njit(parallel=True, cache=True)(apply)
@@ -331,18 +412,19 @@ def ash_rand(
 ) -> Tensor:
     """ASH-RAND (Section 4.4, Table 4): replace the kept values by draws from U[low, high].
 
-    Pass a seeded ``generator`` (on ``x``'s device) for reproducible draws. One value is drawn
-    for every element (kept or not), so the random stream differs from the official code's.
+    Pass a seeded ``generator`` (on ``x``'s device) for reproducible draws. One value is drawn per kept
+    value, as the official code does, and they are placed row by row in position order (the official
+    code places them in ``topk``'s order), so the random stream differs from the official code's.
     """
     x = _check_batch(x)
     percentile, threshold = _check_one_of(percentile, threshold)
     low, high = _check_low_high(low, high)
-    draws = torch.empty((x.shape[0], x[0].numel()), dtype=x.dtype, device=x.device)
-    draws.uniform_(low, high, generator=generator)
     if _fast(x):
-        return _shape_fast(x, percentile, threshold, _REPLACE, values=draws)
+        return _shape_fast(x, percentile, threshold, _REPLACE, rand=(low, high, generator))
     flat, mask = _prepare(x, percentile, threshold)
-    return torch.where(mask, draws, torch.zeros_like(flat)).reshape(x.shape)
+    out = torch.zeros_like(flat)
+    out[mask] = _draws(int(mask.sum()), flat.dtype, flat.device, low, high, generator)
+    return out.reshape(x.shape)
 
 
 def sweep(method: str, x: Tensor, percentiles) -> list[Tensor]:

@@ -484,13 +484,32 @@ def test_ash_b_keeps_exactly_k_with_ties_at_zero_on_both_paths():
             assert (filled[x.sum(dim=1) != 0] == k).all()
 
 
-def test_selection_by_numpy_equals_topk():
-    from ashlib.shaping import _kth_largest_numpy, _kth_largest_topk
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_radix_selection_finds_the_kth_largest(dtype):
+    """The fused pass's selection (radix on the float bits) against a sort, on values that stress it:
+    ties, negative values, signed zeros, tiny and huge magnitudes, infinities, rows in one bucket."""
+    from ashlib.shaping import _KEEP, _fused
 
-    for x in (with_ties((257, 50), seed=1), relu_like((300, 77), seed=2, dtype=torch.float32)):
-        for k in (1, 5, 25, 50):
-            assert torch.equal(_kth_largest_numpy(x, k), _kth_largest_topk(x, k))
-            assert torch.equal(_kth_largest_numpy(x, k), torch.sort(x, dim=1, descending=True).values[:, k - 1])
+    g = torch.Generator().manual_seed(0)
+    cases = [with_ties((257, 50), seed=1, dtype=dtype), relu_like((300, 77), seed=2, dtype=dtype),
+             torch.randn(64, 300, generator=g, dtype=dtype) * 1e-30, torch.randn(64, 300, generator=g, dtype=dtype) * 1e30,
+             1 + torch.rand(64, 300, generator=g, dtype=dtype) * 1e-6,  # every value in one top-level bucket
+             torch.tensor([[-0.0, 0.0, -0.0, 1.0, -1.0, float("inf"), -float("inf"), 0.0]] * 4, dtype=dtype)]
+    for x in cases:
+        n = x.shape[1]
+        for k in sorted({1, 2, n // 3, n // 2, n - 1, n}):
+            _, t, kept = _fused(x.contiguous(), k, None, _KEEP)
+            assert torch.equal(t.to(dtype), torch.sort(x, dim=1, descending=True).values[:, k - 1]), (x.shape, k)
+            assert (kept == k).all()
+
+
+def test_ash_rand_draws_one_value_per_kept_value_in_position_order():
+    x = relu_like((40, 30), seed=3, dtype=torch.float32).repeat(1, 200)  # 6,000 values a row: the fused pass
+    for kwargs in (dict(percentile=85), dict(threshold=2.5)):
+        out = ash_rand(x, **kwargs, low=1.0, high=2.0, generator=torch.Generator().manual_seed(5))
+        kept = ash_p(x, **kwargs) != 0
+        draws = torch.empty(int(kept.sum())).uniform_(1.0, 2.0, generator=torch.Generator().manual_seed(5))
+        assert torch.equal(out[kept], draws) and (out[~kept] == 0).all()
 
 
 def test_gradients_flow_through_shaping():
