@@ -3,8 +3,9 @@
 The modules form layers, bottom to top (:data:`LAYERS`). A module imports only from its own layer or
 a lower one, and no imports form a cycle, function-level imports included (tests/test_architecture.py):
 
-1. foundation: ``__init__`` (this file), ``_checks``, ``cache``, ``_sandbox``. Argument checks, the cache
-   folder, self-verifying cache entries; the grader's guard inside a kernel (never imported).
+1. foundation: ``__init__`` (this file), ``_checks``, ``cache``, ``_sandbox``, ``_threads``. Argument checks,
+   the cache folder, self-verifying cache entries; the grader's guard inside a kernel (never imported);
+   threads for processes run side by side.
 2. method math: ``shaping``, ``scores``, ``metrics``, ``placement``, ``detector``, ``scale``, and the
    reference tables ``paper``, ``related``, ``_tables``. Tensors and tables in, tensors and tables out.
 3. assets: ``data``, ``fetch``, ``models``, ``features``. Benchmarks; finding, downloading and
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 #: The layers of the package, bottom to top, each with its modules (module docstring). A module may
 #: be listed before it exists; every module that exists must be listed.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "foundation": ("__init__", "_checks", "cache", "_sandbox"),
+    "foundation": ("__init__", "_checks", "cache", "_sandbox", "_threads"),
     "method math": ("shaping", "scores", "metrics", "placement", "detector", "scale", "paper", "related",
                     "_tables"),
     "assets": ("data", "fetch", "models", "features"),

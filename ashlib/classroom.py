@@ -35,6 +35,7 @@ import nbformat
 import pandas as pd
 import yaml
 
+from ashlib import _threads
 from ashlib._checks import ParameterError, check_choice
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,15 +254,17 @@ def _plain_feedback(path: Path, name: str, student: str, reason: str) -> None:
 
 
 def _grade_one(name: str, student: str, path: Path, template: Path, work: Path, deny: list[Path],
-               timeout: float, feedback_dir: Path) -> list[dict]:
-    rows = _graded_rows(name, student, path, template, work, deny, timeout, feedback_dir)
+               timeout: float, feedback_dir: Path, threads: int) -> list[dict]:
+    rows = _graded_rows(name, student, path, template, work, deny, timeout, feedback_dir, threads)
     if not (feedback_dir / f"{student}.html").is_file():
         _plain_feedback(feedback_dir / f"{student}.html", name, student, rows[0]["reason"])
     return rows
 
 
 def _graded_rows(name: str, student: str, path: Path, template: Path, work: Path, deny: list[Path],
-                 timeout: float, feedback_dir: Path) -> list[dict]:
+                 timeout: float, feedback_dir: Path, threads: int) -> list[dict]:
+    """One submission's gradebook rows; its kernel computes with ``threads`` threads (its share of the
+    cores, with the other submissions graded at the same time)."""
     qs = questions(name)
     why = _unreadable(path)
     if why:
@@ -282,7 +285,8 @@ def _graded_rows(name: str, student: str, path: Path, template: Path, work: Path
     settings = dict(deny=[str(p) for p in [*deny, course]], write=[str(own), str(scratch), str(ipython), str(cache_dir())],
                     log=str(log), forbidden=forbidden(name))
     env = _environment({"ASHBOOK_SANDBOX": json.dumps(settings), "IPYTHONDIR": str(ipython),
-                        "TMPDIR": str(scratch), "MPLCONFIGDIR": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"})
+                        "TMPDIR": str(scratch), "MPLCONFIGDIR": str(scratch), "PYTHONDONTWRITEBYTECODE": "1",
+                        **_threads.environment(threads)})
     code_cells = sum(c.cell_type == "code" for c in nbformat.read(source_notebook(name), as_version=4).cells)
     limit = timeout * (code_cells + 2) + 120
     try:  # autograde, then feedback, in one child process (this module's __main__)
@@ -350,7 +354,8 @@ def grade(name: str, submissions: str | Path, out: str | Path, timeout: float = 
     :func:`find_submissions`) into ``out/gradebook.csv`` and ``out/feedback/<student>.html``; the
     gradebook (:data:`COLUMNS`, one row per student and graded cell, plus ``integrity`` rows).
 
-    ``timeout``: seconds a cell may run. ``workers``: submissions graded at once (default: the CPUs).
+    ``timeout``: seconds a cell may run. ``workers``: submissions graded at once (default: the CPUs),
+    whose kernels share the cores (:func:`ashlib._threads.share`) rather than each start a thread per core.
     The gradebook and the feedback folder appear only when every submission has been graded."""
     check_choice("assignment", name, assignment_names())
     if not (isinstance(timeout, (int, float)) and timeout > 0):
@@ -375,7 +380,8 @@ def grade(name: str, submissions: str | Path, out: str | Path, timeout: float = 
         def one(item):
             student, path = item
             try:
-                rows = _grade_one(name, student, path, template, work / "students", deny, timeout, feedback)
+                rows = _grade_one(name, student, path, template, work / "students", deny, timeout, feedback,
+                                  threads)
             except Exception as err:  # never lose the other students' grades
                 rows = _rows_for(student, questions(name), 0.0, f"the grader failed on this submission "
                                  f"({type(err).__name__}: {err})")
@@ -383,6 +389,7 @@ def grade(name: str, submissions: str | Path, out: str | Path, timeout: float = 
             return rows
 
         (work / "students").mkdir()
+        threads = _threads.share(min(workers, len(found)))  # submissions side by side share the cores
         with ThreadPoolExecutor(max_workers=workers) as pool:
             rows = [r for chunk in pool.map(one, found.items()) for r in chunk]
         bar.close()

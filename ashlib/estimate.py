@@ -9,8 +9,8 @@ figure ``benchmarks/throughput.py`` prints on the target machine (``--throughput
 The model of the work mirrors the code: every ASH chapter reads the penultimate features of every set
 (computed once, then cached); ``01_methods`` adds ODIN (a forward, a backward and a second forward per
 image); ``02_placements`` shapes inner layers: a method whose replay layer output over a set fits
-:attr:`ashlib.experiments.Context.replay_limit` is replayed from a cached output (one pass to cache it),
-otherwise it streams the images through the whole network, one pass per method; ``03`` and ``04``
+:attr:`ashlib.experiments.Context.replay_limit` is replayed from that output, computed once per set
+and held in memory (never written to the disk cache), otherwise it streams the images through the whole network, one pass per method; ``03`` and ``04``
 work on the cached features only. Times are estimates, not promises: decoding, disk and other jobs
 on the machine move them.
 """
@@ -136,9 +136,8 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
                 if per_image * max(v for k, v in n.items() if k != "train") <= limit:
                     held = per_image * (test_and_ood if a1_methods else n["test"])
                     passes += test_and_ood if a1_methods else n["test"]
-                    cache += held
-                    peak += held  # each set's output is kept once read (Context.memo)
-                    notes.append(f"`{p}`: replayed from the cached output of `{start}` "
+                    peak += held  # each set's output is kept in memory once computed (Context.memo), not on disk
+                    notes.append(f"`{p}`: replayed from the output of `{start}`, held in memory "
                                  f"({per_image / 2**20:.2f} MiB per image)")
                 else:
                     passes += acc_methods * n["test"] + a1_methods * test_and_ood

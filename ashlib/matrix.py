@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ashlib import pipeline
+from ashlib import _threads, pipeline
 from ashlib._checks import ParameterError, check_choice
 from ashlib.params import load_profile
 
@@ -257,8 +258,11 @@ def is_complete(folder: Path, cell: Cell) -> bool:
             and set(cell.notebooks) <= set(record.get("notebooks") or {}))
 
 
-def run_cell(profile: str, notebooks: list[str], out: str, overrides: dict) -> float:
-    """The job of a cell (what submitit runs): the pipeline run; its seconds."""
+def run_cell(profile: str, notebooks: list[str], out: str, overrides: dict, threads: int | None = None) -> float:
+    """The job of a cell (what submitit runs): the pipeline run; its seconds. ``threads``: compute threads
+    of its kernels (cells run side by side on one machine share its cores), None: the defaults."""
+    if threads:
+        os.environ.update(_threads.environment(threads))
     t0 = time.perf_counter()
     pipeline.run(profile, notebooks, out, overrides=overrides)
     return round(time.perf_counter() - t0, 1)
@@ -304,6 +308,10 @@ def _execute(cells: list[Cell], spec: dict, out: Path, entries: dict, save, echo
     settings = spec["executor"]
     executor = make_executor(settings, out / "jobs" / "%j")
     limit = settings.get("max_parallel") or len(cells)
+    # jobs of the local executor run side by side on this machine: each gets its share of the cores (or
+    # the cpus_per_task asked for); a cluster's scheduler gives each job its own cores
+    threads = (settings.get("cpus_per_task") or _threads.share(min(limit, len(cells)))
+               if settings["cluster"] == "local" else settings.get("cpus_per_task"))
     pending, running, finished = list(cells), {}, 0
     try:
         while pending or running:
@@ -311,8 +319,8 @@ def _execute(cells: list[Cell], spec: dict, out: Path, entries: dict, save, echo
             if wave:
                 try:
                     with executor.batch():
-                        jobs = [executor.submit(run_cell, c.profile, c.notebooks, str(out / c.id), c.overrides)
-                                for c in wave]
+                        jobs = [executor.submit(run_cell, c.profile, c.notebooks, str(out / c.id), c.overrides,
+                                                threads) for c in wave]
                 except Exception as err:  # noqa: BLE001 - e.g. sbatch refused the array: these cells failed
                     for cell in wave:
                         finished += 1

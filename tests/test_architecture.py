@@ -209,3 +209,4 @@ def test_the_checker_reports_cycles_upward_imports_and_modules_without_a_layer()
     assert cycles(import_graph(clean)) == [] and layer_problems(import_graph(clean), layers) == []
     assert layer_problems(import_graph(clean), {**layers, "bottom": (INIT, "low", "base", "high")}) == [
         "high is listed in two layers"]
+
