@@ -4,8 +4,9 @@ faster than pytorch-ood).
 
 Three implementations of each variant:
 
-* ours: ``ashlib.shaping`` as the book calls it (on the CPU: selection with ``numpy.partition``,
-  then one fused numba pass per row; on CUDA: ``torch.topk`` and torch operations);
+* ours: ``ashlib.shaping`` as the book calls it (on the CPU: one fused numba pass per row, which
+  selects the threshold by a radix histogram and a quickselect, sums and writes; on CUDA:
+  ``torch.topk`` and torch operations);
 * ours, torch path: the same functions on a tensor that needs gradients (what ODIN + ASH runs);
 * pytorch-ood 0.4.0 (``pytorch_ood.detector.ash``; it has no ASH-RAND), on the (N, C, 1, 1) view
   it expects.
