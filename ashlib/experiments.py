@@ -501,19 +501,20 @@ def _sweepable(method: Method, ctx: Context) -> bool:
 
 def share_sweeps(methods: list[Method], ctx: Context, sets: list[str]) -> None:
     """Compute the logits of every sweepable method (:func:`_sweepable`) on ``sets`` from one sort per
-    set and shaping (:func:`ashlib.shaping.sweep`) instead of one selection per method, into
-    ``ctx.memo`` where :func:`method_logits` finds them. Methods alone of their shaping are left alone."""
+    set (:func:`ashlib.shaping.sweeps`) instead of one selection per method, into ``ctx.memo`` where
+    :func:`method_logits` finds them. Methods alone of their shaping are left alone."""
     groups: dict[str, list[Method]] = {}
     for m in dict.fromkeys(methods):
         if _sweepable(m, ctx):
             groups.setdefault(m.shaping, []).append(m)
-    for name, group in groups.items():
-        for set_name in sets:
-            todo = [m for m in group if ("logits", m, set_name) not in ctx.memo]
-            if len(todo) < 2:
-                continue
-            outs = shaping.sweep(name, ctx.features[set_name], [m.percentile for m in todo])
-            for m, h in zip(todo, outs):
+    for set_name in sets:
+        todo = {name: [m for m in group if ("logits", m, set_name) not in ctx.memo] for name, group in groups.items()}
+        todo = {name: ms for name, ms in todo.items() if len(ms) >= 2}
+        if not todo:
+            continue
+        outs = shaping.sweeps(ctx.features[set_name], {name: [m.percentile for m in ms] for name, ms in todo.items()})
+        for name, ms in todo.items():
+            for m, h in zip(ms, outs[name]):
                 ctx.memo[("logits", m, set_name)] = h @ ctx.weight.T + ctx.bias
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "METHODS",
     "make_shaper",
     "sweep",
+    "sweeps",
 ]
 
 
@@ -434,32 +435,40 @@ def sweep(method: str, x: Tensor, percentiles) -> list[Tensor]:
     A stable descending sort ranks each sample's values with ties in position order, so its first ``k``
     are exactly the values the functions keep; the prefix sums of the sorted values give every ``s2``.
     Sums are in float64, as the fused CPU pass takes them: outputs equal the single calls' up to the
-    order of float64 additions.
+    order of float64 additions. :func:`sweeps` shares the sort between several methods.
     """
-    check_choice("method", method, ("ash_p", "ash_b", "ash_s"))
+    return sweeps(x, {method: percentiles})[method]
+
+
+def sweeps(x: Tensor, percentiles: dict[str, list]) -> dict[str, list[Tensor]]:
+    """:func:`sweep` of several methods on one batch, ``{method: percentiles}``, from one sort."""
+    for method in percentiles:
+        check_choice("method", method, ("ash_p", "ash_b", "ash_s"))
     flat = _check_batch(x).reshape(x.shape[0], -1)
     n = flat.shape[1]
-    ks = [kept_count(n, p) for p in percentiles]
+    ks = {method: [kept_count(n, p) for p in ps] for method, ps in percentiles.items()}
     values, order = torch.sort(flat.detach(), dim=1, descending=True, stable=True)
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=flat.device).expand_as(order))
     wide = flat.double()
     s1 = wide.sum(dim=1)
-    prefix = values.double().cumsum(dim=1)
+    prefix = values.double().cumsum(dim=1) if "ash_s" in ks else None
     zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
-    outs = []
-    for k in ks:
-        keep = rank < k
-        if method == "ash_p":
-            out = torch.where(keep, flat, zero)
-        elif method == "ash_b":
-            fill = s1 / k if k else torch.zeros_like(s1)
-            out = torch.where(keep, fill.to(flat.dtype)[:, None], zero)
-        else:
-            s2 = prefix[:, k - 1] if k else torch.zeros_like(s1)
-            ok = s2 != 0
-            scale = torch.where(ok, torch.exp((s1 / torch.where(ok, s2, 1.0)).clamp(max=MAX_S_EXPONENT)), 0.0)
-            out = torch.where(keep, (wide * scale[:, None]).to(flat.dtype), zero)
-        outs.append(out.reshape(x.shape))
+    outs: dict[str, list[Tensor]] = {}
+    for method, method_ks in ks.items():
+        outs[method] = []
+        for k in method_ks:
+            keep = rank < k
+            if method == "ash_p":
+                out = torch.where(keep, flat, zero)
+            elif method == "ash_b":
+                fill = s1 / k if k else torch.zeros_like(s1)
+                out = torch.where(keep, fill.to(flat.dtype)[:, None], zero)
+            else:
+                s2 = prefix[:, k - 1] if k else torch.zeros_like(s1)
+                ok = s2 != 0
+                scale = torch.where(ok, torch.exp((s1 / torch.where(ok, s2, 1.0)).clamp(max=MAX_S_EXPONENT)), 0.0)
+                out = torch.where(keep, (wide * scale[:, None]).to(flat.dtype), zero)
+            outs[method].append(out.reshape(x.shape))
     return outs
 
 

@@ -533,6 +533,11 @@ def test_sweep_equals_one_call_per_percentile(method, dtype):
         for p, out in zip(ps, sweep(method, x, ps)):
             torch.testing.assert_close(out, SHAPERS[method](x, p), rtol=1e-5 if dtype == torch.float32 else 1e-13,
                                        atol=0)
+    from ashlib.shaping import sweeps
+
+    both = sweeps(x, {"ash_b": ps[:3], method: ps})
+    for p, a, b in zip(ps, both[method], sweep(method, x, ps)):
+        assert torch.equal(a, b)
     with pytest.raises(ParameterError, match="method='ash_rand'"):
         sweep("ash_rand", x, ps)
     with pytest.raises(ParameterError, match="percentile=101"):
