@@ -564,24 +564,18 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
     ``share``: the methods of a p-sweep share one sort per set (:func:`share_sweeps`) and those placed
     inside the network one pass per set (:func:`share_placements`); the numbers are the same.
     """
+    todo = list(dict.fromkeys(m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo))
     if share:
-        todo = list(dict.fromkeys(m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo))
         share_sweeps(todo, ctx, [ID_SET, *ctx.ood_sets])
         share_placements(todo, ctx, [ID_SET, *ctx.ood_sets])
-        for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress)):
-            ctx.memo[("evaluate", method, convention, aupr)] = rows
-    rows = []
-    for method in tqdm(methods, desc="methods", disable=not progress or share):
-        key = ("evaluate", method, convention, aupr)
-        if key not in ctx.memo:
-            ctx.memo[key] = _evaluate_one(method, ctx, convention, aupr)
-        rows += ctx.memo[key]
-    return pd.DataFrame(rows)
+    for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress)):
+        ctx.memo[("evaluate", method, convention, aupr)] = rows
+    return pd.DataFrame([row for m in methods for row in ctx.memo[("evaluate", m, convention, aupr)]])
 
 
 def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: str, progress: bool) -> list[list[dict]]:
-    """:func:`_evaluate_one` of every method, the metrics of all methods on a set taken at once
-    (:func:`ashlib.metrics.ood_metrics_many`); the same rows."""
+    """Each method's rows (:func:`_method_rows`), the metrics of all methods on a set taken at once
+    (:func:`ashlib.metrics.ood_metrics_many`, equal to one method at a time)."""
     if not methods:
         return []
     scores: dict[str, list] = {name: [] for name in [ID_SET, *ctx.ood_sets]}
@@ -605,16 +599,6 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
 
 def _as_numpy(scores) -> np.ndarray:
     return scores.detach().cpu().to(torch.float64).numpy() if isinstance(scores, Tensor) else np.asarray(scores, float)
-
-
-def _evaluate_one(method: Method, ctx: Context, convention: str, aupr: str) -> list[dict]:
-    s_id, logits_id = method_outputs(method, ctx, ID_SET)
-    id_acc = 100 * metrics.accuracy(logits_id, ctx.y_test)
-    per_set = {}
-    for name in ctx.ood_sets:
-        s_ood, _ = method_outputs(method, ctx, name)
-        per_set[name] = dict(ood_set=name, **metrics.ood_metrics(s_id, s_ood, convention=convention, aupr=aupr))
-    return _method_rows(method, ctx, per_set, id_acc)
 
 
 def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc: float) -> list[dict]:

@@ -174,7 +174,7 @@ def _fused(flat: Tensor, k: int, threshold: float | None, variant: int, rand=Non
         kept = (flat >= threshold).sum(dim=1) if k < 0 else torch.full((n_rows,), k)
         offsets = kept.cumsum(dim=0) - kept
         draws = torch.zeros(int(kept.sum()) + 1, dtype=flat.dtype)  # one spare: the kernel reads ahead
-        draws[:-1] = _draws(len(draws) - 1, flat.dtype, flat.device, *rand)
+        _draw(draws[:-1], *rand)
     t_out = torch.empty(n_rows, dtype=torch.float64)
     kept_out = torch.empty(n_rows, dtype=torch.int64)
     nbits = 8 * flat.element_size()
@@ -185,9 +185,10 @@ def _fused(flat: Tensor, k: int, threshold: float | None, variant: int, rand=Non
     return out, t_out, kept_out
 
 
-def _draws(count: int, dtype, device, low: float, high: float, generator) -> Tensor:
-    """ASH-RAND's draws from U[low, high], one per kept value (row by row, in position order)."""
-    return torch.empty(count, dtype=dtype, device=device).uniform_(low, high, generator=generator)
+def _draw(into: Tensor, low: float, high: float, generator) -> Tensor:
+    """ASH-RAND's draws from U[low, high] into the 1-D ``into``, one per kept value (row by row, in
+    position order): the same stream on both paths."""
+    return into.uniform_(low, high, generator=generator)
 
 
 def _select(a, m, r):
@@ -424,7 +425,7 @@ def ash_rand(
         return _shape_fast(x, percentile, threshold, _REPLACE, rand=(low, high, generator))
     flat, mask = _prepare(x, percentile, threshold)
     out = torch.zeros_like(flat)
-    out[mask] = _draws(int(mask.sum()), flat.dtype, flat.device, low, high, generator)
+    out[mask] = _draw(torch.empty(int(mask.sum()), dtype=flat.dtype, device=flat.device), low, high, generator)
     return out.reshape(x.shape)
 
 
