@@ -169,26 +169,57 @@ def _fused(flat: Tensor, k: int, threshold: float | None, variant: int, rand=Non
     (N, n) float32/float64 CPU tensor; ``k = -1``: the global ``threshold``."""
     n_rows, n = flat.shape
     out = torch.empty_like(flat)
-    draws, offsets = torch.empty(0, dtype=flat.dtype), torch.empty(0, dtype=torch.int64)
-    if rand is not None:
-        kept = (flat >= threshold).sum(dim=1) if k < 0 else torch.full((n_rows,), k)
-        offsets = kept.cumsum(dim=0) - kept
-        draws = torch.zeros(int(kept.sum()) + 1, dtype=flat.dtype)  # one spare: the kernel reads ahead
-        _draw(draws[:-1], *rand)
+    low, high, key = (0.0, 0.0, 0) if rand is None else (rand[0], rand[1], _draw_key(rand[2]))
     t_out = torch.empty(n_rows, dtype=torch.float64)
     kept_out = torch.empty(n_rows, dtype=torch.int64)
     nbits = 8 * flat.element_size()
     chunks = max(1, min(n_rows, 4 * torch.get_num_threads()))
     _apply_kernel()(flat.numpy(), flat.numpy().view(np.int32 if nbits == 32 else np.int64), (1 << (nbits - 1)) - 1,
                     nbits - 11, k, math.inf if threshold is None else threshold, variant, MAX_S_EXPONENT,
-                    draws.numpy(), offsets.numpy(), chunks, out.numpy(), t_out.numpy(), kept_out.numpy())
+                    np.uint64(key), low, high - low, chunks, out.numpy(), t_out.numpy(), kept_out.numpy())
     return out, t_out, kept_out
 
 
-def _draw(into: Tensor, low: float, high: float, generator) -> Tensor:
-    """ASH-RAND's draws from U[low, high] into the 1-D ``into``, one per kept value (row by row, in
-    position order): the same stream on both paths."""
-    return into.uniform_(low, high, generator=generator)
+# ASH-RAND's draws: a counter-based generator (splitmix64's mixing function, Steele et al., OOPSLA 2014)
+# of a key drawn once per call from the caller's torch generator and a counter per kept value, so that
+# both paths, every thread count and every device draw the same numbers, with no state between values.
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _draw_key(generator: torch.Generator | None) -> int:
+    """The key of one call's draws: a 62-bit integer from ``generator`` (torch's default CPU generator
+    if None), so a seeded generator gives reproducible draws and consecutive calls different ones."""
+    device = generator.device if generator is not None else "cpu"
+    return int(torch.randint(0, 2**62, (), generator=generator, device=device))
+
+
+def _as_int64(c: int) -> int:
+    return c - 2**64 if c >= 2**63 else c
+
+
+def _shift_right(z: Tensor, s: int) -> Tensor:
+    """``z >> s`` of int64 ``z`` read as unsigned 64-bit integers (torch shifts int64 arithmetically)."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def _uniform_at(key: int, counters: Tensor, low: float, high: float) -> Tensor:
+    """The draws from U[low, high] at ``counters`` (int64) in float64: splitmix64's mixing function of
+    ``key + (counter + 1) * golden`` (int64 arithmetic wraps modulo 2**64, as the unsigned one does),
+    its top 53 bits as a fraction in [0, 1). The torch twin of the fused pass's ``uniform``."""
+    z = (counters + 1) * _as_int64(_GOLDEN) + key
+    z = (z ^ _shift_right(z, 30)) * _as_int64(_MIX1)
+    z = (z ^ _shift_right(z, 27)) * _as_int64(_MIX2)
+    z = z ^ _shift_right(z, 31)
+    return low + (high - low) * (_shift_right(z, 11).to(torch.float64) * 2.0**-53)
+
+
+def _uniform(key, counter, low, span):
+    """One draw of :func:`_uniform_at`, in unsigned 64-bit arithmetic (compiled by numba)."""
+    z = key + (counter + np.uint64(1)) * np.uint64(_GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    z = z ^ (z >> np.uint64(31))
+    return low + span * (np.float64(z >> np.uint64(11)) * 2.0**-53)
 
 
 def _select(a, m, r):
@@ -267,14 +298,16 @@ def _apply_kernel():
     import numba
 
     select = numba.njit(_select)
+    uniform = numba.njit(_uniform)
     sums = numba.njit(fastmath={"reassoc"})(_sums)
 
-    def apply(x, bits, flip, top, k, t_global, variant, cap, draws, offsets, chunks, out, t_out, kept_out):
+    def apply(x, bits, flip, top, k, t_global, variant, cap, stream, low, span, chunks, out, t_out, kept_out):
         n_rows, n = x.shape
         per_chunk = (n_rows + chunks - 1) // chunks
         for c in numba.prange(chunks):
             hist = np.empty(2048, np.int64)
             cand = np.empty(n, x.dtype)
+            where = np.empty(n if variant == 3 else 0, np.int64)
             for i in range(c * per_chunk, min(n_rows, (c + 1) * per_chunk)):
                 row, o, b = x[i], out[i], bits[i]
                 if k > 0:  # 1. the k-th largest, t: a radix histogram of the bits, then a quickselect
@@ -309,15 +342,19 @@ def _apply_kernel():
                     scale = 1.0
                 if kept == 0:
                     ti = math.inf  # nothing is kept: every value is written as zero below
-                if variant == 3:  # ASH-RAND: the row's draws in position order, branch-free
-                    d, left = offsets[i], tied_kept  # (draws has one spare value at its end)
+                if variant == 3:  # ASH-RAND: zeros, the kept positions (branch-free), then their draws
+                    m, left = 0, tied_kept
                     for j in range(n):
                         v = row[j]
                         tie = v == ti
                         keep = (v > ti) | (tie & (left > 0))
                         left -= tie & keep
-                        o[j] = draws[d] if keep else 0.0
-                        d += keep
+                        o[j] = 0.0
+                        where[m] = j
+                        m += keep
+                    first = np.uint64(i) * np.uint64(n)  # the row's counters: i * n + rank among its kept
+                    for q in range(m):
+                        o[where[q]] = uniform(stream, first + np.uint64(q), low, span)
                 elif tied_kept == n_tied or kept == 0:  # 3. every value >= t is kept (the usual case)
                     if variant == 1:
                         for j in range(n):
@@ -414,9 +451,12 @@ def ash_rand(
 ) -> Tensor:
     """ASH-RAND (Section 4.4, Table 4): replace the kept values by draws from U[low, high].
 
-    Pass a seeded ``generator`` (on ``x``'s device) for reproducible draws. One value is drawn per kept
-    value, as the official code does, and they are placed row by row in position order (the official
-    code places them in ``topk``'s order), so the random stream differs from the official code's.
+    One value is drawn per kept value, as the official code does. Where we differ: the official code
+    fills ``topk``'s order with torch's ``uniform_``; here the value at row ``i``'s ``r``-th kept position
+    (in position order) is a counter-based draw (:func:`_uniform_at`) at counter ``i * n + r``, keyed by
+    one integer drawn from ``generator`` (torch's default CPU generator if None). So a seeded
+    ``generator`` gives the same values on every device, thread count and code path, and the fused CPU
+    pass draws them in parallel, but the stream differs from the official code's.
     """
     x = _check_batch(x)
     percentile, threshold = _check_one_of(percentile, threshold)
@@ -424,8 +464,10 @@ def ash_rand(
     if _fast(x):
         return _shape_fast(x, percentile, threshold, _REPLACE, rand=(low, high, generator))
     flat, mask = _prepare(x, percentile, threshold)
+    rank = mask.cumsum(dim=1) - 1  # each kept value's rank among its row's kept values, in position order
+    counters = (torch.arange(flat.shape[0], device=flat.device)[:, None] * flat.shape[1] + rank)[mask]
     out = torch.zeros_like(flat)
-    out[mask] = _draw(torch.empty(int(mask.sum()), dtype=flat.dtype, device=flat.device), low, high, generator)
+    out[mask] = _uniform_at(_draw_key(generator), counters, low, high).to(flat.dtype)
     return out.reshape(x.shape)
 
 

@@ -503,13 +503,42 @@ def test_radix_selection_finds_the_kth_largest(dtype):
             assert (kept == k).all()
 
 
-def test_ash_rand_draws_one_value_per_kept_value_in_position_order():
-    x = relu_like((40, 30), seed=3, dtype=torch.float32).repeat(1, 200)  # 6,000 values a row: the fused pass
+def splitmix64_uniform(key: int, counter: int, low: float, high: float) -> float:
+    """Independent reference in Python integers: the (counter + 1)-th output of splitmix64 (Steele,
+    Lea and Flood, OOPSLA 2014) started from ``key``, its top 53 bits as a fraction, scaled to [low, high]."""
+    mask = 2**64 - 1
+    z = (key + (counter + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z ^= z >> 31
+    return low + (high - low) * ((z >> 11) * 2.0**-53)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ash_rand_draws_one_value_per_kept_value_in_position_order(dtype):
+    x = relu_like((40, 30), seed=3, dtype=dtype).repeat(1, 200)  # 6,000 values a row: the fused pass
+    n = x.shape[1]
+    key = int(torch.randint(0, 2**62, (), generator=torch.Generator().manual_seed(5)))
     for kwargs in (dict(percentile=85), dict(threshold=2.5)):
-        out = ash_rand(x, **kwargs, low=1.0, high=2.0, generator=torch.Generator().manual_seed(5))
         kept = ash_p(x, **kwargs) != 0
-        draws = torch.empty(int(kept.sum())).uniform_(1.0, 2.0, generator=torch.Generator().manual_seed(5))
-        assert torch.equal(out[kept], draws) and (out[~kept] == 0).all()
+        want = torch.tensor([splitmix64_uniform(key, i * n + r, 1.0, 2.0)
+                             for i, row in enumerate(kept) for r in range(int(row.sum()))], dtype=torch.float64)
+        for path in (ash_rand, lambda *a, **kw: torch_path(ash_rand, *a, **kw)):
+            out = path(x, **kwargs, low=1.0, high=2.0, generator=torch.Generator().manual_seed(5))
+            assert torch.equal(out[kept], want.to(dtype)) and (out[~kept] == 0).all()
+
+
+def test_ash_rand_draws_are_uniform_and_independent():
+    from scipy import stats
+
+    x = relu_like((200, 2000), seed=4)
+    out = ash_rand(x, 90, low=-1.0, high=3.0, generator=torch.Generator().manual_seed(0))
+    draws = out[ash_p(x, 90) != 0].double().numpy()  # 40,000 draws
+    assert stats.kstest(draws, stats.uniform(loc=-1.0, scale=4.0).cdf).pvalue > 0.01
+    assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < 0.02  # neighbours uncorrelated
+    again = ash_rand(x, 90, low=-1.0, high=3.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert not torch.equal(out, ash_rand(x, 90, low=-1.0, high=3.0))  # the default generator: another key
 
 
 def test_gradients_flow_through_shaping():
