@@ -33,7 +33,9 @@ class Score:
     ``fit``). ``ctx`` is an :class:`ashlib.experiments.Context`. ``shapeable``: False for scores that
     read unshaped activations (no shaping, ReAct or DICE may be combined with them).
     ``score_only``: options of the method that change the score but not the fit (the fit is kept per
-    score and remaining options). ``family``: the group of the figures ("baseline" unless given)."""
+    score and remaining options). ``family``: the group of the figures ("baseline" unless given).
+    ``of_logits``: for a score that is a function of the logits alone, row by row, that function (then
+    ``score`` calls it): a grid of methods is scored in one call on their logits put together."""
 
     name: str
     label: str
@@ -43,6 +45,7 @@ class Score:
     shapeable: bool = True
     family: str = "baseline"
     score_only: tuple[str, ...] = ()
+    of_logits: Callable | None = None
 
 
 __all__ = ["Score", "Shaping"]

@@ -512,10 +512,11 @@ def share_sweeps(methods: list[Method], ctx: Context, sets: list[str]) -> None:
         todo = {name: ms for name, ms in todo.items() if len(ms) >= 2}
         if not todo:
             continue
-        outs = shaping.sweeps(ctx.features[set_name], {name: [m.percentile for m in ms] for name, ms in todo.items()})
+        logits = shaping.sweeps(ctx.features[set_name], {name: [m.percentile for m in ms] for name, ms in todo.items()},
+                                then=lambda h: h @ ctx.weight.T + ctx.bias)
         for name, ms in todo.items():
-            for m, h in zip(ms, outs[name]):
-                ctx.memo[("logits", m, set_name)] = h @ ctx.weight.T + ctx.bias
+            for m, z in zip(ms, logits[name]):
+                ctx.memo[("logits", m, set_name)] = z
 
 
 @torch.no_grad()
@@ -573,19 +574,35 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
     return pd.DataFrame([row for m in methods for row in ctx.memo[("evaluate", m, convention, aupr)]])
 
 
+#: Logits held back to be scored together (:func:`_evaluate_many`), at most this many bytes at once.
+BATCHED_LOGITS_BYTES = 2**26
+
+
 def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: str, progress: bool) -> list[list[dict]]:
     """Each method's rows (:func:`_method_rows`), the metrics of all methods on a set taken at once
-    (:func:`ashlib.metrics.ood_metrics_many`, equal to one method at a time)."""
+    (:func:`ashlib.metrics.ood_metrics_many`, equal to one method at a time). Scores of the logits
+    alone (:attr:`ashlib.detector.Score.of_logits`) are computed for many methods in one call."""
     if not methods:
         return []
-    scores: dict[str, list] = {name: [] for name in [ID_SET, *ctx.ood_sets]}
+    sets = [ID_SET, *ctx.ood_sets]
+    scores: dict[str, list] = {name: [None] * len(methods) for name in sets}
+    held: dict[tuple, list[tuple[int, Tensor]]] = {}  # (score, set, dtype, device) -> [(method, logits)]
+    held_bytes = 0
     id_acc = []
-    for method in tqdm(methods, desc="methods", disable=not progress):
-        for name in scores:
-            s, logits = method_outputs(method, ctx, name)
-            scores[name].append(_as_numpy(s))
+    for i, method in enumerate(tqdm(methods, desc="methods", disable=not progress)):
+        entry = registry.score(method.score)
+        for name in sets:
+            logits = method_logits(method, ctx, name)
+            if entry.of_logits is None:
+                scores[name][i] = _as_numpy(entry.score(ctx, method, name, logits, ctx.fitted(method)))
+            else:
+                held.setdefault((method.score, name, logits.dtype, logits.device), []).append((i, logits))
+                held_bytes += logits.numel() * logits.element_size()
             if name == ID_SET:
                 id_acc.append(100 * metrics.accuracy(logits, ctx.y_test))
+        if held_bytes > BATCHED_LOGITS_BYTES or i == len(methods) - 1:
+            _score_held(held, scores)
+            held, held_bytes = {}, 0
     s_id = np.stack(scores[ID_SET])
     per_set = {name: metrics.ood_metrics_many(s_id, np.stack(scores[name]), convention=convention, aupr=aupr)
                for name in ctx.ood_sets}
@@ -595,6 +612,15 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
                 for name, values in per_set.items()}
         out.append(_method_rows(method, ctx, rows, id_acc[i]))
     return out
+
+
+def _score_held(held: dict[tuple, list[tuple[int, Tensor]]], scores: dict[str, list]) -> None:
+    """Score the held logits, one call per (score, set, dtype, device): a score of the logits alone
+    treats each row on its own, so the values are the same as one call per method and set."""
+    for (score, name, _, _), items in held.items():
+        values = registry.score(score).of_logits(torch.cat([logits for _, logits in items]))
+        for (i, _), v in zip(items, values.split([len(logits) for _, logits in items])):
+            scores[name][i] = _as_numpy(v)
 
 
 def _as_numpy(scores) -> np.ndarray:

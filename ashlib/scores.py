@@ -321,11 +321,11 @@ def odin(model: torch.nn.Module, x: Tensor, temperature: float = 1000.0, epsilon
 from ashlib.detector import Score  # noqa: E402  (the entries sit beside the functions they register)
 
 
-def _of_logits(fn: Callable[[Tensor], Tensor]) -> Callable:
-    """A registry score from a function of the (shaped) logits."""
+def _logit_score(name: str, label: str, fn: Callable[[Tensor], Tensor], cite: str) -> Score:
+    """A registry score from a function of the (shaped) logits, row by row."""
     def score(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:
         return fn(logits)
-    return score
+    return Score(name, label, score, cite, of_logits=fn)
 
 
 def _odin_score(ctx, method, set_name: str, logits: Tensor, fitted) -> Tensor:
@@ -348,10 +348,10 @@ def _penultimate_mahalanobis(ctx, method, set_name: str, logits: Tensor, fitted:
 
 #: The scores of this module as :mod:`ashlib.registry` entries.
 ENTRIES = (
-    Score("msp", "Softmax", _of_logits(msp), "Hendrycks & Gimpel, ICLR 2017"),
-    Score("misp", "MiSP", _of_logits(misp), "Annamalai Nathan, MiSP thesis (final layer)"),
-    Score("energy", "Energy", _of_logits(energy), "Liu et al., NeurIPS 2020"),
-    Score("max_logit", "MaxLogit", _of_logits(max_logit), "Hendrycks et al., ICML 2022"),
+    _logit_score("msp", "Softmax", msp, "Hendrycks & Gimpel, ICLR 2017"),
+    _logit_score("misp", "MiSP", misp, "Annamalai Nathan, MiSP thesis (final layer)"),
+    _logit_score("energy", "Energy", energy, "Liu et al., NeurIPS 2020"),
+    _logit_score("max_logit", "MaxLogit", max_logit, "Hendrycks et al., ICML 2022"),
     Score("odin", "ODIN", _odin_score, "Liang et al., ICLR 2018"),
     Score("mahalanobis_penultimate", "Mahalanobis (penultimate)", _penultimate_mahalanobis,
           "Lee et al., NeurIPS 2018, the feature-only score on the penultimate layer (OpenOOD's MDS)",

@@ -483,35 +483,37 @@ def sweep(method: str, x: Tensor, percentiles) -> list[Tensor]:
     return sweeps(x, {method: percentiles})[method]
 
 
-def sweeps(x: Tensor, percentiles: dict[str, list]) -> dict[str, list[Tensor]]:
-    """:func:`sweep` of several methods on one batch, ``{method: percentiles}``, from one sort."""
+def sweeps(x: Tensor, percentiles: dict[str, list], then: Callable[[Tensor], Tensor] | None = None) \
+        -> dict[str, list[Tensor]]:
+    """:func:`sweep` of several methods on one batch, ``{method: percentiles}``, from one sort; each
+    output is zeros with the kept values written in (outside autograd). ``then``: a function applied to
+    each output as soon as it is made, whose result is kept instead (e.g. the logits of shaped features:
+    the outputs themselves are never all held at once)."""
     for method in percentiles:
         check_choice("method", method, ("ash_p", "ash_b", "ash_s"))
-    flat = _check_batch(x).reshape(x.shape[0], -1)
+    flat = _check_batch(x).detach().reshape(x.shape[0], -1)
     n = flat.shape[1]
     ks = {method: [kept_count(n, p) for p in ps] for method, ps in percentiles.items()}
-    values, order = torch.sort(flat.detach(), dim=1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=flat.device).expand_as(order))
-    wide = flat.double()
-    s1 = wide.sum(dim=1)
+    values, order = torch.sort(flat, dim=1, descending=True, stable=True)
+    s1 = flat.double().sum(dim=1)
     prefix = values.double().cumsum(dim=1) if "ash_s" in ks else None
-    zero = torch.zeros((), dtype=flat.dtype, device=flat.device)
     outs: dict[str, list[Tensor]] = {}
     for method, method_ks in ks.items():
         outs[method] = []
-        for k in method_ks:
-            keep = rank < k
+        for k in method_ks:  # the first k of the sorted order are the kept values: write only those
+            top = values[:, :k]
             if method == "ash_p":
-                out = torch.where(keep, flat, zero)
+                kept = top
             elif method == "ash_b":
                 fill = s1 / k if k else torch.zeros_like(s1)
-                out = torch.where(keep, fill.to(flat.dtype)[:, None], zero)
+                kept = fill.to(flat.dtype)[:, None].expand_as(top)
             else:
                 s2 = prefix[:, k - 1] if k else torch.zeros_like(s1)
                 ok = s2 != 0
                 scale = torch.where(ok, torch.exp((s1 / torch.where(ok, s2, 1.0)).clamp(max=MAX_S_EXPONENT)), 0.0)
-                out = torch.where(keep, (wide * scale[:, None]).to(flat.dtype), zero)
-            outs[method].append(out.reshape(x.shape))
+                kept = (top.double() * scale[:, None]).to(flat.dtype)
+            out = torch.zeros_like(flat).scatter_(1, order[:, :k], kept).reshape(x.shape)
+            outs[method].append(out if then is None else then(out))
     return outs
 
 

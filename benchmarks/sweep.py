@@ -2,8 +2,10 @@
 mnist5k three ways and print the ratios:
 
 * shared (the book's path): the network runs once per data set; the local-threshold configurations
-  of a variant share one sort per set (ashlib.experiments.share_sweeps), the global ones cost one
-  fused pass each; then the last linear layer (ashlib.experiments.evaluate);
+  share one sort per set (ashlib.experiments.share_sweeps: ASH-S and ASH-B together, each output only
+  written where it keeps values, straight into the last linear layer), the global ones cost one fused
+  pass each; the energies of all configurations on a set in one call, and their metrics at once
+  (ashlib.metrics.ood_metrics_many);
 * cached, one configuration at a time (the previous path, ``evaluate(..., share=False)``): the same
   features, one selection per configuration and set;
 * naive: one forward pass of the whole network per configuration and data set, with the shaping

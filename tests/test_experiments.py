@@ -301,8 +301,8 @@ def test_evaluate_and_id_accuracy_are_kept_in_the_context(setup, monkeypatch):
     first = experiments.evaluate([method], ctx, progress=False)
     assert ("evaluate", method, "paper", "trapezoid") in ctx.memo
     calls = []
-    original = experiments.method_outputs
-    monkeypatch.setattr(experiments, "method_outputs", lambda *a, **k: calls.append(a) or original(*a, **k))
+    original = experiments.method_logits
+    monkeypatch.setattr(experiments, "method_logits", lambda *a, **k: calls.append(a) or original(*a, **k))
     again = experiments.evaluate([experiments.ash("S", 85)], ctx, progress=False)  # an equal Method
     other = experiments.evaluate([method], ctx, convention="openood", progress=False)
     pd.testing.assert_frame_equal(first, again)
@@ -332,7 +332,8 @@ def test_a_shared_sweep_gives_the_rows_of_one_method_at_a_time(setup, monkeypatc
     fresh = lambda: experiments.build_context(model, bench, batch_size=32)  # noqa: E731
     sorts = []
     original = experiments.shaping.sweeps
-    monkeypatch.setattr(experiments.shaping, "sweeps", lambda x, ps: sorts.append(sorted(ps)) or original(x, ps))
+    monkeypatch.setattr(experiments.shaping, "sweeps",
+                        lambda x, ps, then=None: sorts.append(sorted(ps)) or original(x, ps, then))
     shared = experiments.evaluate(grid, fresh(), progress=False)
     assert sorts == [["ash_b", "ash_p", "ash_s"]] * (1 + len(bench.ood))  # one sort per set for all three
     alone = experiments.evaluate(grid, fresh(), progress=False, share=False)

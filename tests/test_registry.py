@@ -39,6 +39,19 @@ def test_every_entry_is_named_once_labelled_and_cited():
         registry.score("knn")
 
 
+@pytest.mark.parametrize("name", [n for n, e in registry.scores().items() if e.of_logits is not None])
+def test_a_score_of_the_logits_alone_gives_each_row_the_same_value_in_any_batch(name):
+    """What experiments._evaluate_many relies on to score many methods' logits in one call."""
+    entry = registry.score(name)
+    g = torch.Generator().manual_seed(0)
+    parts = [torch.randn(n, c, generator=g) * scale for n, c, scale in
+             [(1000, 10, 1.0), (7, 10, 40.0), (333, 10, 1e4), (1, 10, 0.0)]]  # huge logits: exp underflows
+    together = entry.of_logits(torch.cat(parts))
+    alone = [entry.score(None, None, "set", p, None) for p in parts]
+    assert all(torch.equal(a, b) for a, b in zip(together.split([len(p) for p in parts]), alone))
+    assert {"msp", "misp", "energy", "max_logit"} <= {n for n, e in registry.scores().items() if e.of_logits}
+
+
 @pytest.mark.parametrize("name", list(registry.shapings()))
 def test_each_registered_shaping_is_what_the_methods_apply(ctx, name):
     """A shaped method's logits equal the entry's function applied to the features by hand."""
