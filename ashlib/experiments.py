@@ -618,9 +618,9 @@ def _score_held(held: dict[tuple, list[tuple[int, Tensor]]], scores: dict[str, l
     """Score the held logits, one call per (score, set, dtype, device): a score of the logits alone
     treats each row on its own, so the values are the same as one call per method and set."""
     for (score, name, _, _), items in held.items():
-        values = registry.score(score).of_logits(torch.cat([logits for _, logits in items]))
-        for (i, _), v in zip(items, values.split([len(logits) for _, logits in items])):
-            scores[name][i] = _as_numpy(v)
+        values = _as_numpy(registry.score(score).of_logits(torch.cat([logits for _, logits in items])))
+        for (i, _), v in zip(items, np.split(values, np.cumsum([len(logits) for _, logits in items])[:-1])):
+            scores[name][i] = v
 
 
 def _as_numpy(scores) -> np.ndarray:

@@ -267,11 +267,17 @@ def ood_metrics_many(scores_id, scores_ood, convention: str = DEFAULT_CONVENTION
     known = np.sort(s_id, axis=1)
     index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
     fpr = np.sum(s_ood > known[:, index:index + 1], axis=1) / n_ood
-    both = np.concatenate([s_id, s_ood], axis=1)
-    # the removal order of _removal_counts: by score, ID (the first n_ID columns) before OOD among ties
-    order = np.argsort(both, axis=1, kind="stable")
-    removed_ood = order >= n_id
-    auc = (_average_ranks(np.take_along_axis(both, order, axis=1))[~removed_ood].reshape(m, n_id).sum(axis=1)
+    # the removal order of _removal_counts: by score, ID before OOD among ties; the sorted ID and OOD
+    # rows merged (each value's place: its rank in its own row plus the other row's values before it)
+    unknown = np.sort(s_ood, axis=1)
+    at_id = np.arange(n_id) + np.array([np.searchsorted(u, k, side="left") for k, u in zip(known, unknown)])
+    at_ood = np.arange(n_ood) + np.array([np.searchsorted(k, u, side="right") for k, u in zip(known, unknown)])
+    rows = np.arange(m)[:, None]
+    ordered = np.empty((m, n_id + n_ood))
+    ordered[rows, at_id], ordered[rows, at_ood] = known, unknown
+    removed_ood = np.zeros((m, n_id + n_ood), dtype=bool)
+    removed_ood[rows, at_ood] = True
+    auc = (_average_ranks(ordered)[~removed_ood].reshape(m, n_id).sum(axis=1)
            - n_id * (n_id + 1) / 2) / (n_id * n_ood)
     zeros = np.zeros((m, 1), dtype=np.int64)
     tp = n_id - np.concatenate([zeros, np.cumsum(~removed_ood, axis=1)], axis=1)
@@ -310,21 +316,20 @@ def _as_rows(name: str, values) -> np.ndarray:
 
 
 def _trapezoid_aupr_rows(tp: np.ndarray, fp: np.ndarray, n_id: int, n_ood: int, positive_ood: bool) -> np.ndarray:
-    """:func:`_trapezoid_aupr` along the rows of (M, n + 1) removal counts. The last point (nothing
-    left) is the only one where ``tp + fp = 0``, in every row, so it is the one dropped."""
+    """:func:`_trapezoid_aupr` along the rows of (M, n + 1) removal counts. The one point without
+    predictions (``tp + fp = 0``), the same in every row, is dropped: the last (nothing left) with ID
+    positive, the first (nothing removed) with OOD positive."""
     m = len(tp)
-    if positive_ood:
-        tp, fp = n_ood - fp, n_id - tp
-        recall = np.concatenate([np.zeros((m, 1)), tp / n_ood, np.ones((m, 1))], axis=1)
-        ends = (0.0, 0.5)
+    if positive_ood:  # OOD positive: the samples already removed (flagged as OOD) are the predictions
+        tp, fp = (n_ood - fp)[:, 1:], (n_id - tp)[:, 1:]
+        n_pos, first, last = n_ood, (0.0, 0.0), (1.0, 0.5)  # (recall, precision) at both ends
     else:
-        recall = np.concatenate([np.ones((m, 1)), tp / n_id, np.zeros((m, 1))], axis=1)
-        ends = (0.5, 0.0)
-    kept = tp + fp
-    precision = np.concatenate([np.full((m, 1), ends[0]), tp / np.where(kept > 0, kept, 1),
-                                np.full((m, 1), ends[1])], axis=1)
-    valid = np.r_[True, kept[0] > 0, True]
-    precision, recall = precision[:, valid], recall[:, valid]
+        tp, fp = tp[:, :-1], fp[:, :-1]
+        n_pos, first, last = n_id, (1.0, 0.5), (0.0, 0.0)
+    recall, precision = np.empty((m, tp.shape[1] + 2)), np.empty((m, tp.shape[1] + 2))
+    (recall[:, 0], precision[:, 0]), (recall[:, -1], precision[:, -1]) = first, last
+    np.divide(tp, n_pos, out=recall[:, 1:-1])
+    np.divide(tp, tp + fp, out=precision[:, 1:-1])
     areas = np.diff(recall, axis=1) * (precision[:, 1:] + precision[:, :-1]) / 2.0  # np.trapezoid's terms
     # summed row by row, as np.trapezoid sums a 1-D array: numpy sums a 2-D array's rows in another
     # order (the last bits differ)
