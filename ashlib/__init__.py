@@ -14,7 +14,8 @@ a lower one, and no imports form a cycle, function-level imports included (tests
 5. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
    ``rehearsal``, ``fidelity``, ``claims``, ``classroom``, ``matrix``. Tables of methods, the notebooks'
    parameters and profiles, runs; assignments for a class (nbgrader); many runs as jobs (submitit).
-6. publishing: ``plots``, ``__main__``. Figures and the command line.
+6. publishing: ``plots``, ``interactive``, ``__main__``. Figures (static, and interactive for the site) and
+   the command line.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "detectors on networks": ("mahalanobis", "nac", "misp"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
                       "claims", "classroom", "matrix"),
-    "publishing": ("plots", "__main__"),
+    "publishing": ("plots", "interactive", "__main__"),
 }
 
 

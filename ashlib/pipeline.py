@@ -463,6 +463,9 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     config = yaml.safe_load((book_dir / "_config.yml").read_text())
     if run_record.get("rehearsal"):  # every page says so, above its title
         config.setdefault("html", {})["announcement"] = run_record["rehearsal"]["banner"]
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})  # plotly.js, served by the site itself
+    sphinx["html_static_path"] = [*sphinx.get("html_static_path", []), SITE_STATIC]
+    sphinx["html_js_files"] = [*sphinx.get("html_js_files", []), PLOTLY_JS]
     config = yaml.safe_dump(config, sort_keys=False)
     build, digest = book_dir / "_build", site_digest(book_dir, toc, config)
     index, stamp = build / "html" / "index.html", build / "site.digest"
@@ -474,6 +477,7 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     build.mkdir()
     (build / "_toc.yml").write_text(toc)
     (build / "_config.yml").write_text(config)
+    _write_plotly_js(book_dir / SITE_STATIC)
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(book_dir),
            "--toc", str(build / "_toc.yml"), "--config", str(build / "_config.yml"),
            "--warningiserror", "--keep-going"]
@@ -486,6 +490,29 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
 
 def _jupyter_book(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
+
+
+#: Where :func:`build_book` puts the files the site serves besides the book's own (relative to the book:
+#: inside ``_build``, which the build starts afresh and Sphinx never reads as a source), and plotly.js.
+SITE_STATIC, PLOTLY_JS = "_build/static", "plotly.min.js"
+
+
+def _write_plotly_js(folder: Path) -> Path:
+    """Copy the installed plotly's bundled plotly.js into ``folder``: the site loads it from its own
+    ``_static`` (``html_js_files``), so the interactive figures (:mod:`ashlib.interactive`, embedded
+    without JavaScript) work offline and from ``file://``; nothing is fetched from a CDN. Its version is
+    the installed plotly's, which :func:`site_digest` covers."""
+    from importlib import resources
+
+    try:
+        source = resources.files("plotly").joinpath("package_data", PLOTLY_JS)
+    except ModuleNotFoundError as err:
+        raise RuntimeError("the site needs plotly (the interactive figures): pip install -e '.[book]'") from err
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / PLOTLY_JS
+    with resources.as_file(source) as path:
+        shutil.copyfile(path, target)
+    return target
 
 
 def site_digest(book_dir: Path, toc: str, config: str) -> str:

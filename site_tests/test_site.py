@@ -1,8 +1,10 @@
 """The built site, tested in headless Chromium as a reader would meet it (`make check-site`).
 
 Every page of the book opens, every figure loads, no internal link is broken, no cell shows an
-error, MathJax renders, and no request leaves the machine (the site reads offline). A screenshot
-of the methods chapter is kept in ``book/_build/screenshots/`` as an artifact.
+error, MathJax renders, and no request leaves the machine (the site reads offline). The interactive
+figures (plotly.js, served by the site itself) are drawn, and Figure 6's slider, moved with the mouse,
+shows the run's numbers. A screenshot of the methods chapter is kept in ``book/_build/screenshots/`` as
+an artifact.
 """
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 SITE = Path(__file__).resolve().parents[1] / "book" / "_build" / "html"
 SCREENSHOTS = SITE.parent / "screenshots"
+RUN = SITE.parents[1] / "run"  # the run folder the site was built from, as `python -m ashlib book` copied it
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)"', re.IGNORECASE)
 
@@ -233,3 +238,97 @@ def test_the_teachers_page_offers_every_student_version_for_download(server, bro
         text = json_module.dumps(notebook)
         assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
         assert "NotImplementedError" in text
+
+
+# ------------------------------------------------------------------------------ interactive figures
+
+#: The interactive figures each chapter embeds (ashlib.interactive), by the id its notebook gives them.
+FIGURES = {"run/01_methods.html": ["methods-figures-2-3", "methods-figure-6"],
+           "run/03_global_vs_local.html": ["thresholds-figure-4"],
+           "run/05_nac.html": ["nac-coverage-per-layer"]}
+FIGURE_6 = "methods-figure-6"
+STEP_TITLE = re.compile(r"(?P<method>\S+)@(?P<p>[\d.]+): AUROC (?P<auroc>[\d.]+) %, histogram IoU (?P<iou>[\d.]+)")
+
+
+def drawn(browser, div_id: str) -> bool:
+    """Whether plotly.js drew the figure ``div_id``: it marks the element and puts its SVG in it."""
+    return browser.execute_script(
+        "const g = document.getElementById(arguments[0]);"
+        "return !!(g && g.classList.contains('js-plotly-plot') && g._fullLayout && g.querySelector('svg.main-svg'))",
+        div_id)
+
+
+@pytest.mark.parametrize("page", sorted(FIGURES))
+def test_every_interactive_figure_is_drawn_by_the_sites_own_plotly(server, browser, page):
+    """Each chapter's interactive figures are drawn, by the plotly.js in the site's ``_static`` (no other
+    script of plotly's is on the page), and no figure of the page is left undrawn."""
+    open_page(browser, urljoin(server, page))
+    scripts = browser.execute_script(
+        "return Array.from(document.scripts).map(s => s.src).filter(s => /plotly/i.test(s))")
+    assert len(scripts) == 1 and urlparse(scripts[0]).path.endswith("/_static/plotly.min.js"), scripts
+    for div_id in FIGURES[page]:
+        WebDriverWait(browser, 30).until(lambda b: drawn(b, div_id), f"{page}: figure {div_id} was not drawn")
+    undrawn = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.plotly-graph-div')).filter(g => !g._fullLayout).map(g => g.id)")
+    assert undrawn == []
+
+
+def test_the_figures_work_from_file_urls_too(browser):
+    """Opened from disk (``file://``), as a reader with a copy of the site would: plotly.js still loads."""
+    open_page(browser, (SITE / "run" / "01_methods.html").as_uri())
+    WebDriverWait(browser, 30).until(lambda b: drawn(b, FIGURE_6))
+
+
+def _distribution_rows() -> dict[str, dict]:
+    """The run's Figure 6 numbers (``methods_distributions.csv``: p, AUROC, IoU), by p as the slider labels it."""
+    import csv
+
+    path = RUN / "methods_distributions.csv"
+    assert path.is_file(), f"the run the site was built from has no {path.name}"
+    with path.open(newline="") as f:
+        return {f"{float(row['p']):g}": row for row in csv.DictReader(f)}
+
+
+def _figure_6_title(browser) -> re.Match:
+    text = browser.execute_script(
+        "return document.getElementById(arguments[0]).querySelector('.gtitle').textContent", FIGURE_6)
+    match = STEP_TITLE.fullmatch(text)
+    assert match, f"Figure 6's title does not give a step's numbers: {text!r}"
+    return match
+
+
+def _matches_the_run(title: re.Match, rows: dict[str, dict]) -> None:
+    row = rows[title["p"]]
+    assert title["auroc"] == f"{float(row['AUROC']):.2f}", (title.group(0), row)
+    assert title["iou"] == f"{float(row['IoU']):.3f}", (title.group(0), row)
+
+
+def test_moving_the_figure_6_slider_shows_the_runs_numbers_for_each_p(server, browser):
+    """The methods chapter's Figure 6 (ashlib.interactive.score_distributions): a reader clicks the
+    slider's rail at each step's tick, with the mouse; the title's p, AUROC and histogram IoU change with
+    it and are, at every step, the row of the run's ``methods_distributions.csv`` for that p."""
+    rows = _distribution_rows()
+    open_page(browser, urljoin(server, "run/01_methods.html"))
+    WebDriverWait(browser, 30).until(lambda b: drawn(b, FIGURE_6))
+    figure = browser.find_element(By.ID, FIGURE_6)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
+    labels = browser.execute_script("return arguments[0]._fullLayout.sliders[0].steps.map(s => s.label)", figure)
+    assert len(labels) >= 2 and sorted(labels) == sorted(rows), (labels, sorted(rows))
+    title = _figure_6_title(browser)
+    _matches_the_run(title, rows)
+    seen = {title["p"]: (title["auroc"], title["iou"])}
+    rail = figure.find_element(By.CSS_SELECTOR, ".slider-rail-touch-rect")
+    ticks = figure.find_elements(By.CSS_SELECTOR, ".slider-tick-rect")
+    assert len(ticks) == len(labels)
+    for k in [*reversed(range(len(labels))), 0]:  # every step, then back to the first
+        if labels[k] == title["p"]:
+            continue
+        offset = ticks[k].rect["x"] + ticks[k].rect["width"] / 2 - (rail.rect["x"] + rail.rect["width"] / 2)
+        ActionChains(browser).move_to_element_with_offset(rail, round(offset), 0).click().perform()
+        WebDriverWait(browser, 10).until(lambda b: _figure_6_title(b)["p"] == labels[k],
+                                         f"clicking step {labels[k]} did not move the slider there")
+        title = _figure_6_title(browser)
+        assert browser.execute_script("return arguments[0]._fullLayout.sliders[0].active", figure) == k
+        _matches_the_run(title, rows)
+        seen[title["p"]] = (title["auroc"], title["iou"])
+    assert set(seen) == set(labels) and len(set(seen.values())) > 1  # every step shown, and the numbers changed
