@@ -73,6 +73,20 @@ def test_logit_scores_hand_worked():
     close(energy(doubled, temperature=2.0), [2 * math.log(8)])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_energy_is_torch_logsumexp_to_the_last_bit_even_where_exp_underflows(dtype):
+    """energy skips exp on the terms that underflow (a CPU's exp is slow there): no value may move."""
+    g = torch.Generator().manual_seed(0)
+    for scale in (1e-3, 1.0, 10.0, 80.0, 88.0, 100.0, 700.0, 710.0, 1e4, 1e23):  # ASH-S's logits reach 1e23
+        for n, c in ((1000, 10), (57, 3), (200, 100)):
+            x = torch.randn(n, c, generator=g, dtype=dtype) * scale
+            assert torch.equal(energy(x), torch.logsumexp(x, dim=1)), (scale, n, c)
+            assert torch.equal(energy(x, 2.0), 2.0 * torch.logsumexp(x / 2.0, dim=1)), (scale, n, c)
+    edge = torch.tensor([[math.inf, 1.0], [-math.inf, 0.0], [-math.inf, -math.inf], [math.nan, 1.0], [3e38, 3e38],
+                         [0.0, -87.0], [0.0, -88.0], [0.0, -103.5], [0.0, -745.0]], dtype=dtype)
+    assert torch.equal(energy(edge).nan_to_num(7.0), torch.logsumexp(edge, dim=1).nan_to_num(7.0))
+
+
 def test_logit_scores_match_scipy(logits):
     z = logits.numpy()
     for t in (1.0, 0.5, 1000.0):
