@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pandas as pd
+import plotly  # noqa: F401  (the book extra pins it; `make test` installs it: a missing install must fail)
 import pytest
 
 from ashlib import ParameterError, interactive, metrics
-
-pytest.importorskip("plotly")
 
 RNG = np.random.default_rng(0)
 SCORES = {p: (RNG.normal(5 + p / 30, 1, 300), RNG.normal(3, 1.5, 200)) for p in (0, 50, 90)}
