@@ -14,11 +14,17 @@ name               top-level children                                           
                    flatten, fc (DenseNet-BC-100, growth 12: the paper's "DenseNet-101")
 ``resnet50``       normalize, stem, layer1..layer4, avgpool, flatten, fc (torchvision layout)   2048
 ``mobilenet_v2``   normalize, stem, layer1..layer7, head, avgpool, flatten, dropout, fc         1280
+``smallvit``       normalize, embed, block1..block4, norm, fc (a small vision transformer; its   width
+                   feature is the final LayerNorm's output for the class token, ``norm``)
 =================  =========================================================================  =======
 
 ``smallresnet_logsoftmax`` (MiSP thesis, :mod:`ashlib.misp`) is ``smallresnet`` with the ReLU after
 each residual sum (``layer1.relu`` .. ``layer4.relu``) replaced by ``nn.LogSoftmax(dim=1)``, a
 log-softmax over the channels at every position; same children, keys and feature size.
+
+``smallvit`` (:func:`small_vit`, chapter *ASH beyond CNNs*) is a pre-norm vision transformer whose
+last block computes the class token's row only (the only row its head reads), so that token's MLP
+hidden units are one placement, ``block4.mlp.act`` (GELU, shape ``(N, mlp_dim)``).
 
 No module works in place (every ReLU has ``inplace=False``), so a forward hook always sees the
 tensor the module produced, never one a later layer overwrote.
@@ -62,12 +68,14 @@ __all__ = [
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
     "TrainRecipe", "train", "load_or_train", "random_shift",
     "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
-    "training_loss", "BENCHMARK_MODELS", "model_for",
+    "training_loss", "BENCHMARK_MODELS", "model_for", "small_vit", "PatchEmbedding", "EncoderBlock",
+    "OPTIMIZERS",
 ]
 
-MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2", "smallresnet_logsoftmax")
+MODELS = ("smallresnet", "densenet100", "resnet50", "mobilenet_v2", "smallresnet_logsoftmax", "smallvit")
 PRETRAINED = ("densenet100", "resnet50", "mobilenet_v2")
-TRAINABLE = ("smallresnet", "smallresnet_logsoftmax")
+TRAINABLE = ("smallresnet", "smallresnet_logsoftmax", "smallvit")
+OPTIMIZERS = ("sgd", "adamw")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 #: The CIFAR statistics DICE and ASH normalise with (their test transform; the DenseNet has none inside).
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -172,6 +180,82 @@ def logsoftmax_layers(model: nn.Module) -> list[str]:
     """Names of the ``nn.LogSoftmax`` modules of ``model``, in definition (= execution) order:
     ``["layer1.relu", .., "layer4.relu"]`` for ``smallresnet_logsoftmax``, ``[]`` for a ReLU model."""
     return [name for name, m in model.named_modules() if isinstance(m, nn.LogSoftmax)]
+
+
+# ------------------------------------------------------------------------- small vision transformer
+
+
+class PatchEmbedding(nn.Module):
+    """ViT's input stage (Dosovitskiy et al., ICLR 2021, Eq. 1): non-overlapping ``patch x patch``
+    patches projected to ``dim`` values (a strided convolution), a learned class token put first and
+    learned position embeddings added. ``(N, C, H, W)`` -> ``(N, 1 + (H / patch) * (W / patch), dim)``."""
+
+    def __init__(self, in_channels: int, dim: int, patch: int, image_size: int):
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, patch, patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position = nn.Parameter(0.02 * torch.randn(1, 1 + (image_size // patch) ** 2, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.proj(x).flatten(2).transpose(1, 2)
+        return torch.cat([self.class_token.expand(len(x), -1, -1), tokens], dim=1) + self.position
+
+
+class EncoderBlock(nn.Module):
+    """A pre-norm transformer block (ViT, Eqs. 2-3): ``x + MSA(LN(x))``, then ``+ MLP(LN(.))`` with
+    ``mlp = fc1, act (GELU), fc2``, as torchvision's ``EncoderBlock`` without dropout.
+
+    ``class_token_only``: the block returns the class token's row alone, ``(N, dim)``: its attention
+    query is that token (keys and values are every token) and its MLP runs on that row. For a last
+    block this is the same network function as computing every row (the head reads the class token
+    only), and it makes ``mlp.act`` the class token's hidden units, ``(N, mlp_dim)``, like a CNN's
+    pooled feature: a placement the ASH functions shape per sample as they are.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, class_token_only: bool = False):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(OrderedDict(fc1=nn.Linear(dim, mlp_dim), act=nn.GELU(), fc2=nn.Linear(mlp_dim, dim)))
+        self.class_token_only = class_token_only
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.ln1(x)
+        if self.class_token_only:
+            x = x[:, 0] + self.attn(h[:, :1], h, h, need_weights=False)[0][:, 0]
+        else:
+            x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+def small_vit(num_classes: int = 10, width: int = 64, in_channels: int = 1, depth: int = 4, heads: int = 4,
+              patch: int = 7, mlp_ratio: int = 2, image_size: int = 28) -> nn.Sequential:
+    """A small ViT for 28x28 images: ``patch``-pixel patches (16 tokens at 7) and a class token of
+    ``width`` values, ``depth`` pre-norm blocks of ``heads`` heads and ``mlp_ratio * width`` hidden
+    units, then the final LayerNorm (``norm``) and the linear head (``fc``) on the class token.
+
+    Top-level children: ``normalize, embed, block1..block<depth>, norm, fc``; the last block returns
+    the class token only (:class:`EncoderBlock`), so ``norm``'s output is the usual pre-logit feature,
+    ``(N, width)``, and ``block<depth>.mlp.act`` the class token's GELU units, ``(N, mlp_ratio * width)``.
+    """
+    for name, value in (("width", width), ("depth", depth), ("heads", heads), ("patch", patch),
+                        ("mlp_ratio", mlp_ratio)):
+        check_positive_int(name, value)
+    if width % heads:
+        raise ParameterError(f"width={width!r} is not allowed with heads={heads!r}: expected a multiple of heads.")
+    if image_size % patch:
+        raise ParameterError(f"patch={patch!r} is not allowed for {image_size}-pixel images: expected a divisor "
+                             f"of {image_size}.")
+    blocks = [(f"block{i + 1}", EncoderBlock(width, heads, mlp_ratio * width, class_token_only=i == depth - 1))
+              for i in range(depth)]
+    return nn.Sequential(OrderedDict([
+        ("normalize", Normalize(MNIST_MEAN, MNIST_STD)),
+        ("embed", PatchEmbedding(in_channels, width, patch, image_size)),
+        *blocks,
+        ("norm", nn.LayerNorm(width, eps=1e-6)),
+        ("fc", nn.Linear(width, num_classes)),
+    ]))
 
 
 # ------------------------------------------------------------------------------- DenseNet-BC-100
@@ -467,8 +551,8 @@ def block_merge_layers(model: nn.Module) -> list[str]:
 def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> nn.Sequential:
     """An untrained model by name (see ``MODELS``), its initial weights drawn from ``seed``.
 
-    ``width`` applies to ``smallresnet``/``smallresnet_logsoftmax`` only; the paper's architectures
-    have fixed widths. For the same seed both small ResNets start from the same weights.
+    ``width`` applies to ``smallresnet``/``smallresnet_logsoftmax`` (channels of the first stage) and
+    ``smallvit`` (the token width) only; the paper's architectures have fixed widths. For the same seed both small ResNets start from the same weights.
     """
     check_choice("model", name, MODELS)
     check_positive_int("num_classes", num_classes)
@@ -478,6 +562,8 @@ def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> 
             return small_resnet(num_classes=num_classes, width=width)
         if name == "smallresnet_logsoftmax":
             return small_resnet_logsoftmax(num_classes=num_classes, width=width)
+        if name == "smallvit":
+            return small_vit(num_classes=num_classes, width=width)
         if name == "densenet100":
             return densenet100(num_classes)
         if name == "resnet50":
@@ -555,7 +641,10 @@ def _load_strict(model: nn.Module, state: Mapping[str, Tensor], what: str) -> No
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """Seeded SGD recipe: Nesterov momentum, one-cycle learning rate, random shifts of +-``shift`` pixels.
+    """Seeded training recipe: SGD with Nesterov momentum (``optimizer="sgd"``) or AdamW (``"adamw"``,
+    the usual choice for vision transformers, Dosovitskiy et al. 2021), a one-cycle learning rate,
+    random shifts of +-``shift`` pixels. ``optimizer`` enters :func:`load_or_train`'s cache key only
+    when it is not the default "sgd", so the checkpoints cached before the field existed keep their names.
 
     ``entropy_weight`` is the MiSP thesis's entropy-loss factor lambda: the loss becomes
     ``cross_entropy + lambda * entropy_loss(log-softmax layer outputs)`` (see :func:`training_loss`);
@@ -571,8 +660,10 @@ class TrainRecipe:
     shift: int = 2
     seed: int = 0
     entropy_weight: float = 0.0
+    optimizer: str = "sgd"
 
     def __post_init__(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_positive_int("epochs", self.epochs)
         check_positive_int("batch_size", self.batch_size)
         check_range("lr", self.lr, 1e-6, 10)
@@ -659,8 +750,11 @@ def train(model: nn.Module, x: Tensor, y: Tensor, recipe: TrainRecipe = TrainRec
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True,
-                          weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True,
+                              weight_decay=recipe.weight_decay)
     steps = recipe.epochs * -(-len(x) // recipe.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)
     bar = tqdm(total=steps, desc="training", disable=not progress, unit="batch")
@@ -728,6 +822,8 @@ def _epoch_saver(name, x_train, y_train, num_classes, width, recipe, epochs=None
 def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int, recipe: TrainRecipe) -> str:
     check_choice("model", name, TRAINABLE)
     recipe_key = asdict(recipe)
+    if recipe.optimizer == "sgd":
+        del recipe_key["optimizer"]
     if recipe.entropy_weight == 0:
         del recipe_key["entropy_weight"]
     else:  # the thesis's summed loss (entropy_loss); networks trained with the earlier mean get new names

@@ -123,3 +123,64 @@ def test_snapshots_are_checkpoints_of_one_run_and_the_last_is_load_or_train(monk
     load_snapshots("smallresnet", x, y, 10, [2, 3], width=2, recipe=recipe, progress=False)  # all cached
     with pytest.raises(ParameterError, match=r"epochs\[0\]=4"):
         load_snapshots("smallresnet", x, y, 10, [4], width=2, recipe=recipe)
+
+
+# ------------------------------------------------------------------------- small vision transformer
+
+
+def test_small_vit_is_sequential_with_a_class_token_feature_and_gelu_placement():
+    from ashlib.features import activations
+
+    model = build_model("smallvit", 10, width=16).eval()
+    assert top_level(model) == ["normalize", "embed", "block1", "block2", "block3", "block4", "norm", "fc"]
+    x = torch.rand(5, 1, 28, 28)
+    assert model(x).shape == (5, 10)
+    acts = activations(model, x, ["norm", "block4.mlp.act", "block3"], cache=False)
+    assert acts["norm"].shape == (5, 16) and acts["block4.mlp.act"].shape == (5, 32)
+    assert acts["block3"].shape == (5, 17, 16)  # 16 patches of 7x7 and the class token
+    assert (acts["block4.mlp.act"] >= -0.17).all() and (acts["norm"] < 0).any()  # GELU's floor; signed
+
+
+def test_encoder_block_equals_torchvisions_and_its_class_token_row():
+    """Our block against torchvision's EncoderBlock (no dropout) with the same weights, and the
+    class-token-only block against the full block's first row."""
+    from torchvision.models.vision_transformer import EncoderBlock as TorchvisionBlock
+
+    from ashlib.models import EncoderBlock
+
+    torch.manual_seed(0)
+    ours, row = EncoderBlock(16, 4, 32), EncoderBlock(16, 4, 32, class_token_only=True)
+    row.load_state_dict(ours.state_dict())
+    theirs = TorchvisionBlock(4, 16, 32, dropout=0.0, attention_dropout=0.0)
+    renamed = {"ln1": "ln_1", "attn": "self_attention", "ln2": "ln_2", "mlp.fc1": "mlp.0", "mlp.fc2": "mlp.3"}
+    state = {}
+    for key, value in ours.state_dict().items():
+        for a, b in renamed.items():
+            if key.startswith(a + "."):
+                key = b + key[len(a):]
+                break
+        state[key] = value
+    theirs.load_state_dict(state)
+    for m in (ours, row, theirs):
+        m.eval()
+    x = torch.randn(3, 17, 16)
+    with torch.no_grad():
+        full = ours(x)
+        torch.testing.assert_close(full, theirs(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(row(x), full[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_small_vit_trains_with_adamw_and_the_sgd_recipes_keep_their_cache_names(monkeypatch):
+    from ashlib.models import checkpoint_path
+
+    x, y = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
+    recipe = TrainRecipe(epochs=1, batch_size=16, lr=1e-3, weight_decay=0.05, optimizer="adamw")
+    model, path = load_or_train("smallvit", x, y, 10, width=8, recipe=recipe, progress=False)
+    assert path.exists() and not model.training and model(x).shape == (32, 10)
+    sgd = checkpoint_path("smallresnet", x, y, 10, 2, TrainRecipe(epochs=1))
+    assert checkpoint_path("smallresnet", x, y, 10, 2, TrainRecipe(epochs=1, optimizer="sgd")) == sgd
+    assert checkpoint_path("smallresnet", x, y, 10, 2, TrainRecipe(epochs=1, optimizer="adamw")) != sgd
+    with pytest.raises(ParameterError, match="optimizer='adam'"):
+        TrainRecipe(optimizer="adam")
+    with pytest.raises(ParameterError, match="width=10 is not allowed with heads=4"):
+        build_model("smallvit", 10, width=10)
