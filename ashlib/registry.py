@@ -30,6 +30,7 @@ MODULES = (
     "ashlib.nac",
     "ashlib.misp",
     "ashlib.scale",
+    "ashlib.magnitude",
 )
 
 
