@@ -37,6 +37,7 @@ ROWS = {  # one long row per number printed in the source ('-' and '-NA-' cells 
     "Thesis best": 3 * 3 * 2 - 3,          # the ReLU baseline has no intermediate aggregation
     "Thesis CIFAR-100 OOD": 3 * 3 * 4 - 3,
     "SCALE OpenOOD": (7 + 8 + 8) * 5,      # (ImageNet 7, CIFAR-10/100 8 rows) x 5 metrics
+    "OpenOOD ASH": 2 * 2,                  # ViT-B/16 and ResNet-18 x near/far-OOD AUROC
 }
 VARIANTS3 = ["ReLU (baseline)", "log-softmax, lambda=0", "log-softmax, lambda=0.01"]
 
@@ -56,7 +57,7 @@ def test_every_table_has_the_expected_rows_and_columns():
         assert (df["table"] == table).all() and (df["source"] == related.SOURCES[table]).all()
         assert df.attrs["source"] == related.SOURCES[table]
         assert df["value"].notna().all(), table
-        assert set(df["document"]) == {table.split(" ")[0] if table.startswith(("NAC", "SCALE")) else "Thesis"}
+        assert set(df["document"]) == {table.split(" ")[0] if table.startswith(("NAC", "SCALE", "OpenOOD")) else "Thesis"}
     with pytest.raises(ParameterError, match="table="):
         related.related_results("Table 2")
 
@@ -537,3 +538,14 @@ def test_scales_reported_numbers_are_its_results_files():
     assert related.related_results("SCALE OpenOOD")["document"].eq("SCALE").all()
     with pytest.raises(ParameterError, match="benchmark='mnist5k'"):
         related.scale_reported("mnist5k")
+
+
+def test_openood_ash_and_its_cross_check_with_the_nac_slides():
+    """The quoted OpenOOD v1.5 numbers; CIFAR-10's far-OOD mean is the mean of the NAC slides' four
+    per-set ASH AUROCs (the slides' detection table is OpenOOD v1.5's far-OOD suite)."""
+    t = related.openood_ash()
+    assert list(t.columns) == ["Near-OOD average", "Far-OOD average"] and list(t.index) == ["ViT-B/16", "ResNet-18"]
+    assert t.loc["ViT-B/16"].tolist() == [53.21, 51.56] and t.loc["ResNet-18"].tolist() == [75.27, 78.49]
+    per_set = related.nac_detection("cifar10").loc["ASH"].xs("AUROC", level=1).drop("Average")
+    assert round(per_set.mean(), 2) == t.loc["ResNet-18", "Far-OOD average"]
+    assert related.related_results("OpenOOD ASH")["document"].eq("OpenOOD").all()
