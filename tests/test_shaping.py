@@ -571,3 +571,20 @@ def test_sweep_equals_one_call_per_percentile(method, dtype):
         sweep("ash_rand", x, ps)
     with pytest.raises(ParameterError, match="percentile=101"):
         sweep(method, x, [50, 101])
+
+
+def test_the_compiled_pass_is_cached_on_disk_and_found_again_by_the_next_process(tmp_path):
+    """A second process loads the fused pass from numba's disk cache: it adds no entry (a pass that
+    missed its cache compiled for seconds in every process and added one entry each time)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import torch; from ashlib.shaping import ash_s; ash_s(torch.rand(64, 128), 90)"
+    env = {**os.environ, "ASHLIB_CACHE": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    entries = []
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+        entries.append(sorted(p.name for p in (tmp_path / "numba").rglob("*.nbc")))
+    assert entries[0] and entries[1] == entries[0]
