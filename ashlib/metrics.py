@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_curve
 
 from ashlib._checks import ParameterError, check_choice, check_range
 
@@ -168,6 +167,8 @@ def aupr_in(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
     y, s = _labelled(score_id, score_ood)
     if method == "trapezoid":
         return _trapezoid_aupr(s[y == 1], s[y == 0], positive_ood=False)
+    from sklearn.metrics import average_precision_score  # here: importing scikit-learn takes seconds
+
     return float(average_precision_score(y, s))
 
 
@@ -178,6 +179,8 @@ def aupr_out(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
     y, s = _labelled(score_id, score_ood)
     if method == "trapezoid":
         return _trapezoid_aupr(s[y == 1], s[y == 0], positive_ood=True)
+    from sklearn.metrics import average_precision_score
+
     return float(average_precision_score(1 - y, -s))
 
 
@@ -197,6 +200,8 @@ def fpr_at_tpr(score_id, score_ood, tpr: float = 0.95, convention: str = DEFAULT
     y, s = _labelled(score_id, score_ood)
     if convention == "openood":
         y, s = 1 - y, -s
+    from sklearn.metrics import roc_curve
+
     # drop_intermediate=False: keep every threshold, so the first point reaching tpr is present
     fpr, tpr_curve, _ = roc_curve(y, s, drop_intermediate=False)
     idx = int(np.searchsorted(tpr_curve, tpr, side="left"))  # tpr_curve ends at 1.0
