@@ -351,6 +351,12 @@ def _assignment(name, value, _params=None) -> None:
         raise _fail(name, value, f"one of {', '.join(map(repr, assignment_names()))}")
 
 
+def _vit_width(name, value, _params=None) -> None:
+    check_positive_int(name, value)
+    if value % 4:
+        raise _fail(name, value, "a positive multiple of 4 (the ViT's 4 attention heads share the width)")
+
+
 def _timeout(name, value, _params=None) -> None:
     if not (_is_number(value) and value > 0):
         raise _fail(name, value, "a positive number of seconds")
@@ -384,6 +390,11 @@ NOTEBOOK_PARAMETERS = {
                 "near_set": _ood_set, "far_set": _far_set, "mixture_fractions": _fractions,
                 "mixture_n": _positive_int},
     "07_classroom": {"sample_assignment": _assignment, "timeout": _timeout},
+    "08_transformer": {"benchmark": _embedded_benchmark, "width": _positive_int, "epochs": _positive_int,
+                       "vit_width": _vit_width, "vit_epochs": _positive_int, "device": _device,
+                       "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
+                       "results_dir": _optional_str, "preprocessing": _preprocessing,
+                       "percentile": _optional_percentile, "sweep": _percentiles, "histogram_set": _ood_set},
 }
 
 

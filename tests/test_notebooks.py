@@ -138,7 +138,7 @@ BAD = {
     "far_set": "letters", "mixture_fractions": [1.5], "mixture_n": 0, "candidates": ["raw", "tanh"],
     "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0, "n_train": 100, "n_test": 0,
     "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus", "mahalanobis_n_val": 9,
-    "sample_assignment": "homework", "timeout": 0,
+    "sample_assignment": "homework", "timeout": 0, "vit_width": 30, "vit_epochs": 0, "histogram_set": "bogus",
 }
 
 

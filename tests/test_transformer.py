@@ -1,0 +1,85 @@
+"""The vision-transformer chapter's library: its setup, feature statistics and claims, each against an
+independent computation (scikit-learn's AUROC, NumPy, hand-made evidence)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ashlib import experiments, transformer
+from ashlib.shaping import kept_count
+
+
+def test_feature_statistics_against_numpy_and_scikit_learn():
+    g = torch.Generator().manual_seed(0)
+    feats = {"ID test": torch.randn(200, 16, generator=g).abs() + 0.5,
+             "far": torch.randn(150, 16, generator=g),
+             "dark": 0.1 * torch.rand(100, 16, generator=g)}
+    stats = transformer.feature_statistics(feats, 75)
+    assert list(stats.index) == ["ID test", "far", "dark"]
+    k = kept_count(16, 75)
+    for name, x in feats.items():
+        a = x.numpy().astype(np.float64)
+        assert stats.loc[name, "negative (%)"] == pytest.approx(100 * (a < 0).mean())
+        assert stats.loc[name, "L2 norm"] == pytest.approx(np.linalg.norm(a, axis=1).mean(), rel=1e-5)
+        top = -np.sort(-a, axis=1)[:, :k]
+        assert stats.loc[name, "s1/s2"] == pytest.approx(np.nanmedian(a.sum(1) / top.sum(1)), rel=1e-4)
+        if name == "ID test":
+            assert np.isnan(stats.loc[name, "L2 norm AUROC"]) and np.isnan(stats.loc[name, "s1/s2 AUROC"])
+            continue
+        ref = feats["ID test"].numpy().astype(np.float64)
+        labels = np.r_[np.ones(len(ref)), np.zeros(len(a))]
+        want = 100 * roc_auc_score(labels, np.r_[np.linalg.norm(ref, axis=1), np.linalg.norm(a, axis=1)])
+        assert stats.loc[name, "L2 norm AUROC"] == pytest.approx(want, abs=1e-6)
+    assert stats.loc["dark", "L2 norm AUROC"] == 100  # every ID norm is larger
+
+
+def _sweep(lnorm, magnitude, gelu, cnn):
+    """A sweep table with each method's mean AUROC at p = 50, 90 (in that order)."""
+    import pandas as pd
+
+    rows = [dict(network="ResNet" if m == "ASH-S at avgpool" else "ViT", method=m, percentile=p, AUROC=a)
+            for m, values in zip(transformer.SWEEP_METHODS, (lnorm, magnitude, gelu, cnn))
+            for p, a in zip((50, 90), values)]
+    return pd.DataFrame(rows)
+
+
+def test_claims_are_computed_from_each_methods_best_p_and_can_fail():
+    ev = transformer.evidence(_sweep((70, 60), (75, 86), (85, 80), (93, 50)), {"ViT": 87.0, "ResNet": 92.0},
+                              {"cnn": 90.0, "vit": 55.0})
+    assert ev["best"]["ASH-S |x| at LayerNorm output"] == (86.0, 90.0) and ev["best"]["ASH-S at avgpool"] == (93.0, 50.0)
+    table = transformer.claims_table(ev, "ours")
+    assert list(table.columns) == ["claim", "source", "ours"] and len(table) == len(transformer.CLAIMS)
+    assert table["ours"].tolist() == [
+        "holds: ViT: Energy 87.0, ASH-S at best 70.0 (p = 50)",
+        "holds: ASH-S at best p minus Energy: CNN +1.0, ViT -17.0",
+        "holds: feature norm as a score: CNN 90.0, ViT 55.0",
+        "holds: GELU units 85.0 (p = 50), LayerNorm output 70.0 (p = 50)",
+        "holds: on magnitudes 86.0 (p = 90), ASH-S 70.0 (p = 50)",
+        "fails: best fix: ASH-S |x| at LayerNorm output 86.0 (p = 90); Energy 87.0"]
+    flipped = transformer.claims_table(
+        transformer.evidence(_sweep((90, 60), (75, 80), (85, 80), (80, 50)), {"ViT": 87.0, "ResNet": 92.0},
+                             {"cnn": 50.0, "vit": 55.0}), "ours")
+    assert flipped["ours"].str.startswith("fails: ").all()
+    with pytest.raises(ValueError, match="by_p has no rows for"):
+        transformer.evidence(_sweep((1, 1), (1, 1), (1, 1), (1, 1)).query("method != 'ASH-S at GELU units'"),
+                             {"ViT": 1, "ResNet": 1}, {"cnn": 1, "vit": 1})
+
+
+def test_prepare_vit_trains_once_and_builds_its_context_on_the_layernorm_output(band_benchmark, monkeypatch):
+    bench = band_benchmark(0)
+    run = SimpleNamespace(benchmark=bench, settings=dict(benchmark="mnist5k", seed=0, device="cpu", batch_size=64,
+                                                          num_workers=0))
+    model, path, ctx = transformer.prepare_vit(run, width=8, epochs=1, progress=False)
+    assert path.exists() and ctx.feature_layer == "norm" and ctx.features[experiments.ID_SET].shape == (30, 8)
+    logits = model(bench.x_test)
+    torch.testing.assert_close(ctx.features[experiments.ID_SET] @ ctx.weight.T + ctx.bias, logits.detach(),
+                               rtol=1e-4, atol=1e-5)
+    res = experiments.evaluate([experiments.ash("S", 50, placement="block4.mlp.act"),
+                                experiments.shaped("ash_s_magnitude", 50)], ctx, progress=False)
+    assert set(res.method) == {"ASH-S@50 at block4.mlp.act", "ASH-S |x|@50"} and res.AUROC.notna().all()
+    monkeypatch.setattr("ashlib.models.train", lambda *a, **k: pytest.fail("trained again"))
+    transformer.prepare_vit(run, width=8, epochs=1, progress=False)
