@@ -133,6 +133,20 @@ def release(name: str, out: str | Path) -> Path:
     return target / f"{name}.ipynb"
 
 
+def release_many(names, out: str | Path, workers: int | None = None) -> dict[str, Path]:
+    """:func:`release` of each assignment of ``names`` into ``out``, ``workers`` at once (default: the
+    CPUs; each is an ``nbgrader`` process, mostly starting up); name -> its notebook's path."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [check_choice("assignment", name, assignment_names()) for name in names]
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if not (isinstance(workers, int) and workers > 0):
+        raise ParameterError(f"workers must be a positive integer, got {workers!r}.")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        paths = list(pool.map(lambda name: release(name, out), names))
+    return dict(zip(names, paths))
+
+
 # ------------------------------------------------------------------------------------------ submissions
 
 def _student_id(text: str) -> str:

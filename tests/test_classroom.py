@@ -39,21 +39,21 @@ def _blocks(source: str, begin: str, end: str) -> list[str]:
     return [line for block in re.findall(rf"{begin}\n(.*?)\n[ \t]*{end}", source, re.S) for line in block.splitlines()]
 
 
-class _Released(dict):
-    """Each assignment's student version, written on first use: name -> notebook."""
-
-    def __init__(self, out):
-        super().__init__()
-        self.out = out
-
-    def __missing__(self, name):
-        self[name] = classroom.release(name, self.out)
-        return self[name]
-
-
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    return _Released(tmp_path_factory.mktemp("student"))
+    """Every assignment's student version, released side by side: name -> notebook."""
+    out = tmp_path_factory.mktemp("student")
+    paths = classroom.release_many(ASSIGNMENTS, out, workers=2)
+    assert list(paths) == list(ASSIGNMENTS)
+    assert all(path == out / name / f"{name}.ipynb" and path.is_file() for name, path in paths.items())
+    return paths
+
+
+def test_release_many_refuses_bad_workers_and_names(tmp_path):
+    with pytest.raises(ParameterError, match="workers must be a positive integer, got 0"):
+        classroom.release_many(["ash"], tmp_path, workers=0)
+    with pytest.raises(ParameterError, match="assignment='homework'"):
+        classroom.release_many(["homework"], tmp_path)
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
