@@ -12,6 +12,7 @@ compiled in memory, once per process.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -166,9 +167,11 @@ def _apply(x, bits, flip, top, k, t_global, variant, cap, stream, low, span, chu
                     o[j] = (scale if variant == 1 else v * scale) if keep else 0.0
 
 
+@functools.cache
 def compiled():
     """:func:`_apply`, compiled by numba (parallel over chunks of rows) and cached on disk where a
-    folder can be written; the helpers it calls are compiled first and put in their places."""
+    folder can be written; the helpers it calls are compiled into it (they are put in their places
+    first, once per process)."""
     from ashlib import cache_dir
 
     try:
@@ -177,9 +180,8 @@ def compiled():
         pass
     import numba
 
-    plain = {name: getattr(globals()[name], "py_func", globals()[name]) for name in ("_select", "_uniform", "_sums")}
-    globals().update(_select=numba.njit(cache=True)(plain["_select"]), _uniform=numba.njit(cache=True)(plain["_uniform"]),
-                     _sums=numba.njit(fastmath={"reassoc"}, cache=True)(plain["_sums"]), prange=numba.prange)
+    globals().update(_select=numba.njit(_select), _uniform=numba.njit(_uniform),
+                     _sums=numba.njit(fastmath={"reassoc"})(_sums), prange=numba.prange)
     try:
         return numba.njit(parallel=True, cache=True)(_apply)
     except (RuntimeError, OSError):  # no folder to cache it in: compiled in memory, once per process

@@ -214,7 +214,6 @@ def _uniform_at(key: int, counters: Tensor, low: float, high: float) -> Tensor:
     return low + (high - low) * (_shift_right(z, 11).to(torch.float64) * 2.0**-53)
 
 
-@functools.cache
 def _apply_kernel():
     """The fused per-row pass (:func:`ashlib._kernels.compiled`), compiled by numba on first use and
     cached on disk by it, so the next process loads it instead of compiling it again."""
