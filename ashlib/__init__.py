@@ -25,6 +25,9 @@ import os
 from pathlib import Path
 
 from ashlib._checks import ParameterError
+from ashlib._threads import passive_waiting
+
+passive_waiting()  # before anything loads torch: OpenMP's idle threads sleep instead of spin (see _threads)
 
 __all__ = ["LAYERS", "ParameterError", "cache_dir"]
 __version__ = "0.1.0"

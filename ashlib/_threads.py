@@ -1,6 +1,14 @@
-"""Compute threads for processes that ashlib runs side by side (a class graded, a matrix's local jobs).
+"""Compute threads: how OpenMP's idle threads wait, and the share of the cores of each process that
+ashlib runs side by side (a class graded, a matrix's local jobs).
 
-torch, numpy's BLAS and numba each start one thread per core by default. Two processes doing so on
+Waiting: OpenMP's threads spin (busy-wait) between parallel regions by default. On a small network,
+whose every operation is a short parallel region, the spinning threads compete with the ones doing work
+for the same cores; on the 2-core CI machine one training epoch of the embedded ResNet took 32-42 s
+with 2 threads spinning and 6.7-7.8 s with them sleeping (``OMP_WAIT_POLICY=PASSIVE``), weights
+bitwise identical (``benchmarks/openmp_wait.py`` measures it). :func:`passive_waiting`, which
+``import ashlib`` calls, sets that policy unless the user has set one.
+
+Sharing: torch, numpy's BLAS and numba each start one thread per core by default. Two processes doing so on
 two cores fight for them: OpenMP's threads spin while they wait, and a small network's training ran
 7x slower (25.7 s instead of 3.5 s for one epoch of the embedded benchmark's width-4 network, two
 processes on two cores). Each process side by side gets its share of the cores instead; a variable
@@ -9,6 +17,23 @@ the user has set is left as it is.
 from __future__ import annotations
 
 import os
+import sys
+
+#: OpenMP's setting for how idle threads wait, and the value ashlib uses unless the user set one.
+WAIT_VARIABLE, WAIT_POLICY = "OMP_WAIT_POLICY", "PASSIVE"
+
+
+def passive_waiting() -> bool:
+    """Let OpenMP's idle threads sleep instead of spin: set ``OMP_WAIT_POLICY=PASSIVE`` in this process's
+    environment unless it is set already (then the user's value stays, e.g. ``ACTIVE``). Returns True
+    when this process's OpenMP will wait passively. OpenMP reads the variable once, when torch loads
+    it, so it takes effect here only if torch is not imported yet (``import ashlib`` first, as every
+    notebook does); the kernels and workers started from this process always inherit it.
+    The wait policy decides only how threads wait, never how work is split: results are bitwise the same.
+    """
+    os.environ.setdefault(WAIT_VARIABLE, WAIT_POLICY)
+    return os.environ[WAIT_VARIABLE].upper() == WAIT_POLICY and "torch" not in sys.modules
+
 
 #: The variables that cap torch's (OpenMP), the BLAS libraries' and numba's thread pools.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")

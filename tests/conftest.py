@@ -4,6 +4,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
+import ashlib  # noqa: F401  before torch loads OpenMP: its idle threads sleep (ashlib._threads.passive_waiting)
 from torch.utils.data import Dataset
 
 
