@@ -2,11 +2,12 @@
 ashlib runs side by side (a class graded, a matrix's local jobs).
 
 Waiting: OpenMP's threads spin (busy-wait) between parallel regions by default. On a small network,
-whose every operation is a short parallel region, the spinning threads compete with the ones doing work
-for the same cores; on the 2-core CI machine one training epoch of the embedded ResNet took 32-42 s
-with 2 threads spinning and 6.7-7.8 s with them sleeping (``OMP_WAIT_POLICY=PASSIVE``), weights
-bitwise identical (``benchmarks/openmp_wait.py`` measures it). :func:`passive_waiting`, which
-``import ashlib`` calls, sets that policy unless the user has set one.
+whose every operation is a short parallel region, spinning threads that share their cores with
+another busy process take the time the working threads need. One training epoch of the embedded
+ResNet (2,000 images) on the 2-core CI machine, medians (``benchmarks/openmp_wait.py``): idle, 6.7 s
+spinning and 6.4 s sleeping (``OMP_WAIT_POLICY=PASSIVE``); beside one busy process, 11.8 s and 7.5 s;
+beside a whole book build, 24-40 s and 7.5-8 s. The weights are bitwise identical. :func:`passive_waiting`,
+which ``import ashlib`` calls, sets that policy unless the user has set one.
 
 Sharing: torch, numpy's BLAS and numba each start one thread per core by default. Two processes doing so on
 two cores fight for them: OpenMP's threads spin while they wait, and a small network's training ran
