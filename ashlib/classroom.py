@@ -133,15 +133,23 @@ def release(name: str, out: str | Path) -> Path:
     return target / f"{name}.ipynb"
 
 
+def _workers(workers: int | None) -> int:
+    """Processes at once: ``workers``, a positive integer, or None for the cores this process may use
+    (:func:`ashlib._threads.cpus`, e.g. a SLURM allocation's)."""
+    if workers is None:
+        return _threads.cpus()
+    if isinstance(workers, bool) or not (isinstance(workers, int) and workers > 0):
+        raise ParameterError(f"workers must be a positive integer (or None for every core), got {workers!r}.")
+    return workers
+
+
 def release_many(names, out: str | Path, workers: int | None = None) -> dict[str, Path]:
     """:func:`release` of each assignment of ``names`` into ``out``, ``workers`` at once (default: the
-    CPUs; each is an ``nbgrader`` process, mostly starting up); name -> its notebook's path."""
+    cores; each is an ``nbgrader`` process, mostly starting up); name -> its notebook's path."""
     from concurrent.futures import ThreadPoolExecutor
 
     names = [check_choice("assignment", name, assignment_names()) for name in names]
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if not (isinstance(workers, int) and workers > 0):
-        raise ParameterError(f"workers must be a positive integer, got {workers!r}.")
+    workers = _workers(workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         paths = list(pool.map(lambda name: release(name, out), names))
     return dict(zip(names, paths))
@@ -368,15 +376,13 @@ def grade(name: str, submissions: str | Path, out: str | Path, timeout: float = 
     :func:`find_submissions`) into ``out/gradebook.csv`` and ``out/feedback/<student>.html``; the
     gradebook (:data:`COLUMNS`, one row per student and graded cell, plus ``integrity`` rows).
 
-    ``timeout``: seconds a cell may run. ``workers``: submissions graded at once (default: the CPUs),
+    ``timeout``: seconds a cell may run. ``workers``: submissions graded at once (default: the cores),
     whose kernels share the cores (:func:`ashlib._threads.share`) rather than each start a thread per core.
     The gradebook and the feedback folder appear only when every submission has been graded."""
     check_choice("assignment", name, assignment_names())
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ParameterError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-    workers = workers or os.cpu_count() or 1
-    if not (isinstance(workers, int) and workers > 0):
-        raise ParameterError(f"workers must be a positive integer, got {workers!r}.")
+    workers = _workers(workers)
     found = find_submissions(submissions, name)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

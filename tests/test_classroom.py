@@ -49,9 +49,14 @@ def released(tmp_path_factory):
     return paths
 
 
-def test_release_many_refuses_bad_workers_and_names(tmp_path):
-    with pytest.raises(ParameterError, match="workers must be a positive integer, got 0"):
-        classroom.release_many(["ash"], tmp_path, workers=0)
+def test_release_many_and_grade_refuse_bad_workers_alike_and_release_many_bad_names(tmp_path):
+    for workers in (0, -1, 1.5, True):
+        message = f"workers must be a positive integer \\(or None for every core\\), got {workers!r}"
+        with pytest.raises(ParameterError, match=message):
+            classroom.release_many(["ash"], tmp_path, workers=workers)
+        with pytest.raises(ParameterError, match=message):  # 0 used to mean every core here
+            classroom.grade("ash", tmp_path, tmp_path / "out", workers=workers)
+    assert not (tmp_path / "out").exists()
     with pytest.raises(ParameterError, match="assignment='homework'"):
         classroom.release_many(["homework"], tmp_path)
 
