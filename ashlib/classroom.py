@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 
 from ashlib import _threads
-from ashlib._checks import ParameterError, check_choice
+from ashlib._checks import ParameterError, check_choice, check_positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ROOT / "assignments"
@@ -134,13 +134,9 @@ def release(name: str, out: str | Path) -> Path:
 
 
 def _workers(workers: int | None) -> int:
-    """Processes at once: ``workers``, a positive integer, or None for the cores this process may use
+    """Processes at once: ``workers``, an integer >= 1, or None for the cores this process may use
     (:func:`ashlib._threads.cpus`, e.g. a SLURM allocation's)."""
-    if workers is None:
-        return _threads.cpus()
-    if isinstance(workers, bool) or not (isinstance(workers, int) and workers > 0):
-        raise ParameterError(f"workers must be a positive integer (or None for every core), got {workers!r}.")
-    return workers
+    return _threads.cpus() if workers is None else check_positive_int("workers", workers)
 
 
 def release_many(names, out: str | Path, workers: int | None = None) -> dict[str, Path]:
