@@ -646,6 +646,14 @@ class TrainRecipe:
     random shifts of +-``shift`` pixels. ``optimizer`` enters :func:`load_or_train`'s cache key only
     when it is not the default "sgd", so the checkpoints cached before the field existed keep their names.
 
+    ``threads``: the CPU threads a training step runs on (default 1). A float sum split among threads
+    is rounded differently for every split, so torch's default (one thread per core) trains a network
+    whose weights depend on the machine's core count. Fixed at one, a checkpoint is the same on a
+    2-core laptop and a 64-core node (with the same CPU instruction set and torch), and a run trains
+    several networks side by side instead (:func:`ashlib.pipeline.run`'s ``jobs``). It is always part
+    of :func:`load_or_train`'s cache key, so no checkpoint trained before the field existed (with the
+    machine's thread count) is mixed with the new ones. It does nothing on a GPU.
+
     ``entropy_weight`` is the MiSP thesis's entropy-loss factor lambda: the loss becomes
     ``cross_entropy + lambda * entropy_loss(log-softmax layer outputs)`` (see :func:`training_loss`);
     it needs a model with log-softmax layers (``smallresnet_logsoftmax``). The default 0 is plain
@@ -661,10 +669,12 @@ class TrainRecipe:
     seed: int = 0
     entropy_weight: float = 0.0
     optimizer: str = "sgd"
+    threads: int = 1
 
     def __post_init__(self):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_positive_int("epochs", self.epochs)
+        check_positive_int("threads", self.threads)
         check_positive_int("batch_size", self.batch_size)
         check_range("lr", self.lr, 1e-6, 10)
         check_range("entropy_weight", self.entropy_weight, 0, math.inf)
@@ -738,7 +748,8 @@ def random_shift(x: Tensor, shift: int, generator: torch.Generator) -> Tensor:
 def train(model: nn.Module, x: Tensor, y: Tensor, recipe: TrainRecipe = TrainRecipe(),
           device: str = "cpu", progress: bool = True,
           on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
-    """Train ``model`` on (x, y) with ``recipe``; deterministic for a given seed and device.
+    """Train ``model`` on (x, y) with ``recipe``; deterministic for a given seed and device, and on the
+    CPU the same whatever the core count (``recipe.threads``; torch's own setting is restored after).
 
     The loss is :func:`training_loss` with ``recipe.entropy_weight`` (plain cross-entropy at 0).
     ``on_epoch_end(epoch, model)`` (epochs counted from 1) sees the model after each epoch, e.g.
@@ -747,6 +758,16 @@ def train(model: nn.Module, x: Tensor, y: Tensor, recipe: TrainRecipe = TrainRec
     if recipe.entropy_weight > 0 and not logsoftmax_layers(model):
         raise ParameterError(f"entropy_weight={recipe.entropy_weight!r} is not allowed for a model without "
                              "nn.LogSoftmax layers: expected 0 (or use 'smallresnet_logsoftmax').")
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(recipe.threads)
+    try:
+        return _train(model, x, y, recipe, device, progress, on_epoch_end)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model, x, y, recipe, device, progress, on_epoch_end) -> nn.Module:
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     model.to(device).train()

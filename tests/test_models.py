@@ -184,3 +184,32 @@ def test_small_vit_trains_with_adamw_and_the_sgd_recipes_keep_their_cache_names(
         TrainRecipe(optimizer="adam")
     with pytest.raises(ParameterError, match="width=10 is not allowed with heads=4"):
         build_model("smallvit", 10, width=10)
+
+
+def test_training_runs_on_the_recipes_threads_whatever_the_callers():
+    """Weights trained with 2 threads differ from those trained with 1 (a sum split among threads rounds
+    differently), so the recipe fixes the count: the caller's setting neither changes the weights nor is
+    changed by training; the count is part of the checkpoint's name."""
+    from ashlib.models import checkpoint_path, train
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(256, 1, 28, 28, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+    own = torch.get_num_threads()
+
+    def weights(recipe_threads: int, caller_threads: int) -> torch.Tensor:
+        torch.set_num_threads(caller_threads)
+        try:
+            model = train(build_model("smallresnet", 10, width=4, seed=0), x, y,
+                          TrainRecipe(epochs=1, batch_size=32, threads=recipe_threads), progress=False)
+            assert torch.get_num_threads() == caller_threads  # restored
+        finally:
+            torch.set_num_threads(own)
+        return torch.cat([v.flatten() for v in model.state_dict().values() if v.is_floating_point()])
+
+    one = weights(1, 1)
+    assert torch.equal(weights(1, 2), one)
+    assert not torch.equal(weights(2, 1), one)  # why the count is fixed
+    assert checkpoint_path("smallresnet", x, y, 10, 4, TrainRecipe(threads=2)) != checkpoint_path(
+        "smallresnet", x, y, 10, 4, TrainRecipe())
+    with pytest.raises(ParameterError, match="threads=0 is not allowed"):
+        TrainRecipe(threads=0)
