@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: runs/<profile>)")
     run.add_argument("--force", action="store_true", help="execute every notebook, even those whose inputs "
                      "did not change since the run in the folder")
+    run.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="notebooks executed at once, each kernel with its share of the cores (default: the "
+                          "cores this process may use when every notebook runs on the CPU, else 1)")
     run.add_argument("--rehearse", action="store_true",
                      help="paper-scale profiles: run every chapter on CPU on a small fake data tree in the real "
                           "layout with random weights (runs/<profile>-rehearsal), before renting a GPU")
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 rehearsal.rehearse(args.profile, args.notebooks or None, args.out, overrides, args.workdir)
             else:
                 pipeline.run(args.profile, args.notebooks or None, args.out, args.device, overrides,
-                             force=args.force)
+                             force=args.force, jobs=args.jobs)
         elif args.command == "book":
             pipeline.build_book(args.run)
         elif args.command == "classroom":

@@ -260,11 +260,12 @@ def is_complete(folder: Path, cell: Cell) -> bool:
 
 def run_cell(profile: str, notebooks: list[str], out: str, overrides: dict, threads: int | None = None) -> float:
     """The job of a cell (what submitit runs): the pipeline run; its seconds. ``threads``: compute threads
-    of its kernels (cells run side by side on one machine share its cores), None: the defaults."""
+    of its kernels (cells run side by side on one machine share its cores), None: the defaults. A cell's
+    notebooks run one at a time: the matrix runs its cells side by side already."""
     if threads:
         os.environ.update(_threads.environment(threads))
     t0 = time.perf_counter()
-    pipeline.run(profile, notebooks, out, overrides=overrides)
+    pipeline.run(profile, notebooks, out, overrides=overrides, jobs=1)
     return round(time.perf_counter() - t0, 1)
 
 

@@ -13,6 +13,12 @@ previous run that were not run again (with their own files and parameters). A fa
 run leaves the previous folder as it was and its own output in ``<name>.failed-<time>/``, with a
 ``run.json`` that says what failed. The kernel imports the ``ashlib`` of this checkout.
 
+Notebooks run side by side (``jobs``, :func:`execute`): as many at a time as there are cores when all
+of them run on the CPU, each kernel with its share of the cores (``OMP_NUM_THREADS`` and its kin unless
+the user set them) and its own results folder, from which its files move into the staging folder when
+it succeeds. Which notebook starts first: those that never ran in ``out``, in the book's order, then the
+others, longest first by their last recorded seconds, so that they end about together.
+
 A notebook is executed again only when one of its *inputs* changed since the run in the target folder
 (or with ``force``); otherwise its executed copy and its own files are reused from there. Its inputs
 (:func:`notebook_inputs`, each a sha256 recorded in ``run.json`` with their combined ``digest``):
@@ -45,6 +51,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -55,7 +62,8 @@ from pathlib import Path
 
 import yaml
 
-from ashlib._checks import ParameterError, check_choice
+from ashlib import _threads
+from ashlib._checks import ParameterError, check_choice, check_positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -354,17 +362,23 @@ def _replace(target: Path, staging: Path) -> None:
 
 def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None = None,
         device: str | None = None, overrides: dict | None = None, echo=print, environment: dict | None = None,
-        rehearsal: dict | None = None, force: bool = False) -> Path:
+        rehearsal: dict | None = None, force: bool = False, jobs: int | None = None) -> Path:
     """Execute notebooks with papermill into the run folder ``out`` (default ``runs/<profile>``), all
     or nothing (module docstring); one line per notebook. A notebook whose inputs did not change since the
     run in ``out`` is reused from there, unless ``force``. Raises :class:`RunFailed` when a notebook
     fails (``out`` is then unchanged) and :class:`ParameterError`, before anything runs, for a bad
     parameter of any notebook. ``environment``: variables for the kernels (:func:`kernel_environment`);
-    ``rehearsal``: what :func:`ashlib.rehearsal.rehearse` records in ``run.json`` (the book shows it)."""
-    import papermill
+    ``rehearsal``: what :func:`ashlib.rehearsal.rehearse` records in ``run.json`` (the book shows it).
 
+    ``jobs``: notebooks executed at once (:func:`execute`), each kernel with its share of the cores;
+    None: the cores this process may use when every notebook runs on the CPU, else 1 (one GPU's memory
+    is not shared). Networks train on one thread whatever ``jobs`` is (:class:`ashlib.models.TrainRecipe`),
+    and two kernels that need the same network or features compute them once (:func:`ashlib.cache.locked`).
+    """
     with kernel_environment(Path("."), environment):  # the checks see what the kernels will see
         plans = plan(profile, notebooks, device, overrides)
+    if jobs is not None:
+        check_positive_int("jobs", jobs)
     out = Path(out or ROOT / "runs" / profile).resolve()
     if out.exists() and not out.is_dir():
         raise ParameterError(f"out={str(out)!r} is not allowed: it is a file; expected a run folder.")
@@ -376,42 +390,59 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
                   machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running",
                   notebooks={}, **({"rehearsal": rehearsal} if rehearsal else {}))
     previous = _read_record(out)
-    current = None
+    failed_notebook = []
     try:
         with kernel_environment(staging, environment):
             shared = shared_inputs(bool(rehearsal))
-        for i, (name, params) in enumerate(plans.items(), 1):
-            current = name
+        todo, number = {}, {name: f"[{i}/{len(plans)}] {name}" for i, name in enumerate(plans, 1)}
+        for name, params in plans.items():
             inputs = notebook_inputs(name, params, shared)
             digest = _json_digest(inputs)
             old = (previous.get("notebooks") or {}).get(name)
             reason = why_run(inputs, old, out, force)
             if reason is None:
                 record["notebooks"][name] = _reuse(old, out, staging, overrides or {}, digest, inputs)
-                echo(f"[{i}/{len(plans)}] {name}: reused, {record['notebooks'][name]['reason']}", flush=True)
-                continue
-            before = _files(staging)
-            echo(f"[{i}/{len(plans)}] {name}: running on {params.get('device', 'cpu')} ({reason}) ...", flush=True)
-            t0 = time.perf_counter()
-            with kernel_environment(staging, environment):
-                papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(staging / f"{name}.ipynb"),
-                                           parameters=params, cwd=str(NOTEBOOKS), progress_bar=False,
-                                           kernel_name="python3")
-            seconds = time.perf_counter() - t0
+                echo(f"{number[name]}: reused, {record['notebooks'][name]['reason']}", flush=True)
+            else:
+                todo[name] = dict(parameters=params, overrides=overrides or {}, reason=reason, digest=digest,
+                                  inputs=inputs)
+        if jobs is None:
+            on_cpu = all(str(t["parameters"].get("device", "cpu")) == "cpu" for t in todo.values())
+            jobs = _threads.cpus() if on_cpu else 1
+        jobs = max(1, min(jobs, len(todo)))
+        kernel_env = dict(environment or {})
+        if jobs > 1:
+            threads = _threads.share(jobs)
+            kernel_env.update(_threads.environment(threads))
+            echo(f"{len(todo)} notebooks to run, {jobs} at a time, {threads} compute thread(s) each", flush=True)
+        seconds = {name: (previous.get("notebooks") or {}).get(name, {}).get("seconds") for name in todo}
+        order = sorted(todo, key=lambda name: -(seconds[name] or math.inf))  # stable: new ones first, in order
+
+        def started(name):
+            echo(f"{number[name]}: running on {todo[name]['parameters'].get('device', 'cpu')} "
+                 f"({todo[name]['reason']}) ...", flush=True)
+
+        def finished(name, took, files):
             for report in _cache_reports(staging / f"{name}.ipynb"):
                 echo(f"  cache: {report}", flush=True)
             _scrub_paths(staging / f"{name}.ipynb", name)
-            files = sorted(_files(staging) - before)
-            record["notebooks"][name] = dict(parameters=params, overrides=overrides or {}, seconds=round(seconds, 1),
-                                             files=files, executed="ran", reason=reason, ran_at=record["started"],
-                                             digest=digest, inputs=inputs, outputs=files_digest(staging, files))
-            echo(f"[{i}/{len(plans)}] {name}: done in {seconds:.1f} s", flush=True)
-        current = None
+            task = todo[name]
+            record["notebooks"][name] = dict(parameters=task["parameters"], overrides=task["overrides"],
+                                             seconds=round(took, 1), files=files, executed="ran",
+                                             reason=task["reason"], ran_at=record["started"], digest=task["digest"],
+                                             inputs=task["inputs"], outputs=files_digest(staging, files))
+            echo(f"{number[name]}: done in {took:.1f} s", flush=True)
+
+        with kernel_environment(staging, environment):
+            execute([(name, todo[name]["parameters"]) for name in order], staging, jobs, kernel_env,
+                    started, finished, failed_notebook.append)
+        record["notebooks"] = {name: record["notebooks"][name] for name in plans}  # the plan's order
         _carry_over(out, staging, record, echo)
         record.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         _write_record(staging, record)
         _replace(out, staging)
     except BaseException as err:
+        current = failed_notebook[0] if failed_notebook else None
         failed = out.with_name(f"{out.name}.failed-{stamp}")
         error = getattr(err, "ename", None) or type(err).__name__  # papermill: the notebook's exception
         full = f"{error}: {getattr(err, 'evalue', None) or err}".strip()
@@ -428,6 +459,139 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
         raise
     echo(f"run folder: {out}", flush=True)
     return out
+
+
+def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: dict | None = None,
+            started=lambda name: None, finished=lambda name, seconds, files: None,
+            failed=lambda name: None) -> None:
+    """Execute each ``(name, parameters)`` of ``tasks`` (``notebooks/<name>.ipynb``) with papermill,
+    ``jobs`` at a time, in the order given, into ``staging``: each in its own folder ``staging/.<name>/``
+    (its kernel's ``ASHLIB_RESULTS_DIR``), whose files move into ``staging`` when it succeeds, so each
+    notebook's files are known even while others write theirs. ``env``: variables added to this
+    process's environment for the kernels. ``started(name)`` is called when one starts, ``finished(name,
+    seconds, files)`` when one succeeded (from this thread, one at a time), ``failed(name)`` for the
+    first that failed.
+
+    When one fails or the run is interrupted (Ctrl-C), nothing else starts and the kernels still running
+    are interrupted (then killed, if they do not stop within ``STOP_SECONDS``); the first failure's
+    exception is raised once every thread has ended, so no kernel outlives the run.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    check_positive_int("jobs", jobs)
+    waiting, running, managers, failure = list(tasks), {}, {}, None
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook")
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs and failure is None:
+                name, params = waiting.pop(0)
+                managers[name] = []
+                started(name)
+                running[pool.submit(_execute_one, name, params, staging / f".{name}", dict(env or {}),
+                                    managers[name])] = name
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                try:
+                    took = future.result()
+                except BaseException as err:  # noqa: BLE001 (KeyboardInterrupt in the stand-in of a test too)
+                    _collect(staging / f".{name}", staging, partial=True)
+                    if failure is None:
+                        failure = err
+                        failed(name)
+                    continue
+                finished(name, took, _collect(staging / f".{name}", staging))
+            if failure is not None:
+                _stop(running, managers)
+    except BaseException:
+        _stop(running, managers)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        for name in managers:  # what the stopped notebooks wrote: beside the failed one's, for a look
+            _collect(staging / f".{name}", staging, partial=True)
+    if failure is not None:
+        raise failure
+
+
+#: Seconds :func:`execute` interrupts the kernels of a failed or interrupted run before it kills them.
+STOP_SECONDS = 20
+
+
+def _stop(running: dict, managers: dict) -> None:
+    """Interrupt the kernels of the notebooks still ``running`` (again each second: an interrupt that
+    falls between two cells is lost), kill them after :data:`STOP_SECONDS`, until their threads end."""
+    from concurrent.futures import wait
+
+    from jupyter_core.utils import run_sync
+
+    deadline = time.monotonic() + STOP_SECONDS
+    while running:
+        for name in running.values():
+            for manager in managers.get(name, []):
+                with contextlib.suppress(Exception):
+                    if time.monotonic() < deadline:
+                        run_sync(manager.interrupt_kernel)()
+                    else:
+                        manager.provisioner.process.kill()
+        done, _ = wait(running, timeout=1)
+        for future in done:
+            running.pop(future)
+
+
+def _execute_one(name: str, params: dict, folder: Path, env: dict, managers: list) -> float:
+    """Execute ``notebooks/<name>.ipynb`` into ``folder`` (made here), its kernel started with ``env`` and
+    ``ASHLIB_RESULTS_DIR=folder`` added to this process's environment; the seconds it took. The kernel's
+    manager is appended to ``managers``, so that :func:`execute` can interrupt it."""
+    import papermill
+
+    folder.mkdir()
+    t0 = time.perf_counter()
+    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(folder / f"{name}.ipynb"),
+                               parameters=params, cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3",
+                               kernel_manager_class=_kernel_manager({**env, "ASHLIB_RESULTS_DIR": str(folder)},
+                                                                    managers))
+    return time.perf_counter() - t0
+
+
+def _kernel_manager(env: dict, managers: list):
+    """A kernel manager class whose kernels start with ``env`` added to this process's environment
+    (``os.environ`` is shared by the threads of :func:`execute`, so it cannot say where each notebook
+    writes) and whose instances are appended to ``managers``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        extra_env = dict(env)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            managers.append(self)
+
+        async def start_kernel(self, **kw):
+            return await super().start_kernel(**{**kw, "env": {**os.environ, **kw.get("env", {}), **self.extra_env}})
+
+    return KernelManager
+
+
+def _collect(folder: Path, staging: Path, partial: bool = False) -> list[str]:
+    """Move what a notebook wrote in its own ``folder`` into ``staging``; the names of its files. A name
+    another notebook wrote already is an error (or, for the ``partial`` output of a failed one, left)."""
+    if not folder.is_dir():
+        return []
+    moved = []
+    for path in sorted(folder.iterdir()):
+        if (staging / path.name).exists():
+            if partial:
+                continue
+            raise RuntimeError(f"{path.name} was written by two notebooks of the run (the second: "
+                               f"{folder.name[1:]}); each notebook's files must have their own names.")
+        if path.is_file():
+            moved.append(path.name)
+        os.rename(path, staging / path.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    return moved
 
 
 def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> Path:

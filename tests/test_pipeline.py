@@ -110,9 +110,7 @@ def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path, monkeyp
 
 def _fake_papermill(monkeypatch, fail_at=None, interrupt=False):
     """papermill.execute_notebook replaced by a stand-in that writes the output notebook and one CSV
-    per notebook into $ASHLIB_RESULTS_DIR (as the real notebooks do), and can fail half-way."""
-    import os
-
+    per notebook into its kernel's $ASHLIB_RESULTS_DIR (as the real notebooks do), and can fail half-way."""
     import papermill
 
     calls = []
@@ -120,8 +118,8 @@ def _fake_papermill(monkeypatch, fail_at=None, interrupt=False):
     def execute(src, dst, parameters=None, **kwargs):
         name = Path(src).stem
         calls.append((name, dict(parameters or {})))
-        results = Path(os.environ["ASHLIB_RESULTS_DIR"])
-        assert Path(dst).parent == results
+        results = Path(kwargs["kernel_manager_class"].extra_env["ASHLIB_RESULTS_DIR"])
+        assert Path(dst).parent == results and results.name == f".{name}"
         (results / f"{name}_table.csv").write_text(f"x\n{parameters.get('seed', 0)}\n")
         Path(dst).write_text(json.dumps({"cells": [], "parameters": parameters}))
         if name == fail_at:
@@ -278,7 +276,7 @@ def test_a_changed_parameter_reruns_only_its_notebook(tmp_path, monkeypatch):
     entries = _entries(out)
     assert entries["01_methods"]["executed"] == "ran" and entries["01_methods"]["reason"] == "its parameters changed"
     assert entries["03_global_vs_local"]["executed"] == "reused"
-    assert lines[0] == "[1/2] 01_methods: running on cpu (its parameters changed) ..."
+    assert "[1/2] 01_methods: running on cpu (its parameters changed) ..." in lines
 
 
 def test_a_changed_notebook_reruns_only_itself(tmp_path, monkeypatch):
@@ -458,3 +456,108 @@ def test_a_site_up_to_date_is_found_so_without_importing_torch(tmp_path, monkeyp
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=pipeline.ROOT).stdout.splitlines()
     assert out[0].startswith("the site is up to date") and out[-1] == "[]"
+
+
+# ----------------------------------------------------------------------------- notebooks side by side
+
+
+def test_jobs_run_notebooks_side_by_side_each_kernel_with_its_share_of_the_cores(tmp_path, monkeypatch):
+    """Two notebooks meet at a barrier inside their (stand-in) execution, which only works when they
+    run at once; each kernel gets its own results folder and the cores divided between the two."""
+    import threading
+
+    import papermill
+
+    from ashlib import _threads
+
+    for name in _threads.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    barrier, envs = threading.Barrier(2, timeout=30), {}
+
+    def execute(src, dst, parameters=None, kernel_manager_class=None, **kwargs):
+        envs[Path(src).stem] = kernel_manager_class.extra_env
+        barrier.wait()
+        Path(dst).write_text(json.dumps({"cells": []}))
+        (Path(dst).parent / f"{Path(src).stem}.csv").write_text("x\n1\n")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    lines = []
+    out = pipeline.run("embedded", ["01_methods", "03_global_vs_local"], out=tmp_path / "run", jobs=2,
+                       echo=_quiet(lines))
+    assert "2 notebooks to run, 2 at a time, " in lines[0]
+    assert {n: e["files"] for n, e in _entries(out).items()} == {
+        "01_methods": ["01_methods.csv", "01_methods.ipynb"],
+        "03_global_vs_local": ["03_global_vs_local.csv", "03_global_vs_local.ipynb"]}
+    assert {e["OMP_NUM_THREADS"] for e in envs.values()} == {str(_threads.share(2))}
+    assert len({e["ASHLIB_RESULTS_DIR"] for e in envs.values()}) == 2
+    barrier.reset()  # one at a time, the first waits for a second that never comes
+    with pytest.raises(pipeline.RunFailed, match="BrokenBarrierError"):
+        pipeline.run("embedded", ["01_methods", "03_global_vs_local"], out=tmp_path / "run", jobs=1,
+                     force=True, echo=_quiet())
+    with pytest.raises(ParameterError, match="jobs=0 is not allowed: expected an integer >= 1"):
+        pipeline.run("embedded", ["01_methods"], out=tmp_path / "run", jobs=0, echo=_quiet())
+
+
+def _tiny_notebook(folder: Path, name: str, code: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_execute_gives_each_kernel_its_folder_and_stops_the_others_when_one_fails(tmp_path, monkeypatch):
+    """Real kernels: each writes into its own $ASHLIB_RESULTS_DIR with the variables given; when one
+    fails, the other (which would sleep for minutes) is interrupted, and the first error is raised."""
+    import time
+
+    import papermill
+
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", tmp_path)
+    write = ("import os, pathlib\n"
+             "pathlib.Path(os.environ['ASHLIB_RESULTS_DIR'], NAME + '.txt').write_text(os.environ['TINY'])\n")
+    _tiny_notebook(tmp_path, "a", "NAME = 'a'\n" + write)
+    _tiny_notebook(tmp_path, "b", "NAME = 'b'\n" + write)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    done = {}
+    pipeline.execute([("a", {}), ("b", {})], staging, jobs=2, env={"TINY": "given"},
+                     finished=lambda name, seconds, files: done.setdefault(name, files))
+    assert done == {"a": ["a.ipynb", "a.txt"], "b": ["b.ipynb", "b.txt"]}
+    assert (staging / "a.txt").read_text() == "given" and sorted(p.name for p in staging.iterdir()) == [
+        "a.ipynb", "a.txt", "b.ipynb", "b.txt"]
+
+    _tiny_notebook(tmp_path, "slow", "import time\nfor _ in range(600):\n    time.sleep(0.5)")
+    _tiny_notebook(tmp_path, "bad", "import time\ntime.sleep(3)\nraise ValueError('bad on purpose')")
+    staging = tmp_path / "staging2"
+    staging.mkdir()
+    failed, t0 = [], time.perf_counter()
+    with pytest.raises(papermill.PapermillExecutionError, match="bad on purpose"):
+        pipeline.execute([("slow", {}), ("bad", {})], staging, jobs=2, failed=failed.append)
+    assert time.perf_counter() - t0 < 120 and failed == ["bad"]  # not the 300 s the slow one would take
+    assert sorted(p.name for p in staging.iterdir()) == ["bad.ipynb", "slow.ipynb"]  # partial output, no folder
+    assert "KeyboardInterrupt" in (staging / "slow.ipynb").read_text()
+
+
+def test_ctrl_c_stops_every_kernel_of_the_run(tmp_path, monkeypatch):
+    """SIGINT (Ctrl-C) reaches the main thread, which waits for the notebooks: both kernels, each of
+    which would sleep for minutes, are interrupted and their partial notebooks kept."""
+    import os
+    import signal
+    import threading
+    import time
+
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", tmp_path)
+    for name in ("slow1", "slow2"):
+        _tiny_notebook(tmp_path, name, "import time\nfor _ in range(600):\n    time.sleep(0.5)")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    timer = threading.Timer(8, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.execute([("slow1", {}), ("slow2", {})], staging, jobs=2)
+    timer.cancel()
+    assert time.perf_counter() - t0 < 120
+    assert sorted(p.name for p in staging.iterdir()) == ["slow1.ipynb", "slow2.ipynb"]
