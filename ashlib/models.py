@@ -66,7 +66,7 @@ __all__ = [
     "MODELS", "PRETRAINED", "Normalize", "BasicBlock", "small_resnet", "densenet100", "resnet50",
     "mobilenet_v2", "build_model", "block_merge_layers", "feature_dim", "pretrained_model",
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
-    "TrainRecipe", "train", "load_or_train", "random_shift",
+    "TrainRecipe", "train", "load_or_train", "load_or_train_many", "random_shift",
     "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
     "training_loss", "BENCHMARK_MODELS", "model_for", "small_vit", "PatchEmbedding", "EncoderBlock",
     "OPTIMIZERS",
@@ -649,8 +649,8 @@ class TrainRecipe:
     ``threads``: the CPU threads a training step runs on (default 1). A float sum split among threads
     is rounded differently for every split, so torch's default (one thread per core) trains a network
     whose weights depend on the machine's core count. Fixed at one, a checkpoint is the same on a
-    2-core laptop and a 64-core node (with the same CPU instruction set and torch), and a run trains
-    several networks side by side instead (:func:`ashlib.pipeline.run`'s ``jobs``). It is always part
+    2-core laptop and a 64-core node (with the same CPU instruction set and torch), and the cores train
+    several networks side by side instead (:func:`load_or_train_many`; :func:`ashlib.pipeline.run`'s ``jobs``). It is always part
     of :func:`load_or_train`'s cache key, so no checkpoint trained before the field existed (with the
     machine's thread count) is mixed with the new ones. It does nothing on a GPU.
 
@@ -825,6 +825,45 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
                 state = _cpu_state(model)
     model.load_state_dict(state)
     return model.to(device).eval(), path
+
+
+def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: bool = True,
+                       workers: int | None = None) -> list[tuple[nn.Module, Path]]:
+    """:func:`load_or_train` for each of ``specs`` (its arguments ``name``, ``x_train``, ``y_train``,
+    ``num_classes`` and optionally ``width`` and ``recipe``), in order; on the CPU, the networks not
+    cached yet train side by side first, each in a process of its own, at most ``workers`` at once
+    (None: the cores this process may use). Each trains on ``recipe.threads`` threads as it would here,
+    so the weights are exactly those of :func:`load_or_train` one by one; a network that another process
+    is training already is waited for, not trained twice (:func:`ashlib.cache.locked`). On a GPU they
+    train one after the other.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from ashlib import _threads
+
+    specs = [dict(spec) for spec in specs]
+    workers = _threads.cpus() if workers is None else check_positive_int("workers", workers)
+    missing = [s for s in specs if not _cached_path(s).is_file()]
+    if torch.device(device).type == "cpu" and len(missing) > 1 and workers > 1:
+        context = get_context("spawn")  # a fresh interpreter: no fork of this process's thread pools
+        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool, \
+                tqdm(total=len(missing), desc=f"training {len(missing)} networks side by side", disable=not progress,
+                     unit="network") as bar:
+            for done in as_completed([pool.submit(_train_spec, s) for s in missing]):
+                done.result()
+                bar.update()
+    return [load_or_train(**s, device=device, progress=progress) for s in specs]
+
+
+def _cached_path(spec: Mapping) -> Path:
+    return checkpoint_path(spec["name"], spec["x_train"], spec["y_train"], spec["num_classes"],
+                           spec.get("width", 16), spec.get("recipe", TrainRecipe()))
+
+
+def _train_spec(spec: Mapping) -> str:
+    """One network of :func:`load_or_train_many`, in its worker process: trained and cached."""
+    return load_or_train(**spec, progress=False)[1].name
 
 
 def _epoch_saver(name, x_train, y_train, num_classes, width, recipe, epochs=None, states=None):

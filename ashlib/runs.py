@@ -13,7 +13,7 @@ import torch
 
 from ashlib import experiments, metrics
 from ashlib.data import default_preprocessing, load_benchmark
-from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, model_for, pretrained_model
+from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, load_or_train_many, model_for, pretrained_model
 from ashlib.params import check_run_parameters
 
 
@@ -68,6 +68,40 @@ class Run:
         return f", subsets {', '.join(sizes)} (not the benchmark's sizes)" if sizes else ""
 
 
+def _training(model: str, bench, width: int, epochs: int, seed: int) -> dict:
+    """:func:`ashlib.models.load_or_train`'s arguments for a run's network (:func:`prepare`)."""
+    return dict(name=model, x_train=bench.x_train, y_train=bench.y_train, num_classes=bench.num_classes,
+                width=width, recipe=TrainRecipe(epochs=epochs, seed=seed))
+
+
+def train_networks(variants: list[dict], workers: int | None = None, progress: bool = True) -> int:
+    """Train the networks that :func:`prepare` needs for each of ``variants`` (its keyword arguments)
+    side by side (:func:`ashlib.models.load_or_train_many`), so that preparing the variants one by one
+    then finds them cached: a chapter that compares several benchmarks trains their networks at once.
+    Skipped: a variant whose network is not trained (the paper's pretrained ones) and one whose data
+    are missing (:func:`prepare` then says why). Returns how many networks it covered."""
+    from ashlib.data import DataNotFoundError
+
+    specs, device = [], "cpu"
+    for variant in variants:
+        v = dict(variant)
+        benchmark = v.get("benchmark", "mnist5k")
+        model = model_for(benchmark, v.get("model"))
+        if model not in TRAINABLE:
+            continue
+        seed, device = v.get("seed", 0), v.get("device", "cpu")
+        sizes = {k: v[k] for k in ("n_train", "n_test", "n_ood") if v.get(k) is not None}
+        try:
+            bench = load_benchmark(benchmark, seed=seed, preprocessing=v.get("preprocessing")
+                                   or default_preprocessing(benchmark), **sizes,
+                                   **({"root": v["data_root"]} if v.get("data_root") else {}))
+        except DataNotFoundError:
+            continue
+        specs.append(_training(model, bench, v.get("width", 16), v.get("epochs", 12), seed))
+    load_or_train_many(specs, device=device, progress=progress, workers=workers)
+    return len(specs)
+
+
 def _sha256(path) -> str:
     import pooch
 
@@ -97,8 +131,7 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     bench = load_benchmark(benchmark, seed=seed, preprocessing=preprocessing, **sizes,
                            **({"root": data_root} if data_root else {}))
     if model in TRAINABLE:
-        net, path = load_or_train(model, bench.x_train, bench.y_train, bench.num_classes, width=width,
-                                  recipe=TrainRecipe(epochs=epochs, seed=seed), device=device)
+        net, path = load_or_train(**_training(model, bench, width, epochs, seed), device=device)
         weights = path.name
     else:
         net, path = pretrained_model(model, bench.num_classes, checkpoint=checkpoint, with_path=True)

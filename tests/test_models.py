@@ -213,3 +213,40 @@ def test_training_runs_on_the_recipes_threads_whatever_the_callers():
         "smallresnet", x, y, 10, 4, TrainRecipe())
     with pytest.raises(ParameterError, match="threads=0 is not allowed"):
         TrainRecipe(threads=0)
+
+
+def test_load_or_train_many_trains_side_by_side_the_weights_of_one_by_one(tmp_path, monkeypatch):
+    """The missing networks train in worker processes (this process's ``train`` is made to fail), and
+    each equals the network that load_or_train trains here, in a cache of its own."""
+    import ashlib.models as models
+    from ashlib.models import load_or_train_many
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(96, 1, 28, 28, generator=gen), torch.randint(0, 10, (96,), generator=gen)
+    specs = [dict(name="smallresnet", x_train=x, y_train=y, num_classes=10, width=4,
+                  recipe=TrainRecipe(epochs=1, batch_size=32, seed=seed)) for seed in (0, 1)]
+    with monkeypatch.context() as patched:
+        patched.setattr(models, "_train", lambda *a, **k: pytest.fail("trained in this process"))
+        many = load_or_train_many(specs, progress=False, workers=2)
+    monkeypatch.setenv("ASHLIB_CACHE", str(tmp_path / "one_by_one"))
+    for (net, path), spec in zip(many, specs):
+        alone, alone_path = load_or_train(**spec, progress=False)
+        assert path.name == alone_path.name and path.parent != alone_path.parent
+        for (k, a), b in zip(net.state_dict().items(), alone.state_dict().values()):
+            assert torch.equal(a, b), k
+    with pytest.raises(ParameterError, match="workers=0 is not allowed"):
+        load_or_train_many(specs, workers=0)
+
+
+def test_train_networks_caches_what_prepare_would_train_and_skips_pretrained_networks(monkeypatch):
+    import ashlib.models as models
+    from ashlib import runs
+
+    settings = dict(benchmark="mnist5k", width=2, epochs=1, seed=0)
+    variants = [{**settings, "preprocessing": "raw"}, {**settings, "preprocessing": "standardize"},
+                {"benchmark": "cifar10"}]  # the paper's pretrained DenseNet: nothing to train
+    assert runs.train_networks(variants, progress=False) == 2
+    monkeypatch.setattr(models, "_train", lambda *a, **k: pytest.fail("not cached by train_networks"))
+    for preprocessing in ("raw", "standardize"):
+        bench = load_benchmark("mnist5k", seed=0, preprocessing=preprocessing)
+        load_or_train(**runs._training("smallresnet", bench, 2, 1, 0), progress=False)
