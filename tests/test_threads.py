@@ -40,7 +40,7 @@ def test_import_ashlib_makes_openmp_wait_passively_unless_the_user_chose():
 def test_the_wait_policy_changes_no_trained_weight():
     train = ("import hashlib, torch, ashlib; from ashlib.models import TrainRecipe, build_model, train; "
              "g = torch.Generator().manual_seed(0); x = torch.rand(96, 1, 28, 28, generator=g); y = torch.arange(96) % 10; "
-             "m = train(build_model('smallresnet', 10, width=4, seed=0), x, y, TrainRecipe(epochs=1, batch_size=32), "
+             "m = train(build_model('smallresnet', 10, width=4, seed=0), x, y, TrainRecipe(epochs=1, batch_size=32, threads=2), "
              "progress=False); print(hashlib.sha256(b''.join(t.numpy().tobytes() for t in m.state_dict().values())).hexdigest())")
     weights = {policy: _python(train, OMP_WAIT_POLICY=policy, OMP_NUM_THREADS="2") for policy in ("ACTIVE", "PASSIVE")}
     assert len(weights["ACTIVE"]) == 64 and weights["ACTIVE"] == weights["PASSIVE"]
