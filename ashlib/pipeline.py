@@ -479,7 +479,7 @@ def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: di
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     check_positive_int("jobs", jobs)
-    waiting, running, managers, failure = list(tasks), {}, {}, None
+    waiting, running, managers, failure, deadline = list(tasks), {}, {}, None, None
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook")
     try:
         while waiting or running:
@@ -491,7 +491,10 @@ def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: di
                                     managers[name])] = name
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            if failure is not None:  # a notebook that still ends well is recorded as such
+                deadline = deadline or time.monotonic() + STOP_SECONDS
+                _interrupt(running, managers, kill=time.monotonic() > deadline)
+            done, _ = wait(running, timeout=None if failure is None else 1, return_when=FIRST_COMPLETED)
             for future in done:
                 name = running.pop(future)
                 try:
@@ -503,8 +506,6 @@ def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: di
                         failed(name)
                     continue
                 finished(name, took, _collect(staging / f".{name}", staging))
-            if failure is not None:
-                _stop(running, managers)
     except BaseException:
         _stop(running, managers)
         raise
@@ -520,22 +521,27 @@ def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: di
 STOP_SECONDS = 20
 
 
+def _interrupt(running: dict, managers: dict, kill: bool = False) -> None:
+    """Interrupt (or ``kill``) the kernels of the notebooks still ``running``."""
+    from jupyter_core.utils import run_sync
+
+    for name in running.values():
+        for manager in managers.get(name, []):
+            with contextlib.suppress(Exception):
+                if kill:
+                    manager.provisioner.process.kill()
+                else:
+                    run_sync(manager.interrupt_kernel)()
+
+
 def _stop(running: dict, managers: dict) -> None:
     """Interrupt the kernels of the notebooks still ``running`` (again each second: an interrupt that
     falls between two cells is lost), kill them after :data:`STOP_SECONDS`, until their threads end."""
     from concurrent.futures import wait
 
-    from jupyter_core.utils import run_sync
-
     deadline = time.monotonic() + STOP_SECONDS
     while running:
-        for name in running.values():
-            for manager in managers.get(name, []):
-                with contextlib.suppress(Exception):
-                    if time.monotonic() < deadline:
-                        run_sync(manager.interrupt_kernel)()
-                    else:
-                        manager.provisioner.process.kill()
+        _interrupt(running, managers, kill=time.monotonic() > deadline)
         done, _ = wait(running, timeout=1)
         for future in done:
             running.pop(future)

@@ -111,6 +111,8 @@ def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path, monkeyp
 def _fake_papermill(monkeypatch, fail_at=None, interrupt=False):
     """papermill.execute_notebook replaced by a stand-in that writes the output notebook and one CSV
     per notebook into its kernel's $ASHLIB_RESULTS_DIR (as the real notebooks do), and can fail half-way."""
+    import time
+
     import papermill
 
     calls = []
@@ -126,6 +128,8 @@ def _fake_papermill(monkeypatch, fail_at=None, interrupt=False):
             if interrupt:
                 raise KeyboardInterrupt
             raise RuntimeError("boom")
+        if fail_at:  # side by side, the failure comes first: a notebook that then ends well still counts
+            time.sleep(0.5)
 
     monkeypatch.setattr(papermill, "execute_notebook", execute)
     return calls
