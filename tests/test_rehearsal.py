@@ -68,7 +68,7 @@ def test_a_removed_or_corrupted_fake_file_fails_at_once_with_what_a_user_would_r
     assert "LSUN.tar.gz" in str(err.value) and str(root / "LSUN") in str(err.value)
 
 
-def test_a_rehearsal_on_a_damaged_tree_stops_in_its_first_chapter_naming_the_file(tmp_path):
+def test_a_rehearsal_on_a_damaged_tree_stops_at_once_naming_the_chapter_and_the_file(tmp_path):
     rehearsal.fake_tree("cifar10", tmp_path / "work" / "cache")
     (tmp_path / "work" / "cache" / "data" / "svhn" / "test_32x32.mat").write_bytes(b"truncated")
     out = tmp_path / "run"
@@ -77,8 +77,9 @@ def test_a_rehearsal_on_a_damaged_tree_stops_in_its_first_chapter_naming_the_fil
         rehearsal.rehearse("cifar10", ["01_methods", "02_placements"], out, workdir=tmp_path / "work",
                            echo=lambda *a, **k: None)
     assert time.perf_counter() - t0 < 120  # at once: in the setup cell, before any network runs
-    msg = str(err.value)
-    assert msg.startswith("01_methods: ChecksumError") and "test_32x32.mat" in msg
+    msg = str(err.value)  # the chapters run side by side: the first to read the file reports it
+    assert msg.split(": ")[:2] in (["01_methods", "ChecksumError"], ["02_placements", "ChecksumError"])
+    assert "test_32x32.mat" in msg
     assert "python -m ashlib fetch svhn_test --force" in msg
     assert not out.exists()
     failed = next(tmp_path.glob("run.failed-*"))
