@@ -241,7 +241,7 @@ def lru_victims(found: Sequence[Entry], limit: int, spare: Callable[[Entry], boo
     return victims
 
 
-def _in_use(path: Path) -> bool:
+def in_use(path: Path) -> bool:
     """Whether a computation holds the entry's lock (:func:`locked`), in this process or another."""
     lock = path.with_name(path.name + ".lock")
     if not lock.exists():
@@ -266,10 +266,10 @@ def _remove(victims: Iterable[Entry]) -> list[Entry]:
 
 def evict(limit: int, keep: Iterable[str | Path] = ()) -> list[Entry]:
     """Delete least recently used :data:`EVICTABLE` entries until they total at most ``limit`` bytes;
-    never those in ``keep`` nor one in use (:func:`_in_use`). Returns the deleted entries."""
+    never those in ``keep`` nor one in use (:func:`in_use`). Returns the deleted entries."""
     kept = {Path(p).resolve() for p in keep}
     return _remove(lru_victims(entries(EVICTABLE), limit,
-                               lambda e: e.path.resolve() in kept or _in_use(e.path)))
+                               lambda e: e.path.resolve() in kept or in_use(e.path)))
 
 
 def clear(kinds: Iterable[str] | None = None, older_than_days: float | None = None,
@@ -279,7 +279,7 @@ def clear(kinds: Iterable[str] | None = None, older_than_days: float | None = No
     if older_than_days is not None:
         check_range("older_than_days", older_than_days, 0, math.inf)
     cutoff = math.inf if older_than_days is None else (time.time() if now is None else now) - 86400 * older_than_days
-    return _remove(e for e in entries(kinds) if e.last_used < cutoff and not _in_use(e.path))
+    return _remove(e for e in entries(kinds) if e.last_used < cutoff and not in_use(e.path))
 
 
 def human(n: float) -> str:

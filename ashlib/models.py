@@ -833,9 +833,10 @@ def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: 
     ``num_classes`` and optionally ``width`` and ``recipe``), in order; on the CPU, the networks not
     cached yet train side by side first, each in a process of its own, at most ``workers`` at once
     (None: the cores this process may use). Each trains on ``recipe.threads`` threads as it would here,
-    so the weights are exactly those of :func:`load_or_train` one by one; a network that another process
-    is training already is waited for, not trained twice (:func:`ashlib.cache.locked`). On a GPU they
-    train one after the other.
+    so the weights are exactly those of :func:`load_or_train` one by one. Specs that name the same
+    checkpoint train once; a network that another process is training already is not trained twice: the
+    workers go on with the others and it is waited for at the end (:func:`ashlib.cache.locked`). On a
+    GPU they train one after the other.
     """
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
@@ -844,7 +845,7 @@ def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: 
 
     specs = [dict(spec) for spec in specs]
     workers = _threads.cpus() if workers is None else check_positive_int("workers", workers)
-    missing = [s for s in specs if not _cached_path(s).is_file()]
+    missing = list({str(path): s for s in specs if not (path := _cached_path(s)).is_file()}.values())  # once each
     if torch.device(device).type == "cpu" and len(missing) > 1 and workers > 1:
         context = get_context("spawn")  # a fresh interpreter: no fork of this process's thread pools
         with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool, \
@@ -861,8 +862,12 @@ def _cached_path(spec: Mapping) -> Path:
                            spec.get("width", 16), spec.get("recipe", TrainRecipe()))
 
 
-def _train_spec(spec: Mapping) -> str:
-    """One network of :func:`load_or_train_many`, in its worker process: trained and cached."""
+def _train_spec(spec: Mapping) -> str | None:
+    """One network of :func:`load_or_train_many`, in its worker process: trained and cached. One that
+    another process is training already (:func:`ashlib.cache.in_use`) is left to it, so that this
+    worker takes the next network instead of waiting; the parent waits for it at the end (None)."""
+    if ashcache.in_use(_cached_path(spec)):
+        return None
     return load_or_train(**spec, progress=False)[1].name
 
 

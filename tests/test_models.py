@@ -215,6 +215,45 @@ def test_training_runs_on_the_recipes_threads_whatever_the_callers():
         TrainRecipe(threads=0)
 
 
+def test_load_or_train_many_trains_a_checkpoint_once_and_leaves_a_busy_one_to_its_owner(tmp_path, monkeypatch):
+    """Two specs of the same checkpoint are one job; a network whose lock another process holds is not
+    taken by a worker (which would wait idle) but waited for by the caller once the others are done."""
+    import ashlib.models as models
+    from ashlib import cache as ashcache
+    from ashlib.models import load_or_train_many
+
+    monkeypatch.setenv("ASHLIB_CACHE", str(tmp_path))
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 1, 28, 28, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    spec = dict(name="smallresnet", x_train=x, y_train=y, num_classes=10, width=2,
+                recipe=TrainRecipe(epochs=1, batch_size=32))
+    submitted = []
+
+    class Pool:  # records what the workers get, trains nothing
+        def __init__(self, *a, **k): pass
+        def __enter__(self): return self
+        def __exit__(self, *exc): return False
+        def submit(self, fn, s):
+            submitted.append(s)
+            from concurrent.futures import Future
+            done = Future()
+            done.set_result(fn(s))
+            return done
+
+    import concurrent.futures
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Pool)
+    other = dict(spec, recipe=TrainRecipe(epochs=1, batch_size=32, seed=1))
+    trained = []
+    monkeypatch.setattr(models, "load_or_train", lambda **s: trained.append(s["recipe"].seed) or (None, tmp_path))
+    load_or_train_many([spec, dict(spec), other], progress=False, workers=2)
+    assert [s["recipe"].seed for s in submitted] == [0, 1]  # the duplicate is one job
+    submitted.clear(), trained.clear()
+    with ashcache.locked(models._cached_path(spec)):  # "another process" trains the first one
+        assert ashcache.in_use(models._cached_path(spec))
+        load_or_train_many([spec, other], progress=False, workers=2)
+    assert len(submitted) == 2 and trained == [1, 0, 1]  # the worker skipped seed 0; the caller loads both
+
+
 def test_load_or_train_many_trains_side_by_side_the_weights_of_one_by_one(tmp_path, monkeypatch):
     """The missing networks train in worker processes (this process's ``train`` is made to fail), and
     each equals the network that load_or_train trains here, in a cache of its own."""
