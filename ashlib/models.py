@@ -832,7 +832,9 @@ def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: 
     """:func:`load_or_train` for each of ``specs`` (its arguments ``name``, ``x_train``, ``y_train``,
     ``num_classes`` and optionally ``width`` and ``recipe``), in order; on the CPU, the networks not
     cached yet train side by side first, each in a process of its own, at most ``workers`` at once
-    (None: the cores this process may use). Each trains on ``recipe.threads`` threads as it would here,
+    (None: all of them when this process may use more than one core; with more networks than cores
+    they share the cores and end about together, rather than the last one training alone on one core
+    while the others idle). Each trains on ``recipe.threads`` threads as it would here,
     so the weights are exactly those of :func:`load_or_train` one by one. Specs that name the same
     checkpoint train once; a network that another process is training already is not trained twice: the
     workers go on with the others and it is waited for at the end (:func:`ashlib.cache.locked`). On a
@@ -844,8 +846,10 @@ def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: 
     from ashlib import _threads
 
     specs = [dict(spec) for spec in specs]
-    workers = _threads.cpus() if workers is None else check_positive_int("workers", workers)
     missing = list({str(path): s for s in specs if not (path := _cached_path(s)).is_file()}.values())  # once each
+    if workers is None:  # all at once: with fewer cores they share them and end together, no last one alone
+        workers = max(len(missing), 1) if _threads.cpus() > 1 else 1
+    check_positive_int("workers", workers)
     if torch.device(device).type == "cpu" and len(missing) > 1 and workers > 1:
         context = get_context("spawn")  # a fresh interpreter: no fork of this process's thread pools
         with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool, \

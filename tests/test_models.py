@@ -217,7 +217,8 @@ def test_training_runs_on_the_recipes_threads_whatever_the_callers():
 
 def test_load_or_train_many_trains_a_checkpoint_once_and_leaves_a_busy_one_to_its_owner(tmp_path, monkeypatch):
     """Two specs of the same checkpoint are one job; a network whose lock another process holds is not
-    taken by a worker (which would wait idle) but waited for by the caller once the others are done."""
+    taken by a worker (which would wait idle) but waited for by the caller once the others are done; by
+    default all missing networks train at once on a machine of several cores, in-process on one."""
     import ashlib.models as models
     from ashlib import cache as ashcache
     from ashlib.models import load_or_train_many
@@ -229,8 +230,10 @@ def test_load_or_train_many_trains_a_checkpoint_once_and_leaves_a_busy_one_to_it
                 recipe=TrainRecipe(epochs=1, batch_size=32))
     submitted = []
 
+    pools = []
+
     class Pool:  # records what the workers get, trains nothing
-        def __init__(self, *a, **k): pass
+        def __init__(self, *a, **k): pools.append(k["max_workers"])
         def __enter__(self): return self
         def __exit__(self, *exc): return False
         def submit(self, fn, s):
@@ -252,6 +255,16 @@ def test_load_or_train_many_trains_a_checkpoint_once_and_leaves_a_busy_one_to_it
         assert ashcache.in_use(models._cached_path(spec))
         load_or_train_many([spec, other], progress=False, workers=2)
     assert len(submitted) == 2 and trained == [1, 0, 1]  # the worker skipped seed 0; the caller loads both
+
+    # by default every missing network at once (3 on 2 cores end together), none aside on one core
+    from ashlib import _threads
+    three = [dict(spec, recipe=TrainRecipe(epochs=1, batch_size=32, seed=seed)) for seed in (0, 1, 2)]
+    pools.clear()
+    monkeypatch.setattr(_threads, "cpus", lambda: 2)
+    load_or_train_many(three, progress=False)
+    monkeypatch.setattr(_threads, "cpus", lambda: 1)
+    load_or_train_many(three, progress=False)
+    assert pools == [3]
 
 
 def test_load_or_train_many_trains_side_by_side_the_weights_of_one_by_one(tmp_path, monkeypatch):
