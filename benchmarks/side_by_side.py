@@ -6,8 +6,8 @@ and ``ashlib.models.load_or_train_many`` trains the missing ones in a process ea
     python benchmarks/side_by_side.py --networks 4 --n 2000
 
 Prints the seconds of (a) one by one, each on all cores (torch's default before the recipe fixed the
-count), (b) one by one on one thread, (c) ``load_or_train_many`` (a process each, one thread, at most
-the cores at once), then the ratios a/c and b/c (above 1: side by side is faster), and whether (b)
+count), (b) one by one on one thread, (c) ``load_or_train_many`` (a process each, one thread, all at
+once; more networks than cores share them), then the ratios a/c and b/c (above 1: side by side is faster), and whether (b)
 and (c) trained bitwise the same weights (they must: the same one-thread computation in either place).
 """
 from __future__ import annotations
