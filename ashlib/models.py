@@ -848,8 +848,9 @@ def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: 
     specs = [dict(spec) for spec in specs]
     missing = list({str(path): s for s in specs if not (path := _cached_path(s)).is_file()}.values())  # once each
     if workers is None:  # all at once: with fewer cores they share them and end together, no last one alone
-        workers = max(len(missing), 1) if _threads.cpus() > 1 else 1
-    check_positive_int("workers", workers)
+        workers = len(missing) if _threads.cpus() > 1 else 1
+    else:
+        check_positive_int("workers", workers)
     if torch.device(device).type == "cpu" and len(missing) > 1 and workers > 1:
         context = get_context("spawn")  # a fresh interpreter: no fork of this process's thread pools
         with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool, \
