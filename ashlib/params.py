@@ -19,7 +19,7 @@ import yaml
 from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
 from ashlib.data import BENCHMARKS, PAPER_BENCHMARKS, PREPROCESSINGS
 from ashlib.metrics import FPR_CONVENTIONS
-from ashlib.models import PRETRAINED, model_for
+from ashlib.models import PRETRAINED, TrainRecipe, model_for
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
@@ -291,7 +291,7 @@ def _optional_ood_set(name, value, params) -> None:
 
 
 def _snapshot_epochs(name, value, params) -> None:
-    epochs = params.get("epochs", 12)
+    epochs = params.get("epochs", TrainRecipe.epochs)
     _list(name, value, f"epochs in [1, {epochs}]", _items(lambda v: _is_int(v) and 1 <= v <= epochs,
                                                            f"an integer in [1, {epochs}] (the training run's epochs)"))
     if len(set(value)) < 3:

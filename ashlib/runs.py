@@ -97,7 +97,7 @@ def train_networks(variants: list[dict], workers: int | None = None, progress: b
                                    **({"root": v["data_root"]} if v.get("data_root") else {}))
         except DataNotFoundError:
             continue
-        specs.append(_training(model, bench, v.get("width", 16), v.get("epochs", 12), seed))
+        specs.append(_training(model, bench, v.get("width", 16), v.get("epochs", TrainRecipe.epochs), seed))
     load_or_train_many(specs, device=device, progress=progress, workers=workers)
     return len(specs)
 
@@ -108,7 +108,7 @@ def _sha256(path) -> str:
     return pooch.file_hash(str(path), alg="sha256")
 
 
-def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 16, epochs: int = 12,
+def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 16, epochs: int = TrainRecipe.epochs,
             device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
             checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
             n_train: int | None = None, n_test: int | None = None, n_ood: int | None = None,
