@@ -661,7 +661,7 @@ class TrainRecipe:
     existed.
     """
 
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 0.1
     weight_decay: float = 5e-4

@@ -249,9 +249,8 @@ def test_cache_key_unchanged_for_smallresnet_and_changes_with_architecture_and_l
     x = torch.linspace(0, 1, 2 * 28 * 28).reshape(2, 1, 28, 28)
     y = torch.tensor([3, 7])
 
-    def name(model="smallresnet", epochs=12, **recipe):  # 12: TrainRecipe's default when the names were pinned
-        return load_or_train(model, x, y, 10, width=2, recipe=TrainRecipe(epochs=epochs, **recipe),
-                             progress=False)[1].name
+    def name(model="smallresnet", **recipe):
+        return load_or_train(model, x, y, 10, width=2, recipe=TrainRecipe(**recipe), progress=False)[1].name
 
     assert name() == "smallresnet-w2-5d294f0e9adc0856.pt"
     assert name(epochs=1, batch_size=2, seed=5) == "smallresnet-w2-eaca36fd84e65cf4.pt"

@@ -170,8 +170,8 @@ def test_the_findings_of_the_reliability_probe_fail_at_once_and_clearly():
         return str(err.value)
 
     assert message("05_nac", nac_layers=["avgpool", "layer_3"]).startswith("nac_layers[1]='layer_3'")
-    assert "at least 3 different epochs" in message("05_nac", snapshot_epochs=[8])
-    assert message("05_nac", snapshot_epochs=[9]).startswith("snapshot_epochs[0]=9")
+    assert "at least 3 different epochs" in message("05_nac", snapshot_epochs=[12])
+    assert message("05_nac", snapshot_epochs=[13]).startswith("snapshot_epochs[0]=13")
     assert message("05_nac", snapshot_epochs=[]).startswith("snapshot_epochs=[]")
     assert message("05_nac", nac_layers=[]).startswith("nac_layers=[]")
     assert message("05_nac", benchmark="cifar").startswith("benchmark='cifar'")
