@@ -8,7 +8,8 @@ minutes, tests <= 10 minutes on 2 cores)? And how fast was the machine meanwhile
 Clones the repository (``--rev``, default HEAD) into a temporary folder, runs ``make install`` (not
 timed), then the target with an empty ``.cache``: every network trains, every feature is computed
 (Fashion-MNIST counts only if Debian's package is installed, as on CI; a copy that ``python -m ashlib
-fetch`` put in this checkout's ``.cache`` is not seen, and its columns say so). Prints the wall time and its ratio to
+fetch`` put in this checkout's ``.cache`` is not seen, and its columns say so; the source texts in
+``../shared``, which some tests read, are linked beside the clone). Prints the wall time and its ratio to
 the budget, the CPU seconds of every process the target ran and their ratio to the wall time (2.0: both
 cores always busy), and a calibration: the seconds of a fixed pure-Python loop, before and after. The
 same machine has run that loop in 0.95 s and in 1.8 s on different days, and the build's CPU seconds
@@ -54,6 +55,8 @@ def main() -> None:
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         subprocess.run(["git", "-C", str(clone), "checkout", "-q", args.rev], check=True)
+        if (ROOT.parent / "shared").is_dir():  # the source texts some tests read, beside the checkout
+            (folder / "shared").symlink_to(ROOT.parent / "shared")
         env = {k: v for k, v in os.environ.items() if k != "ASHLIB_CACHE"}  # the Makefile's: the clone's .cache
         with open(folder / "install.log", "w") as log:
             subprocess.run(["make", "install"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)

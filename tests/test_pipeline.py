@@ -557,11 +557,17 @@ def test_ctrl_c_stops_every_kernel_of_the_run(tmp_path, monkeypatch):
         _tiny_notebook(tmp_path, name, "import time\nfor _ in range(600):\n    time.sleep(0.5)")
     staging = tmp_path / "staging"
     staging.mkdir()
+    # Ctrl-C as a terminal delivers it: a process started in the background by a shell without job
+    # control (`(make test &)`, a CI script) inherits SIGINT ignored, and the test's would never arrive
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(8, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.execute([("slow1", {}), ("slow2", {})], staging, jobs=2)
-    timer.cancel()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.execute([("slow1", {}), ("slow2", {})], staging, jobs=2)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - t0 < 120
     assert sorted(p.name for p in staging.iterdir()) == ["slow1.ipynb", "slow2.ipynb"]
