@@ -27,10 +27,8 @@ notebooks: install
 site: install
 	$(BIN)/python -m ashlib book --run $(RUN_DIR)
 
-# The tests, one worker per core (pytest-xdist), each file on one worker so that a file's module
-# fixtures (a graded class, a fitted detector) are made once; plain `pytest` runs them in one process.
 test: install
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest
 
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
