@@ -12,7 +12,7 @@ fetch`` put in this checkout's ``.cache`` is not seen, and its columns say so; t
 ``../shared``, which some tests read, are linked beside the clone). Prints the wall time and its ratio to
 the budget, the CPU seconds of every process the target ran and their ratio to the wall time (2.0: both
 cores always busy), and a calibration: the seconds of a fixed pure-Python loop, before and after. The
-same machine has run that loop in 0.95 s and in 1.8 s on different days, and the build's CPU seconds
+same machine has run that loop in 0.87 s and in 1.78 s within one day, and the build's CPU seconds
 follow it, so two builds compare by CPU seconds per loop second, not by wall time. ``--keep`` leaves
 the clone (with its run folder and site) and prints its path.
 """
