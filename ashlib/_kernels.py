@@ -6,9 +6,10 @@ helpers for their compiled versions and compiles :func:`_apply` with ``cache=Tru
 functions are what numba's disk cache can find again: the next process loads the compiled pass in a
 fraction of a second instead of compiling it for seconds (a pass defined as a closure never matched
 its cache entry, so every process compiled it again and added a new entry). The cache sits in
-``$NUMBA_CACHE_DIR``, by default ``$ASHLIB_CACHE/numba`` (a read-only checkout, e.g. a grader's
-sandbox, has no writable folder beside the source); with no writable folder at all, the pass is
-compiled in memory, once per process.
+``$NUMBA_CACHE_DIR``, else in ``$ASHLIB_CACHE/numba`` (a read-only checkout, e.g. a grader's sandbox,
+has no writable folder beside the source); with no writable folder at all, the pass is compiled in
+memory, once per process. The default goes into numba's config, not into the environment, so the
+kernels and graders a process starts later choose their own folder.
 """
 from __future__ import annotations
 
@@ -172,13 +173,15 @@ def compiled():
     """:func:`_apply`, compiled by numba (parallel over chunks of rows) and cached on disk where a
     folder can be written; the helpers it calls are compiled into it (they are put in their places
     first, once per process)."""
+    import numba
+
     from ashlib import cache_dir
 
-    try:
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))
-    except OSError:  # no cache folder: numba compiles in memory (below)
-        pass
-    import numba
+    if not os.environ.get("NUMBA_CACHE_DIR"):  # numba's own setting wins; else ours, for this process only
+        try:  # numba's config, not os.environ: child processes (kernels, graders) must not inherit it
+            numba.config.CACHE_DIR = str(cache_dir("numba"))
+        except OSError:  # no cache folder: numba compiles in memory (below)
+            pass
 
     globals().update(_select=numba.njit(_select), _uniform=numba.njit(_uniform),
                      _sums=numba.njit(fastmath={"reassoc"})(_sums), prange=numba.prange)

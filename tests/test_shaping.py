@@ -575,12 +575,15 @@ def test_sweep_equals_one_call_per_percentile(method, dtype):
 
 def test_the_compiled_pass_is_cached_on_disk_and_found_again_by_the_next_process(tmp_path):
     """A second process loads the fused pass from numba's disk cache: it adds no entry (a pass that
-    missed its cache compiled for seconds in every process and added one entry each time)."""
+    missed its cache compiled for seconds in every process and added one entry each time). The folder
+    is set in numba's config, not in the environment the process's children inherit: a grader's kernel
+    started after a test with its own temporary cache wrote there, outside its sandbox."""
     import os
     import subprocess
     import sys
 
-    code = "import torch; from ashlib.shaping import ash_s; ash_s(torch.rand(64, 128), 90)"
+    code = ("import os, torch; from ashlib.shaping import ash_s; ash_s(torch.rand(64, 128), 90); "
+            "assert 'NUMBA_CACHE_DIR' not in os.environ, os.environ['NUMBA_CACHE_DIR']")
     env = {**os.environ, "ASHLIB_CACHE": str(tmp_path)}
     env.pop("NUMBA_CACHE_DIR", None)
     entries = []
@@ -588,3 +591,7 @@ def test_the_compiled_pass_is_cached_on_disk_and_found_again_by_the_next_process
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
         entries.append(sorted(p.name for p in (tmp_path / "numba").rglob("*.nbc")))
     assert entries[0] and entries[1] == entries[0]
+    own = {**env, "NUMBA_CACHE_DIR": str(tmp_path / "own")}  # numba's own setting wins
+    subprocess.run([sys.executable, "-c", code.split("; assert")[0]], env=own, check=True, timeout=300)
+    assert list((tmp_path / "own").rglob("*.nbc"))
+    assert sorted(p.name for p in (tmp_path / "numba").rglob("*.nbc")) == entries[0]
