@@ -27,8 +27,10 @@ notebooks: install
 site: install
 	$(BIN)/python -m ashlib book --run $(RUN_DIR)
 
+# The tests, one worker per core (pytest-xdist), each file on one worker so that a file's module
+# fixtures (a graded class, a fitted detector) are made once; plain `pytest` runs them in one process.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
