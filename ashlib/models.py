@@ -43,6 +43,7 @@ Training (:func:`train`, :func:`load_or_train`) takes a :class:`TrainRecipe`; it
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import re
@@ -862,9 +863,15 @@ def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: 
     return [load_or_train(**s, device=device, progress=progress) for s in specs]
 
 
+_LOAD_OR_TRAIN = inspect.signature(load_or_train)
+
+
 def _cached_path(spec: Mapping) -> Path:
-    return checkpoint_path(spec["name"], spec["x_train"], spec["y_train"], spec["num_classes"],
-                           spec.get("width", 16), spec.get("recipe", TrainRecipe()))
+    """Where :func:`load_or_train` caches the network of ``spec`` (its arguments, its defaults for the rest)."""
+    bound = _LOAD_OR_TRAIN.bind(**spec)
+    bound.apply_defaults()
+    a = bound.arguments
+    return checkpoint_path(a["name"], a["x_train"], a["y_train"], a["num_classes"], a["width"], a["recipe"])
 
 
 def _train_spec(spec: Mapping) -> str | None:

@@ -2,6 +2,7 @@
 the features, and say which benchmark, model and device the run used."""
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 from dataclasses import dataclass
@@ -84,22 +85,32 @@ def train_networks(variants: list[dict], workers: int | None = None, progress: b
 
     specs, device = [], "cpu"
     for variant in variants:
-        v = dict(variant)
-        benchmark = v.get("benchmark", "mnist5k")
-        model = model_for(benchmark, v.get("model"))
+        bound = inspect.signature(prepare).bind(**variant)
+        bound.apply_defaults()  # prepare's defaults, so that the same network is named
+        a = bound.arguments
+        model = model_for(a["benchmark"], a["model"])
         if model not in TRAINABLE:
             continue
-        seed, device = v.get("seed", 0), v.get("device", "cpu")
-        sizes = {k: v[k] for k in ("n_train", "n_test", "n_ood") if v.get(k) is not None}
+        device = a["device"]
         try:
-            bench = load_benchmark(benchmark, seed=seed, preprocessing=v.get("preprocessing")
-                                   or default_preprocessing(benchmark), **sizes,
-                                   **({"root": v["data_root"]} if v.get("data_root") else {}))
+            bench, _, _ = _load(a["benchmark"], a["preprocessing"], a["seed"], a["data_root"],
+                                a["n_train"], a["n_test"], a["n_ood"])
         except DataNotFoundError:
             continue
-        specs.append(_training(model, bench, v.get("width", 16), v.get("epochs", TrainRecipe.epochs), seed))
+        specs.append(_training(model, bench, a["width"], a["epochs"], a["seed"]))
     load_or_train_many(specs, device=device, progress=progress, workers=workers)
     return len(specs)
+
+
+def _load(benchmark: str, preprocessing: str | None, seed: int, data_root: str | None,
+          n_train: int | None, n_test: int | None, n_ood: int | None):
+    """A run's benchmark (:func:`prepare`'s arguments): ``(benchmark, preprocessing, subset sizes)``, the
+    preprocessing being the benchmark's default for None and the sizes only those given."""
+    preprocessing = preprocessing or default_preprocessing(benchmark)
+    sizes = {k: v for k, v in dict(n_train=n_train, n_test=n_test, n_ood=n_ood).items() if v is not None}
+    bench = load_benchmark(benchmark, seed=seed, preprocessing=preprocessing, **sizes,
+                           **({"root": data_root} if data_root else {}))
+    return bench, preprocessing, sizes
 
 
 def _sha256(path) -> str:
@@ -125,11 +136,8 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
                          seed=seed, preprocessing=preprocessing, **checked)
     model = model_for(benchmark, model)
-    preprocessing = preprocessing or default_preprocessing(benchmark)
     torch.manual_seed(seed)
-    sizes = {k: v for k, v in dict(n_train=n_train, n_test=n_test, n_ood=n_ood).items() if v is not None}
-    bench = load_benchmark(benchmark, seed=seed, preprocessing=preprocessing, **sizes,
-                           **({"root": data_root} if data_root else {}))
+    bench, preprocessing, sizes = _load(benchmark, preprocessing, seed, data_root, n_train, n_test, n_ood)
     if model in TRAINABLE:
         net, path = load_or_train(**_training(model, bench, width, epochs, seed), device=device)
         weights = path.name

@@ -302,3 +302,23 @@ def test_train_networks_caches_what_prepare_would_train_and_skips_pretrained_net
     for preprocessing in ("raw", "standardize"):
         bench = load_benchmark("mnist5k", seed=0, preprocessing=preprocessing)
         load_or_train(**runs._training("smallresnet", bench, 2, 1, 0), progress=False)
+
+
+def test_train_networks_names_the_network_prepare_loads_with_prepare_s_defaults(monkeypatch):
+    """Variants that leave settings out get prepare's defaults (width, epochs, seed, preprocessing)."""
+    import ashlib.models as models
+    from ashlib import runs
+
+    class Named(Exception):
+        pass
+
+    wanted, loaded = [], []
+    monkeypatch.setattr(runs, "load_or_train_many", lambda specs, **k: wanted.extend(specs))
+    monkeypatch.setattr(runs, "load_or_train", lambda **spec: loaded.append(spec) or (_ for _ in ()).throw(Named()))
+    variants = [{}, {"preprocessing": "raw", "epochs": 2}, {"seed": 3, "width": 4}]
+    assert runs.train_networks(variants, progress=False) == 3
+    for variant in variants:
+        with pytest.raises(Named):
+            runs.prepare(**variant)
+    assert [models._cached_path(s) for s in wanted] == [models._cached_path(s) for s in loaded]
+    assert len({models._cached_path(s) for s in wanted}) == 3
