@@ -582,8 +582,8 @@ def test_the_compiled_pass_is_cached_on_disk_and_found_again_by_the_next_process
     import subprocess
     import sys
 
-    code = ("import os, torch; from ashlib.shaping import ash_s; ash_s(torch.rand(64, 128), 90); "
-            "assert 'NUMBA_CACHE_DIR' not in os.environ, os.environ['NUMBA_CACHE_DIR']")
+    shape = "import os, torch; from ashlib.shaping import ash_s; ash_s(torch.rand(64, 128), 90)"
+    code = shape + "; assert 'NUMBA_CACHE_DIR' not in os.environ, os.environ['NUMBA_CACHE_DIR']"
     env = {**os.environ, "ASHLIB_CACHE": str(tmp_path)}
     env.pop("NUMBA_CACHE_DIR", None)
     entries = []
@@ -592,6 +592,6 @@ def test_the_compiled_pass_is_cached_on_disk_and_found_again_by_the_next_process
         entries.append(sorted(p.name for p in (tmp_path / "numba").rglob("*.nbc")))
     assert entries[0] and entries[1] == entries[0]
     own = {**env, "NUMBA_CACHE_DIR": str(tmp_path / "own")}  # numba's own setting wins
-    subprocess.run([sys.executable, "-c", code.split("; assert")[0]], env=own, check=True, timeout=300)
+    subprocess.run([sys.executable, "-c", shape], env=own, check=True, timeout=300)
     assert list((tmp_path / "own").rglob("*.nbc"))
     assert sorted(p.name for p in (tmp_path / "numba").rglob("*.nbc")) == entries[0]
