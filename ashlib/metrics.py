@@ -23,17 +23,21 @@ FPR at a TPR comes in three conventions (see :data:`FPR_CONVENTIONS`); the paper
 
 AUPR-In/Out come in two definitions (see :data:`AUPR_METHODS`); the paper's is the default:
 
-* ``"trapezoid"`` (the official ASH code, which takes ReAct's ``cal_metric`` AUIN/AUOUT): remove
-  the samples one at a time from the lowest score up (ID before OOD among tied scores), which gives
-  ``n + 1`` points of (TP, FP) counts; AUPR-In is the trapezoidal area under precision
-  ``TP / (TP + FP)`` over recall ``TP / n_ID`` (points where nothing is left are skipped, and the
-  curve is closed at recall 0 with precision 0, so even a perfect detector scores
-  ``1 - 1 / (2 n_ID)``); AUPR-Out the same with OOD as the positive class.
+* ``"trapezoid"`` (the official ASH code, which takes ReAct's ``get_curve`` + ``cal_metric``
+  AUIN/AUOUT): remove the samples one at a time from the lowest score up, which gives ``n + 1``
+  points of (TP, FP) counts; a point that would split a group of tied scores takes the counts of
+  the point after the whole group (``get_curve``'s backward loop over the sorted scores), so tied
+  scores are removed in one step. AUPR-In is the trapezoidal area under precision ``TP / (TP + FP)``
+  over recall ``TP / n_ID`` (points where nothing is left are skipped, and the curve is closed at
+  recall 0 with precision 0, so even a perfect detector scores ``1 - 1 / (2 n_ID)``); AUPR-Out the
+  same with OOD as the positive class.
 * ``"average_precision"``: scikit-learn's ``average_precision_score``, the step sum
-  ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds (tied scores together). It is the better
-  estimate of the area (no linear interpolation of precision, which is optimistic, and ties are not
-  ordered by label); pytorch-ood's and OpenOOD's AUPR are a third variant, ``auc(recall, precision)``.
-The two differ by a fraction of a point on untied scores and more when scores tie.
+  ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds (tied scores together, as above). It is the
+  better estimate of the area (no linear interpolation of precision, which is optimistic);
+  pytorch-ood's and OpenOOD's AUPR are a third variant, ``auc(recall, precision)``, which is the
+  trapezoid without its closing point.
+The two differ by a fraction of a point on untied scores and by several points when many scores tie
+(saturated softmax scores).
 """
 from __future__ import annotations
 
@@ -74,8 +78,8 @@ DEFAULT_CONVENTION = "paper"
 
 #: The meanings of "AUPR"; label every table with the one used.
 AUPR_METHODS: dict[str, str] = {
-    "trapezoid": "trapezoidal area under the per-sample precision-recall curve (the official ASH/ReAct "
-    "code's AUIN/AUOUT)",
+    "trapezoid": "trapezoidal area under the precision-recall curve, tied scores in one step (the official "
+    "ASH/ReAct code's AUIN/AUOUT)",
     "average_precision": "average precision, the step sum over distinct thresholds (scikit-learn)",
 }
 
@@ -131,33 +135,36 @@ def auroc(score_id, score_ood) -> float:
 
 
 def _removal_counts(s_id: np.ndarray, s_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(TP, FP): ID and OOD samples left after removing 0, 1, ..., n samples from the lowest score up,
-    ID before OOD among tied scores (the official ReAct/ASH ``get_curve``'s merge of the sorted
-    scores). Both have ``n + 1`` entries, starting at ``(n_ID, n_OOD)`` and ending at ``(0, 0)``."""
+    """(TP, FP): the ID and OOD samples left after removing 0, 1, ..., n samples from the lowest score up,
+    as the official ReAct/ASH ``get_curve``: both have ``n + 1`` entries, from ``(n_ID, n_OOD)`` to
+    ``(0, 0)``, and a point inside a group of tied scores is the point after the whole group
+    (:func:`_past_ties`), so the order among tied samples does not matter."""
     scores = np.concatenate([s_id, s_ood])
     is_ood = np.r_[np.zeros(s_id.size, dtype=bool), np.ones(s_ood.size, dtype=bool)]
-    removed_ood = is_ood[np.lexsort((is_ood, scores))]  # by score, then ID (False) first
+    order = np.argsort(scores, kind="stable")
+    removed_ood = is_ood[order]
     tp = s_id.size - np.r_[0, np.cumsum(~removed_ood)]
     fp = s_ood.size - np.r_[0, np.cumsum(removed_ood)]
-    return tp, fp
+    after = _past_ties(scores[order])
+    return tp[after], fp[after]
 
 
-def _trapezoid_aupr(s_id: np.ndarray, s_ood: np.ndarray, positive_ood: bool) -> float:
-    """The official ``cal_metric``'s AUIN (``positive_ood=False``) or AUOUT, as fractions."""
-    tp, fp = _removal_counts(s_id, s_ood)
-    if positive_ood:  # OOD positive: the samples already removed (flagged as OOD) are the predictions
-        tp, fp = s_ood.size - fp, s_id.size - tp
-        n_pos = s_ood.size
-        recall = np.r_[0.0, tp / n_pos, 1.0]
-        precision_ends = (0.0, 0.5)
-    else:
-        n_pos = s_id.size
-        recall = np.r_[1.0, tp / n_pos, 0.0]
-        precision_ends = (0.5, 0.0)
-    kept = tp + fp
-    precision = np.r_[precision_ends[0], tp / np.where(kept > 0, kept, 1), precision_ends[1]]
-    valid = np.r_[True, kept > 0, True]
-    return float(abs(np.trapezoid(precision[valid], recall[valid])))
+def _past_ties(ordered: np.ndarray) -> np.ndarray:
+    """For each of the ``n + 1`` removal points of ``n`` scores sorted ascending along the last axis,
+    the first point at or after it that does not split a group of tied scores: point ``j`` (``j``
+    samples removed) splits one when ``ordered[j - 1] == ordered[j]``. ``get_curve``'s backward loop
+    (``if all[j] == all[j-1]: tp[j], fp[j] = tp[j+1], fp[j+1]``) as one index per point."""
+    n = ordered.shape[-1]
+    point = np.broadcast_to(np.arange(n + 1), (*ordered.shape[:-1], n + 1))
+    splits = np.zeros(point.shape, dtype=bool)
+    splits[..., 1:n] = ordered[..., 1:] == ordered[..., :-1]
+    return np.minimum.accumulate(np.where(splits, n, point)[..., ::-1], axis=-1)[..., ::-1]
+
+
+def _trapezoid_aupr(tp: np.ndarray, fp: np.ndarray, positive_ood: bool) -> float:
+    """The official ``cal_metric``'s AUIN (``positive_ood=False``) or AUOUT, as a fraction, from the
+    removal counts of :func:`_removal_counts`: the same arithmetic in the same order, so the same bits."""
+    return float(_trapezoid_aupr_rows(tp[None], fp[None], positive_ood)[0])
 
 
 def aupr_in(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
@@ -166,7 +173,7 @@ def aupr_in(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
     check_choice("method", method, AUPR_METHODS)
     y, s = _labelled(score_id, score_ood)
     if method == "trapezoid":
-        return _trapezoid_aupr(s[y == 1], s[y == 0], positive_ood=False)
+        return _trapezoid_aupr(*_removal_counts(s[y == 1], s[y == 0]), positive_ood=False)
     from sklearn.metrics import average_precision_score  # here: importing scikit-learn takes seconds
 
     return float(average_precision_score(y, s))
@@ -178,7 +185,7 @@ def aupr_out(score_id, score_ood, method: str = DEFAULT_AUPR) -> float:
     check_choice("method", method, AUPR_METHODS)
     y, s = _labelled(score_id, score_ood)
     if method == "trapezoid":
-        return _trapezoid_aupr(s[y == 1], s[y == 0], positive_ood=True)
+        return _trapezoid_aupr(*_removal_counts(s[y == 1], s[y == 0]), positive_ood=True)
     from sklearn.metrics import average_precision_score
 
     return float(average_precision_score(1 - y, -s))
@@ -272,8 +279,7 @@ def ood_metrics_many(scores_id, scores_ood, convention: str = DEFAULT_CONVENTION
     known = np.sort(s_id, axis=1)
     index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
     fpr = np.sum(s_ood > known[:, index:index + 1], axis=1) / n_ood
-    # the removal order of _removal_counts: by score, ID before OOD among ties; the sorted ID and OOD
-    # rows merged (each value's place: its rank in its own row plus the other row's values before it)
+    # the sorted ID and OOD rows merged, ID before OOD among ties (each value's place: its rank in its own row plus the other row's values before it)
     unknown = np.sort(s_ood, axis=1)
     at_id = np.arange(n_id) + np.array([np.searchsorted(u, k, side="left") for k, u in zip(known, unknown)])
     at_ood = np.arange(n_ood) + np.array([np.searchsorted(k, u, side="right") for k, u in zip(known, unknown)])
@@ -285,11 +291,12 @@ def ood_metrics_many(scores_id, scores_ood, convention: str = DEFAULT_CONVENTION
     auc = (_average_ranks(ordered)[~removed_ood].reshape(m, n_id).sum(axis=1)
            - n_id * (n_id + 1) / 2) / (n_id * n_ood)
     zeros = np.zeros((m, 1), dtype=np.int64)
-    tp = n_id - np.concatenate([zeros, np.cumsum(~removed_ood, axis=1)], axis=1)
-    fp = n_ood - np.concatenate([zeros, np.cumsum(removed_ood, axis=1)], axis=1)
+    after = _past_ties(ordered)  # tied scores removed in one step, as _removal_counts
+    tp = np.take_along_axis(n_id - np.concatenate([zeros, np.cumsum(~removed_ood, axis=1)], axis=1), after, axis=1)
+    fp = np.take_along_axis(n_ood - np.concatenate([zeros, np.cumsum(removed_ood, axis=1)], axis=1), after, axis=1)
     return {"FPR95": 100.0 * fpr, "AUROC": 100.0 * auc,
-            "AUPR-In": 100.0 * _trapezoid_aupr_rows(tp, fp, n_id, n_ood, positive_ood=False),
-            "AUPR-Out": 100.0 * _trapezoid_aupr_rows(tp, fp, n_id, n_ood, positive_ood=True)}
+            "AUPR-In": 100.0 * _trapezoid_aupr_rows(tp, fp, positive_ood=False),
+            "AUPR-Out": 100.0 * _trapezoid_aupr_rows(tp, fp, positive_ood=True)}
 
 
 def _average_ranks(ordered: np.ndarray) -> np.ndarray:
@@ -320,25 +327,24 @@ def _as_rows(name: str, values) -> np.ndarray:
     return arr
 
 
-def _trapezoid_aupr_rows(tp: np.ndarray, fp: np.ndarray, n_id: int, n_ood: int, positive_ood: bool) -> np.ndarray:
-    """:func:`_trapezoid_aupr` along the rows of (M, n + 1) removal counts. The one point without
-    predictions (``tp + fp = 0``), the same in every row, is dropped: the last (nothing left) with ID
-    positive, the first (nothing removed) with OOD positive."""
-    m = len(tp)
+def _trapezoid_aupr_rows(tp: np.ndarray, fp: np.ndarray, positive_ood: bool) -> np.ndarray:
+    """:func:`_trapezoid_aupr` of each row of (M, n + 1) removal counts: the official ``cal_metric``'s
+    precision and recall (AUIN: ``tpr = [1, tp / tp[0], 0]``, precision ``[.5, tp / (tp + fp), 0]``;
+    AUOUT: ``1 - fpr`` and ``[0, (fp[0] - fp) / removed, .5]``), points without predictions skipped,
+    and ``np.trapezoid`` row by row. Which points have no predictions differs between rows when
+    scores tie (the last group of tied scores with ID positive)."""
+    n_id, n_ood = tp[:, :1], fp[:, :1]
+    ends = np.ones((len(tp), 1))
     if positive_ood:  # OOD positive: the samples already removed (flagged as OOD) are the predictions
-        tp, fp = (n_ood - fp)[:, 1:], (n_id - tp)[:, 1:]
-        n_pos, first, last = n_ood, (0.0, 0.0), (1.0, 0.5)  # (recall, precision) at both ends
+        predicted = (n_id - tp) + (n_ood - fp)
+        recall = np.hstack([0.0 * ends, 1.0 - fp / n_ood, ends])
+        precision = np.hstack([0.0 * ends, (n_ood - fp) / np.where(predicted > 0, predicted, 1), 0.5 * ends])
     else:
-        tp, fp = tp[:, :-1], fp[:, :-1]
-        n_pos, first, last = n_id, (1.0, 0.5), (0.0, 0.0)
-    recall, precision = np.empty((m, tp.shape[1] + 2)), np.empty((m, tp.shape[1] + 2))
-    (recall[:, 0], precision[:, 0]), (recall[:, -1], precision[:, -1]) = first, last
-    np.divide(tp, n_pos, out=recall[:, 1:-1])
-    np.divide(tp, tp + fp, out=precision[:, 1:-1])
-    areas = np.diff(recall, axis=1) * (precision[:, 1:] + precision[:, :-1]) / 2.0  # np.trapezoid's terms
-    # summed row by row, as np.trapezoid sums a 1-D array: numpy sums a 2-D array's rows in another
-    # order (the last bits differ)
-    return np.array([abs(row.sum()) for row in areas])
+        predicted = tp + fp
+        recall = np.hstack([ends, tp / n_id, 0.0 * ends])
+        precision = np.hstack([0.5 * ends, tp / np.where(predicted > 0, predicted, 1), 0.0 * ends])
+    valid = np.hstack([ends > 0, predicted > 0, ends > 0])
+    return np.array([abs(np.trapezoid(p[v], r[v])) for p, r, v in zip(precision, recall, valid)])
 
 
 def histogram_iou(score_id, score_ood, bins: int = 50) -> float:

@@ -188,64 +188,134 @@ def test_ood_metrics_are_percent_of_the_fractions():
 
 # ----------------------------------------------------------------------------- AUPR: the official trapezoid
 
-def official_auin_auout(known, novel):
-    """The official ASH/ReAct ``get_curve`` + ``cal_metric`` AUIN and AUOUT (fractions), transcribed
-    as a loop: merge the sorted scores, removing the lower one (ID first on a tie)."""
+def official_get_curve(known, novel, merge_ties=True):
+    """The official ASH/ReAct ``get_curve`` (utils/metrics.py), transcribed statement by statement:
+    merge the sorted ID (``known``) and OOD (``novel``) scores, removing the lower one (ID on a tie),
+    then walk the sorted scores backwards and give every point that splits a group of tied scores
+    the counts of the point after it. Returns (tp, fp). ``merge_ties=False`` leaves the backward walk
+    out: the one-at-a-time removal that ashlib used before issue 30."""
     known, novel = np.sort(np.asarray(known, float)), np.sort(np.asarray(novel, float))
-    num_k, num_n = len(known), len(novel)
-    tp, fp = [num_k], [num_n]
-    k = n = 0
-    while k < num_k or n < num_n:
-        if k < num_k and (n == num_n or not novel[n] < known[k]):
-            k += 1
-            tp.append(tp[-1] - 1), fp.append(fp[-1])
-        else:
+    every = np.sort(np.concatenate((known, novel)))
+    num_k, num_n = known.shape[0], novel.shape[0]
+    tp = -np.ones([num_k + num_n + 1], dtype=int)
+    fp = -np.ones([num_k + num_n + 1], dtype=int)
+    tp[0], fp[0] = num_k, num_n
+    k, n = 0, 0
+    for step in range(num_k + num_n):
+        if k == num_k:
+            tp[step + 1:] = tp[step]
+            fp[step + 1:] = np.arange(fp[step] - 1, -1, -1)
+            break
+        elif n == num_n:
+            tp[step + 1:] = np.arange(tp[step] - 1, -1, -1)
+            fp[step + 1:] = fp[step]
+            break
+        elif novel[n] < known[k]:
             n += 1
-            tp.append(tp[-1]), fp.append(fp[-1] - 1)
-    tp, fp = np.array(tp, float), np.array(fp, float)
-    tpr, fpr = np.r_[1.0, tp / num_k, 0.0], np.r_[1.0, fp / num_n, 0.0]
-    auin_pts = [(r, p) for r, p, d in zip(tpr, np.r_[0.5, tp / np.maximum(tp + fp, 1), 0.0],
-                                          np.r_[1, tp + fp, 1]) if d > 0]
-    removed = num_k - tp + num_n - fp
-    auout_pts = [(r, p) for r, p, d in zip(1 - fpr, np.r_[0.0, (num_n - fp) / np.maximum(removed, 1), 0.5],
-                                           np.r_[1, removed, 1]) if d > 0]
+            tp[step + 1], fp[step + 1] = tp[step], fp[step] - 1
+        else:
+            k += 1
+            tp[step + 1], fp[step + 1] = tp[step] - 1, fp[step]
+    j = num_k + num_n - 1
+    for _ in range(num_k + num_n - 1 if merge_ties else 0):
+        if every[j] == every[j - 1]:
+            tp[j], fp[j] = tp[j + 1], fp[j + 1]
+        j -= 1
+    return tp, fp
 
-    def area(points):  # trapezoids between consecutive points, in order
-        return sum(abs(r1 - r0) * (p0 + p1) / 2 for (r0, p0), (r1, p1) in zip(points, points[1:]))
 
-    return area(auin_pts), area(auout_pts)
+def official_auin_auout(known, novel, merge_ties=True):
+    """The official ``cal_metric``'s AUIN and AUOUT (fractions) on :func:`official_get_curve`,
+    transcribed statement by statement."""
+    tp, fp = official_get_curve(known, novel, merge_ties)
+    tpr = np.concatenate([[1.0], tp / tp[0], [0.0]])
+    fpr = np.concatenate([[1.0], fp / fp[0], [0.0]])
+    denom = tp + fp
+    denom[denom == 0.0] = -1.0
+    pin_ind = np.concatenate([[True], denom > 0.0, [True]])
+    pin = np.concatenate([[0.5], tp / denom, [0.0]])
+    auin = -np.trapezoid(pin[pin_ind], tpr[pin_ind])
+    denom = tp[0] - tp + fp[0] - fp
+    denom[denom == 0.0] = -1.0
+    pout_ind = np.concatenate([[True], denom > 0.0, [True]])
+    pout = np.concatenate([[0.0], (fp[0] - fp) / denom, [0.5]])
+    auout = np.trapezoid(pout[pout_ind], 1.0 - fpr[pout_ind])
+    return float(auin), float(auout)
+
+
+def saturated_scores(seed=0):
+    """Issue 30's saturated case: 97% of ID and 30% of OOD scores exactly 1.0 (softmax in float32)."""
+    rng = np.random.default_rng(seed)
+    return np.r_[np.ones(970), rng.uniform(0.5, 0.99, 30)], np.r_[np.ones(300), rng.uniform(0.1, 0.99, 700)]
 
 
 def test_trapezoid_aupr_by_hand_with_ties():
-    # Removal from the lowest score up, ID first on the tie at 0.5 and 0.8; (TP, FP) left:
-    #   (5,5) 0.2O (5,4) 0.3O (5,3) 0.4O (5,2) 0.5I (4,2) 0.5I (3,2) 0.5O (3,1) 0.7I (2,1)
-    #   0.8I (1,1) 0.8O (1,0) 0.9I (0,0: skipped), closed at (recall 0, precision 0).
-    # AUIN: trapezoids over recall 1 -> .8 -> .6 | .6 -> .4 -> .2 | .2 -> 0 (zero-width steps add nothing)
-    auin = 0.1 * ((5 / 7 + 2 / 3) + (2 / 3 + 3 / 5) + (3 / 4 + 2 / 3) + (2 / 3 + 1 / 2) + 1)
-    # AUOUT: removed (OOD, ID) = (0,0: skipped) (1,0) (2,0) (3,0) (3,1) (3,2) (4,2) (4,3) (4,4) (5,4)
-    # (5,5), opened at (recall 0, precision 0) and closed at (1, 0.5)
-    auout = 0.1 + 0.2 + 0.2 + 0.1 * (3 / 5 + 2 / 3) + 0.1 * (1 / 2 + 5 / 9)
+    # Removal from the lowest score up; (TP, FP) left after each removal, ties removed in one step:
+    #   (5,5) 0.2O (5,4) 0.3O (5,3) 0.4O (5,2) {0.5I 0.5I 0.5O} (3,1) 0.7I (2,1) {0.8I 0.8O} (1,0)
+    #   0.9I (0,0: skipped), closed at (recall 0, precision 0).
+    # AUIN over recall 1 -> .6 -> .4 -> .2 -> 0 with precision 5/7, 3/4, 2/3, 1, 0 (the first point,
+    # (5,5), shares recall 1 and adds nothing):
+    auin = 0.2 * (5 / 7 + 3 / 4) + 0.1 * (3 / 4 + 2 / 3) + 0.1 * (2 / 3 + 1) + 0.1 * (1 + 0)
+    # AUOUT: removed (OOD, ID) = (0,0: skipped) (1,0) (2,0) (3,0) (4,2) (4,3) (5,4) (5,5), opened at
+    # (recall 0, precision 0) and closed at (1, 0.5), which shares recall 1 with (5,5); the step from
+    # (4,2) to (4,3) keeps recall .8 and adds nothing, the next one starts from precision 4/7:
+    auout = 0.1 + 0.2 + 0.2 + 0.1 * (1 + 4 / 6) + 0.1 * (4 / 7 + 5 / 9)
     assert aupr_in(HAND_ID, HAND_OOD) == pytest.approx(auin, abs=1e-12)
     assert aupr_out(HAND_ID, HAND_OOD) == pytest.approx(auout, abs=1e-12)
     assert official_auin_auout(HAND_ID, HAND_OOD) == pytest.approx((auin, auout), abs=1e-12)
+    assert (round(100 * auin, 1), round(100 * auout, 1)) == (70.1, 77.9)  # issue 30's figures
     assert DEFAULT_AUPR == "trapezoid"
     assert ood_metrics(HAND_ID, HAND_OOD)["AUPR-In"] == pytest.approx(100 * auin)
     # the tied scores make the two definitions differ by more than a point
     assert abs(aupr_in(HAND_ID, HAND_OOD) - aupr_in(HAND_ID, HAND_OOD, "average_precision")) > 0.01
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_trapezoid_aupr_equals_the_official_loop(seed):
+def tied_and_untied_cases(seed):
+    """Random scores with n from 10 to 10,000: untied normals, small integers (many ties across the
+    sets), float32-rounded softmax-like scores that saturate at 1.0, and all scores equal."""
     rng = np.random.default_rng(seed)
-    cases = [random_scores(n_id=300, n_ood=200, seed=seed),
-             (rng.integers(0, 12, 150).astype(float), rng.integers(-3, 8, 120).astype(float)),  # ties
-             (np.ones(40), np.r_[np.ones(10), np.zeros(30)])]  # saturated scores
-    for s_id, s_ood in cases:
+    for n_id, n_ood in ((10, 13), (37, 10), (300, 200), (2_000, 1_500), (10_000, 10_000)):
+        yield rng.normal(1, 1, n_id), rng.normal(0, 1, n_ood)
+        yield rng.integers(0, 12, n_id).astype(float), rng.integers(-3, 8, n_ood).astype(float)
+        soft = lambda n, shift: np.float32(1 / (1 + np.exp(-rng.normal(shift, 6, n)))).astype(float)
+        yield soft(n_id, 12.0), soft(n_ood, 2.0)
+    yield np.ones(40), np.r_[np.ones(10), np.zeros(30)]
+    yield np.ones(20), np.ones(30)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_trapezoid_aupr_equals_the_official_code_bit_for_bit(seed):
+    for s_id, s_ood in tied_and_untied_cases(seed):
         auin, auout = official_auin_auout(s_id, s_ood)
-        assert aupr_in(s_id, s_ood) == pytest.approx(auin, abs=1e-12)
-        assert aupr_out(s_id, s_ood) == pytest.approx(auout, abs=1e-12)
-        assert ood_metrics(s_id, s_ood, aupr="average_precision")["AUPR-In"] == pytest.approx(
-            100 * aupr_in(s_id, s_ood, "average_precision"))
+        assert (aupr_in(s_id, s_ood), aupr_out(s_id, s_ood)) == (auin, auout), (len(s_id), len(s_ood))
+        many = metrics.ood_metrics_many(s_id[None], s_ood[None])
+        assert (many["AUPR-In"][0], many["AUPR-Out"][0]) == (100 * auin, 100 * auout)
+
+
+def test_trapezoid_aupr_on_saturated_scores_is_the_official_one():
+    """Issue 30: with 97% of ID and 30% of OOD scores at 1.0, removing tied samples one at a time (ID
+    first, ashlib before issue 30) moves AUPR-In by more than 15 points (here 55.7 against the official
+    39.1) and AUPR-Out by more than 5 (82.7 against 90.8)."""
+    s_id, s_ood = saturated_scores()
+    ours = (aupr_in(s_id, s_ood), aupr_out(s_id, s_ood))
+    assert ours == official_auin_auout(s_id, s_ood)
+    one_at_a_time = official_auin_auout(s_id, s_ood, merge_ties=False)
+    assert one_at_a_time[0] - ours[0] > 0.15 and ours[1] - one_at_a_time[1] > 0.05
+    untied = (s_id + np.arange(1000) * 1e-9, s_ood - (np.arange(1000) + 0.5) * 1e-9)  # no ties left
+    assert official_auin_auout(*untied) == official_auin_auout(*untied, merge_ties=False)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_trapezoid_aupr_is_the_area_under_scikit_learns_curve_closed_at_zero(seed):
+    """Independently of the official code: the trapezoid AUPR is scikit-learn's precision-recall curve
+    (one point per distinct threshold, so tied scores together) integrated with ``auc``, after its
+    last point (recall 0, precision 1 by convention) is lowered to precision 0, as ``cal_metric``
+    closes the curve."""
+    for s_id, s_ood in tied_and_untied_cases(seed):
+        y, s = labels_scores(s_id, s_ood)
+        for score, positive, ours in ((s, y, aupr_in), (-s, 1 - y, aupr_out)):
+            precision, recall, _ = precision_recall_curve(positive, score)
+            assert ours(s_id, s_ood) == pytest.approx(auc(recall, np.r_[precision[:-1], 0.0]), abs=1e-12)
 
 
 def test_bad_aupr_method_names_parameter_and_value():
