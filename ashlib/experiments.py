@@ -43,9 +43,16 @@ RAND_SEEDS = (0, 1, 2, 3, 4)
 TABLE_A1_ROWS = (("P", 90, 0), ("P", 90, 1), ("P", 90, 2), ("S", 90, 2), ("S", 70, 2), ("S", 90, 3), ("S", 90, 4))
 
 
+#: Where a baseline setting comes from, as captions say it: the ASH paper itself, an official code
+#: base (ReAct's, DICE's, ODIN's), or our choice.
+SETTING_SOURCES = ("paper", "official code", "ours")
+#: The settings a caption names, in its order (:meth:`BaselineSettings.describe`).
+SETTINGS = ("react", "react_ash", "dice", "dice_react", "odin_temperature", "odin_epsilon")
+
+
 @dataclass(frozen=True)
 class BaselineSettings:
-    """The baselines' hyperparameters on one benchmark and network (paper Appendix D).
+    """The baselines' hyperparameters on one benchmark and network (paper Appendix D), each with its source.
 
     ``react_clip``: ReAct's clipping threshold ``c`` for every ReAct row ("ReAct", "ReAct + ASH");
     None means ReAct's own recipe, the 90th percentile of the penultimate activations over ID images
@@ -53,57 +60,104 @@ class BaselineSettings:
     sparsity ``p`` alone; ``dice_react``: ``(p, c)`` of "DICE + ReAct" (``c`` None: as ``react_clip``).
     ``odin_epsilon``: ODIN's perturbation magnitude in the network's *normalised* input space, as the
     official ODIN code of ReAct/DICE/ASH applies it (:func:`ashlib.scores.odin`, ``input_scale``).
-    ``source``: where the values come from, for captions. ``mahalanobis_layers``: the layers of the
-    paper's Mahalanobis (None: :func:`ashlib.mahalanobis.stage_layers`, every stage's output).
+    ``sources``: for each of :data:`SETTINGS`, where its value comes from: ``"<source>: <why>"`` with a
+    source of :data:`SETTING_SOURCES` ("paper" only where the ASH paper states the value for this
+    benchmark and network). ``mahalanobis_layers``: the layers of the paper's Mahalanobis (None:
+    :func:`ashlib.mahalanobis.stage_layers`, every stage's output).
     """
 
     react_clip: float | None
     dice_percentile: float
     dice_react: tuple[float, float | None]
     odin_epsilon: float
-    source: str
+    sources: tuple[tuple[str, str], ...]
     odin_temperature: float = 1000.0
     mahalanobis_layers: tuple[str, ...] | None = None
 
+    def __post_init__(self):
+        given = dict(self.sources)
+        if sorted(given) != sorted(SETTINGS):
+            raise ParameterError(f"sources naming {sorted(given)} is not allowed: expected one source for each "
+                                 f"of {list(SETTINGS)}.")
+        for name, text in given.items():
+            if text.split(":")[0] not in SETTING_SOURCES:
+                raise ParameterError(f"sources[{name!r}]={text!r} is not allowed: expected '<source>: <why>' "
+                                     f"with a source of {list(SETTING_SOURCES)}.")
+
+    def source(self, setting: str) -> str:
+        """Where ``setting`` (one of :data:`SETTINGS`) comes from: ``"<source>: <why>"``."""
+        check_choice("setting", setting, SETTINGS)
+        return dict(self.sources)[setting]
+
     def describe(self, react_threshold: float) -> str:
-        """One sentence for a table caption: every setting, with the clip actually used."""
+        """One paragraph for a table caption: every setting with the value actually used and its source."""
         c = (f"c = {self.react_clip:g}" if self.react_clip is not None
              else f"c = {react_threshold:.3g}, the 90th percentile of ID training features")
         p, c2 = self.dice_react
-        c2 = f"c = {c2:g}" if c2 is not None else "the same c"
-        return (f"Baselines ({self.source}): ReAct {c}; DICE p = {self.dice_percentile:g}; DICE + ReAct "
-                f"p = {p:g}, {c2}; {self.odin_note}.")
+        c2 = f"c = {c2:g}" if c2 is not None else f"the same c = {react_threshold:.3g}"
+        return (f"Baselines: ReAct {c} ({self.source('react')}); ReAct + ASH the same c "
+                f"({self.source('react_ash')}); DICE p = {self.dice_percentile:g} ({self.source('dice')}); "
+                f"DICE + ReAct p = {p:g}, {c2} ({self.source('dice_react')}); {self.odin_note}.")
 
     @property
     def odin_note(self) -> str:
-        return f"ODIN T = {self.odin_temperature:g}, epsilon = {self.odin_epsilon:g} in the normalised input"
+        """ODIN's two settings with their sources, for captions."""
+        return (f"ODIN T = {self.odin_temperature:g} ({self.source('odin_temperature')}), epsilon = "
+                f"{self.odin_epsilon:g} in the normalised input ({self.source('odin_epsilon')})")
 
 
-_PAPER_D = "as the paper's Appendix D states"
-#: Baseline settings per (benchmark, network). The paper's: Appendix D ("ReAct + ASH ... clipping
-#: threshold of 1.0 for all of CIFAR-10, CIFAR-100 and ImageNet"; ODIN magnitude 0.0028 for the
-#: DenseNet-101, 0.005 for ResNet-50; DICE p = 70 on ImageNet, 90 on CIFAR as in DICE; DICE + ReAct
-#: on ImageNet p = 10, c = 1.0, the best of its grid). The paper copies CIFAR's DICE + ReAct from DICE,
-#: which states no pair: we use DICE's p = 90 with ReAct's c = 1.0. MobileNetV2's ODIN magnitude is
-#: not stated: ResNet-50's. Our own networks (mnist5k, fmnist): ReAct's percentile recipe (an absolute
-#: c = 1.0 means nothing for another network's scale), DICE's CIFAR p, and the DenseNet's ODIN
-#: magnitude (a small-image CNN too; not tuned for ours).
+def _sources(**sources: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sources.items())
+
+
+_ODIN_T = "official code: ODIN's, which ReAct's and DICE's ODIN runs keep; the paper states none"
+_ASH_C = "paper: Appendix D, 'ReAct + ASH' at c = 1.0 on CIFAR-10, CIFAR-100 and ImageNet"
+_CIFAR = _sources(
+    react="ours: ReAct + ASH's c; the paper's CIFAR 'ReAct' rows are its own runs and give no c",
+    react_ash=_ASH_C,
+    dice="official code: DICE's demo-cifar.sh runs p = 90; the paper copies DICE's CIFAR rows",
+    dice_react="ours: DICE's p with ReAct + ASH's c; the paper copies CIFAR's DICE + ReAct from DICE, which "
+               "states no pair",
+    odin_temperature=_ODIN_T,
+    odin_epsilon="paper: Appendix D, 0.0028 for the DenseNet-101",
+)
+#: Baseline settings per (benchmark, network), each with its source (the paper's Appendix D, an official
+#: code base, or ours). Our own networks (mnist5k, fmnist) take :data:`_OURS`.
 BASELINES: dict[tuple[str, str], BaselineSettings] = {
-    ("cifar10", "densenet100"): BaselineSettings(1.0, 90, (90, 1.0), 0.0028, _PAPER_D),
-    ("cifar100", "densenet100"): BaselineSettings(1.0, 90, (90, 1.0), 0.0028, _PAPER_D),
+    ("cifar10", "densenet100"): BaselineSettings(1.0, 90, (90, 1.0), 0.0028, _CIFAR),
+    ("cifar100", "densenet100"): BaselineSettings(1.0, 90, (90, 1.0), 0.0028, _CIFAR),
     # ReAct's Mahalanobis on ResNet-50 reads layer4 only (its feature_list; eval.py num_output = 1)
-    ("imagenet", "resnet50"): BaselineSettings(1.0, 70, (10, 1.0), 0.005, _PAPER_D, mahalanobis_layers=("layer4",)),
-    ("imagenet", "mobilenet_v2"): BaselineSettings(
-        1.0, 70, (10, 1.0), 0.005, _PAPER_D + "; ODIN's magnitude is ResNet-50's, none is stated for MobileNetV2"),
+    ("imagenet", "resnet50"): BaselineSettings(1.0, 70, (10, 1.0), 0.005, _sources(
+        react="official code: ReAct's eval.py default threshold 1.0; the paper copies ReAct's ResNet-50 rows",
+        react_ash=_ASH_C,
+        dice="paper: Appendix D, 70% is DICE's recommended threshold alone",
+        dice_react="ours: Appendix D's MobileNetV2 pair, the best of its grid; the paper copies ResNet-50's "
+                   "DICE + ReAct from DICE",
+        odin_temperature=_ODIN_T,
+        odin_epsilon="paper: Appendix D, 0.005 for the ResNet-50",
+    ), mahalanobis_layers=("layer4",)),
+    ("imagenet", "mobilenet_v2"): BaselineSettings(1.33, 70, (10, 1.0), 0.005, _sources(
+        react="paper: Appendix D, 1.33 is MobileNetV2's 90th percentile of training features, ReAct's recipe",
+        react_ash="ours: MobileNetV2's ReAct c; the paper's ReAct + ASH on ImageNet, in Table 5, is ResNet-50's",
+        dice="paper: Appendix D, DICE at 70% on MobileNetV2",
+        dice_react="paper: Appendix D, p = 10, c = 1.0, the best of its grid on MobileNetV2",
+        odin_temperature=_ODIN_T,
+        odin_epsilon="ours: ResNet-50's; the paper states none for MobileNetV2; ReAct's eval.py uses 0.03",
+    )),
 }
-_OURS = BaselineSettings(None, 90, (90, None), 0.0028,
-                         "our network, not the paper's: ReAct's percentile recipe, DICE's CIFAR p, the DenseNet's "
-                         "ODIN magnitude")
+_OURS = BaselineSettings(None, 90, (90, None), 0.0028, _sources(
+    react="ours: ReAct's percentile recipe on our network, where an absolute c = 1.0 means nothing",
+    react_ash="ours: as ReAct",
+    dice="ours: DICE's CIFAR p",
+    dice_react="ours: DICE's CIFAR p with ReAct's percentile",
+    odin_temperature=_ODIN_T,
+    odin_epsilon="ours: the DenseNet-101's, another small-image CNN, not tuned for ours",
+))
 
 
 def baseline_settings(benchmark: str, model: str | None = None) -> BaselineSettings:
     """The baselines' settings for ``benchmark`` with ``model`` (None: the benchmark's default
-    network): the paper's (:data:`BASELINES`) on its benchmarks, ours on the embedded ones."""
+    network): :data:`BASELINES` on the paper's benchmarks, ours on the embedded ones."""
     from ashlib.models import model_for
 
     return BASELINES.get((benchmark, model_for(benchmark, model)), _OURS)
