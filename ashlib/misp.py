@@ -12,7 +12,7 @@ per-pixel entropy loss (``TrainRecipe(entropy_weight=lambda)``, :func:`ashlib.mo
   positions, their maximum, minimum or average: "max of MSP", "min of MiSP", "avg of ASP", ...
   (:data:`SCORE_NAMES`). :func:`score_table` turns ID/OOD scores into a layer x score AUROC table.
 * Mahalanobis per layer on globally average-pooled activations (:func:`fit_layer_mahalanobis`,
-  :func:`layer_mahalanobis`) and their ensemble (:func:`mahalanobis_ensemble`).
+  :func:`layer_mahalanobis`) and their equal-weight ensemble (:func:`mahalanobis_ensemble`).
 * :func:`mix_sets`: OOD sets mixed in given proportions (the thesis's CIFAR-100/SVHN mixtures).
 
 Orientation, as everywhere in :mod:`ashlib.scores`: higher = more in-distribution. The MiSP-based
@@ -258,15 +258,16 @@ def layer_mahalanobis(model: nn.Module, data: Tensor | Dataset, fit: LayerMahala
 
 
 def mahalanobis_ensemble(per_layer: Mapping[str, Tensor], fit: LayerMahalanobis) -> Tensor:
-    """Unsupervised Mahalanobis ensemble: the mean over ``fit.layers`` of each layer's score
+    """Equal-weight Mahalanobis ensemble: the mean over ``fit.layers`` of each layer's score
     standardised with its ID-*training* mean and std, ``mean_l (s_l - mu_l) / sigma_l``.
 
-    Lee et al. (NeurIPS 2018) weight the layers by a logistic regression fitted on validation data
-    that contain OOD samples (or adversarial ones, in their "validation-free" variant); the thesis's
-    "Mahalanobis-ensemble" follows them. Fitting weights on OOD data leaks the test distribution, so
-    ashlib uses this equal-weight combination instead; the standardisation only puts the layers on
-    a common scale and uses the ID training statistics in ``fit``, never the scored data's, so each
-    sample's ensemble score does not depend on the other samples it is scored with.
+    Not Lee et al.'s (NeurIPS 2018) ensemble, which the thesis's "Mahalanobis-ensemble" follows: they
+    also perturb the input and weight the layers by a logistic regression, fitted on validation data
+    with OOD samples or, in their validation-free variant, with FGSM examples (:mod:`ashlib.mahalanobis`
+    implements that one without OOD data). This one needs neither input perturbation nor adversarial
+    examples; the standardisation only puts the layers on a common scale and uses the ID training
+    statistics in ``fit``, never the scored data's, so each sample's ensemble score does not depend on
+    the other samples it is scored with.
     """
     missing = [layer for layer in fit.layers if layer not in per_layer]
     if missing:
@@ -377,7 +378,8 @@ ENTRIES = (
           shapeable=False, family="MiSP"),
     Score("mahalanobis_layer", "Mahalanobis at a layer", _stage_mahalanobis,
           f"{_THESIS} (Lee et al.'s per-layer Gaussians, pooled features)", fit=_fit_layers, shapeable=False),
-    Score("mahalanobis_ensemble", "Mahalanobis-ensemble", _ensemble,
-          f"{_THESIS}; equal weights over standardised layers (:func:`mahalanobis_ensemble`)",
+    Score("mahalanobis_ensemble", "Mahalanobis, equal weights", _ensemble,
+          f"{_THESIS}'s layers, ours: equal weights over standardised layers, not Lee et al.'s regression "
+          "(:func:`mahalanobis_ensemble`)",
           fit=_fit_layers, shapeable=False),
 )
