@@ -59,7 +59,7 @@ class BaselineSettings:
     (here the *training* images: our benchmarks have no validation split). ``dice_percentile``: DICE's
     sparsity ``p`` alone; ``dice_react``: ``(p, c)`` of "DICE + ReAct" (``c`` None: as ``react_clip``).
     ``odin_epsilon``: ODIN's perturbation magnitude in the network's *normalised* input space, as the
-    official ODIN code of ReAct/DICE/ASH applies it (:func:`ashlib.scores.odin`, ``input_scale``).
+    official ODIN code of ReAct and DICE applies it (:func:`ashlib.scores.odin`, ``input_scale``).
     ``sources``: for each of :data:`SETTINGS`, where its value comes from: ``"<source>: <why>"`` with a
     source of :data:`SETTING_SOURCES` ("paper" only where the ASH paper states the value for this
     benchmark and network). ``mahalanobis_layers``: the layers of the paper's Mahalanobis (None:

@@ -47,8 +47,8 @@ The ASH paper copies its Mahalanobis numbers: ImageNet (ResNet-50) from ReAct (S
    divide ``s`` by the normalisation std; Lee et al.'s original does (``gradient / std_c``), so its
    magnitude is in [0, 1] pixel units.
 4. **Validation recipe** (``tune_mahalanobis_hyperparams``): ``m = 500``. ID images: MOS/ReAct take the
-   first ``2m`` images of the shuffled ID *validation* loader (ImageNet val, which is also the ID test
-   set of the paper's ImageNet benchmark), ``m`` to fit the regression and ``m`` to pick the magnitude;
+   first ``2m`` images of the ID *validation* loader, unshuffled (``shuffle=False``: the first ``2m``
+   of its image list; ImageNet val, which is also the ID test set of the paper's ImageNet benchmark), ``m`` to fit the regression and ``m`` to pick the magnitude;
    ATOM takes ``m`` images of the shuffled *training* loader and uses them for both. Negatives: FGSM
    adversarial examples of those images, ``x + 0.05 * s`` with ``s`` the ``torch.ge`` sign of the input
    gradient of the cross-entropy at the TRUE label, clamped to [0, 1]. Labels: ID 0, adversarial 1.

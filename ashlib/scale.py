@@ -15,8 +15,11 @@ Where we differ from the official code (``scale`` in the SCALE repository,
 caller's tensor in place while computing ``s2`` and returns a scaled clone; ours never modifies
 its input. As for ASH-S, the exponent is capped at :data:`ashlib.shaping.MAX_S_EXPONENT` (finite
 outputs), and a sample with ``s2 = 0`` (nothing left, e.g. ``p = 100``) gives zeros, not inf or NaN.
-The official configuration's default is p = 85 (``configs/postprocessors/scale.yml``), which the
-book uses; the reported numbers (:func:`ashlib.related.scale_reported`) come from that configuration.
+p = 85 is the default of the SCALE authors' configuration (kai422/SCALE,
+``configs/postprocessors/scale.yml``), which the book uses; the reported numbers
+(:func:`ashlib.related.scale_reported`) come from that configuration. OpenOOD v1.5's copy of that file
+keeps 85 as the default but sets ``APS_mode: True``: it sweeps p over 65, 70, ..., 95 on its
+validation split and reports the best (automatic parameter search).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from torch import Tensor
 from ashlib.detector import Shaping
 from ashlib.shaping import MAX_S_EXPONENT, ash_s_exponent
 
-#: SCALE's own percentile (``configs/postprocessors/scale.yml`` of the official code).
+#: SCALE's own percentile (kai422/SCALE's ``configs/postprocessors/scale.yml``; OpenOOD sweeps 65-95 instead).
 DEFAULT_PERCENTILE = 85
 
 

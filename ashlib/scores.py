@@ -297,8 +297,8 @@ def odin(model: torch.nn.Module, x: Tensor, temperature: float = 1000.0, epsilon
     model's parameters get no ``.grad``), the model's train/eval mode is left as it is (call
     ``model.eval()`` first), everything runs on ``x``'s device, and it works inside ``torch.no_grad()``.
 
-    ``input_scale`` says in which space ``epsilon`` is a step: the ODIN code of ReAct, DICE and ASH
-    (``iterate_data_odin``) steps by ``epsilon`` in the *normalised* input the network sees, without
+    ``input_scale`` says in which space ``epsilon`` is a step: the ODIN code of ReAct and DICE
+    (``get_odin_score``; ASH's repository has no ODIN code) steps by ``epsilon`` in the *normalised* input the network sees, without
     dividing by the std, so for our models, which normalise inside (``model.normalize``), the same
     step is ``epsilon * std`` per channel in ``x``'s units: pass ``input_scale=model.normalize.std``
     (shape ``(1, C, 1, 1)``). The default 1.0 steps in ``x``'s own units (Liang et al.'s original

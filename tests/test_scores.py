@@ -336,7 +336,7 @@ def test_odin_matches_pytorch_ood():
 
 
 def test_odin_epsilon_in_the_normalised_input_space():
-    # The official ODIN code of ReAct/DICE/ASH steps by epsilon in the normalised input (no division by
+    # The official ODIN code of ReAct and DICE (get_odin_score) steps by epsilon in the normalised input (no division by
     # the std). Our networks normalise inside, so input_scale=std must give exactly pytorch-ood's ODIN
     # (norm_std=None: no rescaling) run on the network without its normalisation, on normalised inputs.
     from ashlib.models import Normalize
