@@ -422,14 +422,13 @@ def run(matrix: str | Path | dict, out: str | Path, dry_run: bool = False, echo=
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A table a notebook published (``DataFrame.to_csv``): its index a column, unless it was 0..n-1."""
+    """A table a notebook published (:func:`ashlib.runs.as_columns`: every column named). A file with a
+    nameless first column was written by an older ashlib (before issue 30) and is refused: its cell
+    must run again."""
     table = pd.read_csv(path)
-    first = table.columns[0] if len(table.columns) else None
-    if first is not None and str(first).startswith("Unnamed: 0"):
-        if table[first].tolist() == list(range(len(table))):
-            table = table.drop(columns=first)
-        else:
-            table = table.rename(columns={first: "index"})
+    if len(table.columns) and str(table.columns[0]).startswith("Unnamed: 0"):
+        raise ParameterError(f"{path} with a nameless first column is not allowed: it was written by an older "
+                             "ashlib; delete the cell's folder and run the matrix again.")
     return table
 
 

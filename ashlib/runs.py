@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from ashlib import experiments, metrics
+from ashlib._checks import ParameterError
 from ashlib.data import default_preprocessing, load_benchmark
 from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, load_or_train_many, model_for, pretrained_model
 from ashlib.params import check_run_parameters
@@ -49,7 +50,7 @@ class Run:
 
         if isinstance(value, pd.DataFrame) and self.results_dir:
             Path(self.results_dir).mkdir(parents=True, exist_ok=True)
-            value.to_csv(Path(self.results_dir) / f"{name}.csv")
+            as_columns(name, value).to_csv(Path(self.results_dir) / f"{name}.csv", index=False)
         glue(name, value if display_value is None else display_value, display=False)
 
     def describe(self) -> str:
@@ -67,6 +68,30 @@ class Run:
     def _subsets(self) -> str:
         sizes = [f"{k}={self.settings[k]:,}" for k in ("n_train", "n_test", "n_ood") if k in self.settings]
         return f", subsets {', '.join(sizes)} (not the benchmark's sizes)" if sizes else ""
+
+
+def as_columns(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as its CSV file holds it: one header row, every column named, no nameless index
+    column. A default index (0, 1, ..., n - 1 without a name) is dropped; a named index becomes the
+    first column(s); columns of several levels are joined into one name ("global AUROC"). An index that
+    means something but has no name is refused (name it with ``rename_axis``): it would be written as
+    a column without a header, which pandas reads back as ``Unnamed: 0``."""
+    if isinstance(table.columns, pd.MultiIndex):
+        table = table.set_axis([" ".join(str(part) for part in column if str(part)) for column in table.columns],
+                               axis=1)
+    index = table.index
+    if isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1:
+        return table
+    nameless = [level for level, label in enumerate(index.names) if label is None]
+    if nameless:
+        raise ParameterError(f"table {name!r} with an index without a name (level {nameless[0]}, first values "
+                         f"{list(index.get_level_values(nameless[0])[:3])}) is not allowed: expected a named "
+                         "index (DataFrame.rename_axis) or the default 0..n-1.")
+    clash = [label for label in index.names if label in table.columns]
+    if clash:
+        raise ParameterError(f"table {name!r} with index {clash[0]!r} that is also a column is not allowed: "
+                         "expected distinct names.")
+    return table.reset_index()
 
 
 def _training(model: str, bench, width: int, epochs: int, seed: int) -> dict:

@@ -165,14 +165,27 @@ def test_aggregate_matches_rows_by_position_without_key_columns_and_renames_a_la
     assert list(one.columns) == ["p", "x", "ok", "n_seeds"] and one["x"].tolist() == [1.0, 2.0]
 
 
-def test_read_table_keeps_a_meaningful_index_only(tmp_path):
+def test_published_tables_have_no_nameless_column_and_read_back_as_written(tmp_path):
+    """Issue 30: Run.publish writes every table through runs.as_columns, without pandas' nameless index."""
+    from ashlib.runs import as_columns
+
     frame = pd.DataFrame({"AUROC": [1.5, 2.5]})
-    frame.to_csv(tmp_path / "range.csv")
-    frame.set_axis(pd.Index([85, 90], name="p")).to_csv(tmp_path / "named.csv")
-    frame.set_axis(["ASH-S@90", "Energy"]).to_csv(tmp_path / "labels.csv")
-    assert list(matrix.read_table(tmp_path / "range.csv").columns) == ["AUROC"]
+    named = frame.set_axis(pd.Index([85, 90], name="p"))
+    wide = pd.DataFrame([[1.0, 2.0]], index=pd.Index(["ASH-B"], name="family"),
+                        columns=pd.MultiIndex.from_tuples([("global", "AUROC"), ("local", "AUROC")], names=["threshold", None]))
+    for name, table, columns in (("range", frame, ["AUROC"]), ("named", named, ["p", "AUROC"]),
+                                 ("wide", wide, ["family", "global AUROC", "local AUROC"])):
+        as_columns(name, table).to_csv(tmp_path / f"{name}.csv", index=False)
+        assert (tmp_path / f"{name}.csv").read_text().splitlines()[0] == ",".join(columns)
+        assert list(matrix.read_table(tmp_path / f"{name}.csv").columns) == columns
     assert matrix.read_table(tmp_path / "named.csv")["p"].tolist() == [85, 90]
-    assert matrix.read_table(tmp_path / "labels.csv")["index"].tolist() == ["ASH-S@90", "Energy"]
+    with pytest.raises(ParameterError, match=r"table 'labels' with an index without a name .*'ASH-S@90'.*rename_axis"):
+        as_columns("labels", frame.set_axis(["ASH-S@90", "Energy"]))
+    with pytest.raises(ParameterError, match=r"index 'AUROC' that is also a column"):
+        as_columns("twice", frame.set_axis(pd.Index([1, 2], name="AUROC")))
+    frame.to_csv(tmp_path / "old.csv")  # as ashlib wrote them before issue 30
+    with pytest.raises(ParameterError, match=r"old.csv with a nameless first column is not allowed"):
+        matrix.read_table(tmp_path / "old.csv")
 
 
 # ------------------------------------------------------------------------------------ command line
