@@ -30,7 +30,11 @@ AUPR-In/Out come in two definitions (see :data:`AUPR_METHODS`); the paper's is t
   scores are removed in one step. AUPR-In is the trapezoidal area under precision ``TP / (TP + FP)``
   over recall ``TP / n_ID`` (points where nothing is left are skipped, and the curve is closed at
   recall 0 with precision 0, so even a perfect detector scores ``1 - 1 / (2 n_ID)``); AUPR-Out the
-  same with OOD as the positive class.
+  same with OOD as the positive class, its curve opened at recall 0 with precision 0. Because of
+  those two points a large group of tied scores at the end they join is crossed by one straight line
+  from precision 0: a detector that gives all its OOD samples one tied lowest score, below every ID
+  score, has AUPR-Out 50%, not 100% (saturated scores, or images that keep nothing after a high
+  global ASH threshold).
 * ``"average_precision"``: scikit-learn's ``average_precision_score``, the step sum
   ``sum_n (R_n - R_{n-1}) P_n`` over distinct thresholds (tied scores together, as above). It is the
   better estimate of the area (no linear interpolation of precision, which is optimistic);

@@ -270,6 +270,17 @@ def test_trapezoid_aupr_by_hand_with_ties():
     assert abs(aupr_in(HAND_ID, HAND_OOD) - aupr_in(HAND_ID, HAND_OOD, "average_precision")) > 0.01
 
 
+def test_a_tied_group_at_the_curves_open_end_loses_half_its_area_as_in_the_official_code():
+    """AUPR-Out's curve opens at (recall 0, precision 0): OOD scores all tied below every ID score
+    (a perfect detector) give 0.5 by the official code, 1.0 as average precision. AUPR-In's closes
+    at (0, 0), so the same perfect detector has 1 - 1 / (2 n_ID) = 0.9 on 5 ID scores."""
+    s_id, s_ood = [1.0, 2.0, 3.0, 4.0, 5.0], [0.0] * 5
+    assert official_auin_auout(s_id, s_ood) == (0.9, 0.5)
+    assert (aupr_in(s_id, s_ood), aupr_out(s_id, s_ood)) == (0.9, 0.5)
+    assert aupr_out(s_id, s_ood, "average_precision") == aupr_in(s_id, s_ood, "average_precision") == 1.0
+    assert aupr_out(s_id, [0.0, 0.1, 0.2, 0.3, 0.4]) == pytest.approx(1 - 1 / 10)  # untied: one step each
+
+
 def tied_and_untied_cases(seed):
     """Random scores with n from 10 to 10,000: untied normals, small integers (many ties across the
     sets), float32-rounded softmax-like scores that saturate at 1.0, and all scores equal."""
