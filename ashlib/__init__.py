@@ -6,9 +6,9 @@ a lower one, and no imports form a cycle, function-level imports included (tests
 1. foundation: ``__init__`` (this file), ``_checks``, ``cache``, ``_sandbox``, ``_threads``. Argument checks,
    the cache folder, self-verifying cache entries; the grader's guard inside a kernel (never imported);
    threads for processes run side by side.
-2. method math: ``shaping`` (its compiled pass, ``_kernels``), ``scores``, ``metrics``, ``placement``,
-   ``detector``, ``scale``, ``magnitude``, and the reference tables ``paper``, ``related``, ``_tables``.
-   Tensors and tables in, tensors and tables out.
+2. method math: ``shaping`` (its compiled pass, ``_kernels``), ``scores``, ``metrics``, ``uncertainty``,
+   ``placement``, ``detector``, ``scale``, ``magnitude``, and the reference tables ``paper``, ``related``,
+   ``_tables``. Tensors and tables in, tensors and tables out.
 3. assets: ``data``, ``fetch``, ``models``, ``features``. Benchmarks; finding, downloading and
    verifying files (in fetch alone); building networks; cached activations.
 4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
@@ -36,8 +36,8 @@ __version__ = "0.1.0"
 #: be listed before it exists; every module that exists must be listed.
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("__init__", "_checks", "cache", "_sandbox", "_threads"),
-    "method math": ("shaping", "_kernels", "scores", "metrics", "placement", "detector", "scale", "magnitude", "paper",
-                    "related", "_tables"),
+    "method math": ("shaping", "_kernels", "scores", "metrics", "uncertainty", "placement", "detector", "scale",
+                    "magnitude", "paper", "related", "_tables"),
     "assets": ("data", "fetch", "models", "features"),
     "detectors on networks": ("mahalanobis", "nac", "misp"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",

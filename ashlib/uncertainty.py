@@ -1,0 +1,191 @@
+"""How sure a number is: bootstrap intervals over test images and training seeds, and three verdicts.
+
+Every metric the book compares comes from a finite draw of test images and from one trained network.
+Both are random, and Bouthillier et al. (*Accounting for variance in machine learning benchmarks*,
+MLSys 2021) show that the second source, ignored by most papers, is often the larger one. This module
+turns per-sample scores into intervals and an effect into a verdict:
+
+* :func:`metric_replicates` / :func:`metric_intervals`: the percentile bootstrap over images. ID and
+  OOD images are resampled independently (each with replacement, at its own size) and every metric of
+  :func:`ashlib.metrics.ood_metrics_many` is recomputed on each resample, all resamples at once.
+* :func:`paired_replicates`: the *paired* bootstrap of a difference between two detectors scored on
+  the same images: both are recomputed on the same resamples, so what the images share cancels.
+* :func:`seed_replicates`: the hierarchical bootstrap over seeds, then images: each replicate draws
+  seeds with replacement and, for each drawn seed, a resample of its images; the statistic is the
+  mean over the drawn seeds. Its interval contains both sources of variance.
+* :func:`accuracy_replicates`: the same over ID images for the accuracy of a prediction.
+* :func:`interval` and :func:`verdict`: the percentile interval of replicates, and "holds", "fails"
+  or "inconclusive" for a claimed effect: holds or fails only when the interval excludes the claim's
+  threshold (zero, or its stated tolerance).
+
+Every function is pure, seeded by ``seed`` (a :class:`numpy.random.Generator` is made from it), and
+takes scores as 1-D arrays (higher = more in-distribution), one per set or one per seed.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ashlib import metrics
+from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
+
+__all__ = ["LEVEL", "N_RESAMPLES", "METRICS", "VERDICTS", "metric_replicates", "metric_intervals",
+           "paired_replicates", "seed_replicates", "accuracy_replicates", "interval", "verdict"]
+
+#: The intervals' coverage unless told otherwise.
+LEVEL = 0.95
+#: Bootstrap resamples unless told otherwise: enough for the 2.5th and 97.5th percentiles to move by
+#: less than a tenth of the interval's width between seeds of the resampling.
+N_RESAMPLES = 1000
+#: The metrics of :func:`ashlib.metrics.ood_metrics_many`, in percent.
+METRICS = ("FPR95", "AUROC", "AUPR-In", "AUPR-Out")
+#: What a claim can be, given its interval.
+VERDICTS = ("holds", "fails", "inconclusive")
+#: Resampled scores held at once (rows x samples), so that a paper-scale set (ImageNet's 50,000 ID
+#: images) is resampled in blocks instead of in one array of several gigabytes.
+_BLOCK = 20_000_000
+
+
+def _scores(name: str, values) -> np.ndarray:
+    return metrics._as_array(name, values)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer.")
+    return np.random.default_rng(seed)
+
+
+def _resamples(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    """(count, n) indices into a set of ``n`` images, drawn with replacement."""
+    return rng.integers(0, n, size=(count, n))
+
+
+def _blocks(n_resamples: int, n: int):
+    """Sizes of the blocks of resamples of ``n`` samples each, at most :data:`_BLOCK` values a block."""
+    size = max(1, _BLOCK // max(n, 1))
+    return [min(size, n_resamples - start) for start in range(0, n_resamples, size)]
+
+
+def metric_replicates(score_id, score_ood, n_resamples: int = N_RESAMPLES, seed: int = 0,
+                      convention: str = metrics.DEFAULT_CONVENTION) -> dict[str, np.ndarray]:
+    """Every metric of :data:`METRICS` (percent) on ``n_resamples`` bootstrap resamples of the images:
+    ID and OOD resampled independently, each at its own size. ``{metric: (n_resamples,) array}``."""
+    s_id, s_ood = _scores("score_id", score_id), _scores("score_ood", score_ood)
+    return paired_replicates([s_id], [s_ood], n_resamples, seed, convention)[0]
+
+
+def paired_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: int = N_RESAMPLES,
+                      seed: int = 0, convention: str = metrics.DEFAULT_CONVENTION) -> list[dict[str, np.ndarray]]:
+    """:func:`metric_replicates` of several detectors on the SAME resamples of the same images:
+    ``scores_id[k]`` and ``scores_ood[k]`` are detector ``k``'s scores, aligned image by image across
+    detectors. Replicate ``b`` of every detector uses the same images, so the difference of two
+    detectors' replicates is the paired bootstrap of their difference."""
+    check_positive_int("n_resamples", n_resamples)
+    check_choice("convention", convention, metrics.FPR_CONVENTIONS)
+    s_id = [_scores(f"scores_id[{k}]", s) for k, s in enumerate(scores_id)]
+    s_ood = [_scores(f"scores_ood[{k}]", s) for k, s in enumerate(scores_ood)]
+    if not s_id or len(s_id) != len(s_ood):
+        raise ParameterError(f"scores_id with {len(s_id)} detectors and scores_ood with {len(s_ood)} are not "
+                             "allowed: expected the same number, at least one.")
+    for name, group in (("scores_id", s_id), ("scores_ood", s_ood)):
+        sizes = sorted({len(s) for s in group})
+        if len(sizes) > 1:
+            raise ParameterError(f"{name} with sizes {sizes} is not allowed: expected every detector scored on "
+                                 "the same images.")
+    rng_id, rng_ood = _rng(seed).spawn(2)  # one stream per set: the blocks do not change the draws
+    n_id, n_ood = len(s_id[0]), len(s_ood[0])
+    out = [{m: [] for m in METRICS} for _ in s_id]
+    for count in _blocks(n_resamples, n_id + n_ood):
+        at_id, at_ood = _resamples(rng_id, n_id, count), _resamples(rng_ood, n_ood, count)
+        for k, (a, b) in enumerate(zip(s_id, s_ood)):
+            got = metrics.ood_metrics_many(a[at_id], b[at_ood], convention)
+            for m in METRICS:
+                out[k][m].append(got[m])
+    return [{m: np.concatenate(parts) for m, parts in detector.items()} for detector in out]
+
+
+def seed_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: int = N_RESAMPLES, seed: int = 0,
+                    convention: str = metrics.DEFAULT_CONVENTION) -> dict[str, np.ndarray]:
+    """Hierarchical bootstrap of the mean over seeds of every metric: ``scores_id[s]``, ``scores_ood[s]``
+    are the scores of the network trained with seed ``s`` (any sizes). Each replicate draws as many
+    seeds as given, with replacement, then for each drawn seed a resample of its images
+    (:func:`metric_replicates`), and averages the metric over the drawn seeds."""
+    check_positive_int("n_resamples", n_resamples)
+    if len(scores_id) != len(scores_ood) or len(scores_id) < 1:
+        raise ParameterError(f"scores_id with {len(scores_id)} seeds and scores_ood with {len(scores_ood)} are not "
+                             "allowed: expected the same number, at least one.")
+    rng = _rng(seed)
+    n_seeds = len(scores_id)
+    drawn = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))  # replicate b averages seeds drawn[b]
+    # each draw of a seed, in any replicate, gets its own resample of that seed's images
+    values = {m: np.empty((n_resamples, n_seeds)) for m in METRICS}
+    for s in range(n_seeds):
+        where = drawn == s
+        if where.any():
+            reps = metric_replicates(scores_id[s], scores_ood[s], int(where.sum()), int(rng.integers(2**62)),
+                                     convention)
+            for m in METRICS:
+                values[m][where] = reps[m]
+    return {m: v.mean(axis=1) for m, v in values.items()}
+
+
+def accuracy_replicates(predictions, labels, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """ID accuracy (percent) of ``predictions`` (class indices) on ``n_resamples`` bootstrap resamples
+    of the ID images."""
+    check_positive_int("n_resamples", n_resamples)
+    pred, lab = np.asarray(predictions), np.asarray(labels)
+    if pred.ndim != 1 or pred.shape != lab.shape or pred.size == 0:
+        raise ParameterError(f"predictions with shape {pred.shape} and labels with shape {lab.shape} are not "
+                             "allowed: expected two 1-D arrays of the same, non-zero length.")
+    correct = (pred == lab).astype(np.float64)
+    rng = _rng(seed)
+    return np.concatenate([100.0 * correct[_resamples(rng, correct.size, count)].mean(axis=1)
+                           for count in _blocks(n_resamples, correct.size)])
+
+
+def interval(replicates, level: float = LEVEL) -> tuple[float, float]:
+    """The percentile interval of bootstrap ``replicates`` at ``level`` (0.95: their 2.5th and 97.5th
+    percentiles)."""
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ParameterError(f"level={level!r} is not allowed: expected a number strictly between 0 and 1.")
+    values = np.asarray(replicates, dtype=np.float64)
+    if values.ndim != 1 or values.size < 2 or not np.isfinite(values).all():
+        raise ParameterError(f"replicates with shape {values.shape} is not allowed: expected at least two finite "
+                             "values.")
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def metric_intervals(score_id, score_ood, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float = LEVEL,
+                     convention: str = metrics.DEFAULT_CONVENTION) -> dict[str, tuple[float, float, float]]:
+    """``{metric: (value, lo, hi)}``: each metric of :data:`METRICS` on all images and its percentile
+    interval over :func:`metric_replicates`."""
+    value = metrics.ood_metrics(score_id, score_ood, convention)
+    reps = metric_replicates(score_id, score_ood, n_resamples, seed, convention)
+    return {m: (value[m], *interval(reps[m], level)) for m in METRICS}
+
+
+def verdict(lo: float, hi: float, claim: str = ">", threshold: float = 0.0) -> str:
+    """"holds", "fails" or "inconclusive": a claimed effect, given its interval ``[lo, hi]``.
+
+    ``claim`` ``">"``: the effect is above ``threshold``: holds if ``lo > threshold``, fails if
+    ``hi < threshold``. ``"<"``: the mirror. ``"within"``: the effect lies within ``±threshold`` (a
+    tolerance, e.g. "the same accuracy"): holds if ``[lo, hi]`` lies inside ``[-threshold, threshold]``,
+    fails if it lies wholly outside. Anything else, an interval that straddles the line, is inconclusive.
+    """
+    check_choice("claim", claim, (">", "<", "within"))
+    lo, hi = float(lo), float(hi)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+        raise ParameterError(f"lo={lo!r}, hi={hi!r} is not allowed: expected finite bounds with lo <= hi.")
+    if claim == "within":
+        check_range("threshold", threshold, 0, np.inf)
+        if -threshold <= lo and hi <= threshold:
+            return "holds"
+        return "fails" if lo > threshold or hi < -threshold else "inconclusive"
+    if claim == "<":
+        lo, hi, threshold = -hi, -lo, -threshold
+    if lo > threshold:
+        return "holds"
+    return "fails" if hi < threshold else "inconclusive"
