@@ -99,11 +99,72 @@ def paired_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: in
     out = [{m: [] for m in METRICS} for _ in s_id]
     for count in _blocks(n_resamples, n_id + n_ood):
         at_id, at_ood = _resamples(rng_id, n_id, count), _resamples(rng_ood, n_ood, count)
+        if convention == "paper":  # without a sort per resample: the counts of each image in it
+            times_id, times_ood = _counts(at_id, n_id), _counts(at_ood, n_ood)
         for k, (a, b) in enumerate(zip(s_id, s_ood)):
-            got = metrics.ood_metrics_many(a[at_id], b[at_ood], convention)
+            got = (_counted_metrics(a, b, times_id, times_ood) if convention == "paper"
+                   else metrics.ood_metrics_many(a[at_id], b[at_ood], convention))
             for m in METRICS:
                 out[k][m].append(got[m])
     return [{m: np.concatenate(parts) for m, parts in detector.items()} for detector in out]
+
+
+def _counts(at: np.ndarray, n: int) -> np.ndarray:
+    """(rows, n) times each of ``n`` images occurs in each row of resampled indices ``at``."""
+    rows = len(at)
+    return np.bincount((at + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+
+
+def _by_value(scores: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(rows, len(values)): how many resampled images of each row have each of the sorted ``values``."""
+    order = np.argsort(scores, kind="stable")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    out = np.zeros((len(times), len(values)), dtype=np.int64)
+    out[:, np.searchsorted(values, ordered[starts])] = np.add.reduceat(times[:, order], starts, axis=1)
+    return out
+
+
+def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, times_ood: np.ndarray
+                     ) -> dict[str, np.ndarray]:
+    """:func:`ashlib.metrics.ood_metrics_many` (the paper's FPR95, the official trapezoid AUPRs) of the
+    resamples that hold image ``i`` ``times[r, i]`` times, from one sort of the scores instead of one
+    per resample. A resample is a multiset of the scores: per distinct value, how many ID and OOD images
+    have it. Copies of one image tie, and the official curve removes a tied group in one step, so the
+    curve's points are the ones after each distinct value (plus duplicates, which add no area): the
+    same numbers up to the order of a sum (tests/test_uncertainty.py)."""
+    n_id, n_ood = s_id.size, s_ood.size
+    values = np.unique(np.concatenate([s_id, s_ood]))
+    w_id, w_ood = _by_value(s_id, times_id, values), _by_value(s_ood, times_ood, values)
+    c_id, c_ood = np.cumsum(w_id, axis=1), np.cumsum(w_ood, axis=1)  # images at or below each value
+    # AUROC: Mann-Whitney, ties half
+    auroc = (w_id * (c_ood - w_ood / 2)).sum(axis=1) / (n_id * n_ood)
+    # FPR95 ("paper"): the ID score at index round(0.05 n) of the sorted resample; OOD strictly above it
+    index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
+    at = (c_id > index).argmax(axis=1)
+    fpr = (n_ood - c_ood[np.arange(len(at)), at]) / n_ood
+    # the official curve: (TP, FP) left before any removal, then after removing each distinct value
+    tp = np.hstack([np.full((len(c_id), 1), n_id), n_id - c_id])
+    fp = np.hstack([np.full((len(c_ood), 1), n_ood), n_ood - c_ood])
+    return {"FPR95": 100.0 * fpr, "AUROC": 100.0 * auroc,
+            "AUPR-In": 100.0 * _area(tp, fp, n_id, n_ood, positive_ood=False),
+            "AUPR-Out": 100.0 * _area(tp, fp, n_id, n_ood, positive_ood=True)}
+
+
+def _area(tp: np.ndarray, fp: np.ndarray, n_id: int, n_ood: int, positive_ood: bool) -> np.ndarray:
+    """``cal_metric``'s AUIN or AUOUT along the rows of removal counts (:func:`ashlib.metrics._trapezoid_aupr`):
+    a point without predictions becomes the curve's end point at precision 0, a duplicate of it."""
+    ends = np.ones((len(tp), 1))
+    if positive_ood:
+        predicted = (n_id - tp) + (n_ood - fp)
+        recall = np.hstack([0.0 * ends, 1.0 - fp / n_ood, ends])
+        precision = np.hstack([0.0 * ends, np.where(predicted > 0, (n_ood - fp) / np.maximum(predicted, 1), 0.0),
+                               0.5 * ends])
+    else:
+        predicted = tp + fp
+        recall = np.hstack([ends, tp / n_id, 0.0 * ends])
+        precision = np.hstack([0.5 * ends, np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0), 0.0 * ends])
+    return np.abs((np.diff(recall, axis=1) * (precision[:, 1:] + precision[:, :-1]) / 2.0).sum(axis=1))
 
 
 def seed_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: int = N_RESAMPLES, seed: int = 0,
