@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ashlib import metrics, registry, scores, shaping
+from ashlib import metrics, registry, scores, shaping, uncertainty
 from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
 from ashlib.features import activations, batches, output_numels, replay_start, run_after, top_level
 from ashlib.placement import get_layer, shaping_at_each
@@ -609,7 +609,8 @@ def share_placements(methods: list[Method], ctx: Context, sets: list[str]) -> No
 
 
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
-             progress: bool = True, aupr: str = metrics.DEFAULT_AUPR, share: bool = True) -> pd.DataFrame:
+             progress: bool = True, aupr: str = metrics.DEFAULT_AUPR, share: bool = True,
+             intervals: int | None = None) -> pd.DataFrame:
     """Tidy results: one row per (method, OOD set) and an "Average" row per method (paper Tables 2/3).
 
     Rows per method: the paper-like OOD sets, their "Average", then the sanity-check sets (reported
@@ -618,21 +619,33 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
     method's rows are kept in ``ctx.memo``, so asking again (e.g. for a chapter's claims) costs nothing.
     ``share``: the methods of a p-sweep share one sort per set (:func:`share_sweeps`) and those placed
     inside the network one pass per set (:func:`share_placements`); the numbers are the same.
+    ``intervals``: a number of bootstrap resamples of the test images: every metric, ID accuracy
+    included, then gets its 95% interval (columns ``<metric>_lo`` and ``<metric>_hi``;
+    :func:`ashlib.uncertainty.set_replicates`: the ID resamples shared by every set, so the "Average"
+    row's interval is the interval of the mean). The resamples are seeded alike for every method, so
+    a method's interval does not depend on the others evaluated with it.
     """
-    todo = list(dict.fromkeys(m for m in methods if ("evaluate", m, convention, aupr) not in ctx.memo))
+    if intervals is not None:
+        check_positive_int("intervals", intervals)
+        if aupr != "trapezoid":
+            raise ParameterError(f"aupr={aupr!r} with intervals={intervals} is not allowed: expected the official "
+                                 "'trapezoid' (the bootstrap recomputes ashlib.metrics.ood_metrics_many's metrics).")
+    key = ("evaluate", convention, aupr) + ((intervals,) if intervals is not None else ())
+    todo = list(dict.fromkeys(m for m in methods if (key[0], m, *key[1:]) not in ctx.memo))
     if share:
         share_sweeps(todo, ctx, [ID_SET, *ctx.ood_sets])
         share_placements(todo, ctx, [ID_SET, *ctx.ood_sets])
-    for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress)):
-        ctx.memo[("evaluate", method, convention, aupr)] = rows
-    return pd.DataFrame([row for m in methods for row in ctx.memo[("evaluate", m, convention, aupr)]])
+    for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress, intervals)):
+        ctx.memo[(key[0], method, *key[1:])] = rows
+    return pd.DataFrame([row for m in methods for row in ctx.memo[(key[0], m, *key[1:])]])
 
 
 #: Logits held back to be scored together (:func:`_evaluate_many`), at most this many bytes at once.
 BATCHED_LOGITS_BYTES = 2**26
 
 
-def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: str, progress: bool) -> list[list[dict]]:
+def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: str, progress: bool,
+                   intervals: int | None = None) -> list[list[dict]]:
     """Each method's rows (:func:`_method_rows`), the metrics of all methods on a set taken at once
     (:func:`ashlib.metrics.ood_metrics_many`, equal to one method at a time). Scores of the logits
     alone (:attr:`ashlib.detector.Score.of_logits`) are computed for many methods in one call."""
@@ -642,7 +655,7 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     scores: dict[str, list] = {name: [None] * len(methods) for name in sets}
     held: dict[tuple, list[tuple[int, Tensor]]] = {}  # (score, set, dtype, device) -> [(method, logits)]
     held_bytes = 0
-    id_acc = []
+    id_acc, id_pred = [], []
     for i, method in enumerate(tqdm(methods, desc="methods", disable=not progress)):
         entry = registry.score(method.score)
         for name in sets:
@@ -654,17 +667,41 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
                 held_bytes += logits.numel() * logits.element_size()
             if name == ID_SET:
                 id_acc.append(100 * metrics.accuracy(logits, ctx.y_test))
+                id_pred.append(_as_numpy(logits).argmax(axis=1))
         if held_bytes > BATCHED_LOGITS_BYTES or i == len(methods) - 1:
             _score_held(held, scores)
             held, held_bytes = {}, 0
     s_id = np.stack(scores[ID_SET])
     per_set = {name: metrics.ood_metrics_many(s_id, np.stack(scores[name]), convention=convention, aupr=aupr)
                for name in ctx.ood_sets}
+    bounds = _bounds(scores, id_pred, ctx, convention, intervals) if intervals is not None else None
     out = []
     for i, method in enumerate(methods):
         rows = {name: dict(ood_set=name, **{k: float(v[i]) for k, v in values.items()})
                 for name, values in per_set.items()}
-        out.append(_method_rows(method, ctx, rows, id_acc[i]))
+        out.append(_method_rows(method, ctx, rows, id_acc[i], bounds[i] if bounds else None))
+    return out
+
+
+def _bounds(scores: dict[str, list], id_pred: list[np.ndarray], ctx: Context, convention: str,
+            n_resamples: int) -> list[dict[str, dict[str, float]]]:
+    """Per method, ``{set or "Average" or "ID": {"<metric>_lo": ..., "<metric>_hi": ...}}``: 95% bootstrap
+    intervals over the test images (:func:`ashlib.uncertainty.set_replicates`, seed 0)."""
+    reps = uncertainty.set_replicates(scores[ID_SET], {name: scores[name] for name in ctx.ood_sets},
+                                      n_resamples, seed=0, convention=convention)
+
+    def bounds_of(replicates: dict[str, np.ndarray]) -> dict[str, float]:
+        return {f"{m}_{end}": value for m in uncertainty.METRICS
+                for end, value in zip(("lo", "hi"), uncertainty.interval(replicates[m]))}
+
+    out = []
+    for i, pred in enumerate(id_pred):
+        per_set = {name: bounds_of(reps[name][i]) for name in ctx.ood_sets}
+        per_set["Average"] = bounds_of({m: np.mean([reps[name][i][m] for name in ctx.averaged_sets], axis=0)
+                                        for m in uncertainty.METRICS})
+        acc = uncertainty.interval(uncertainty.accuracy_replicates(pred, _as_numpy(ctx.y_test), n_resamples, seed=0))
+        per_set["ID"] = {"ID acc_lo": acc[0], "ID acc_hi": acc[1]}
+        out.append(per_set)
     return out
 
 
@@ -681,8 +718,10 @@ def _as_numpy(scores) -> np.ndarray:
     return scores.detach().cpu().to(torch.float64).numpy() if isinstance(scores, Tensor) else np.asarray(scores, float)
 
 
-def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc: float) -> list[dict]:
-    """A method's rows: the averaged sets, their "Average", then the sanity-check sets."""
+def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc: float,
+                 bounds: dict[str, dict[str, float]] | None = None) -> list[dict]:
+    """A method's rows: the averaged sets, their "Average", then the sanity-check sets; with ``bounds``
+    (:func:`_bounds`) each row's interval columns after its metrics."""
     averaged = [per_set[name] for name in ctx.averaged_sets]
     columns = [c for c in averaged[0] if c != "ood_set"]
     # what DataFrame.mean() computes, to the last bit (numpy's sum along each column's contiguous values,
@@ -690,11 +729,13 @@ def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc:
     means = np.array([[r[c] for r in averaged] for c in columns], dtype=np.float64).sum(axis=1) / len(averaged)
     avg = dict(zip(columns, means.tolist()))
     ordered = [*averaged, dict(ood_set="Average", **avg), *(per_set[n] for n in ctx.sanity_sets)]
+    if bounds is not None:
+        ordered = [{**r, **bounds[r["ood_set"]]} for r in ordered]
     return [dict(method=method.label, family=method.family, score=method.score, shaping=method.shaping,
                  percentile=method.percentile,
                  threshold=method.threshold if method.shaping != "none" else None,
                  placement=method.placement or ctx.feature_layer, react=method.react, dice=method.dice,
-                 seed=method.seed, **r, **{"ID acc": id_acc}) for r in ordered]
+                 seed=method.seed, **r, **{"ID acc": id_acc}, **(bounds["ID"] if bounds else {})) for r in ordered]
 
 
 def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> pd.DataFrame:

@@ -10,6 +10,8 @@ turns per-sample scores into intervals and an effect into a verdict:
   :func:`ashlib.metrics.ood_metrics_many` is recomputed on each resample, all resamples at once.
 * :func:`paired_replicates`: the *paired* bootstrap of a difference between two detectors scored on
   the same images: both are recomputed on the same resamples, so what the images share cancels.
+  :func:`set_replicates` does the same on several OOD sets that share the ID images, so that the mean
+  over the sets has replicates too (a table's "Average" row).
 * :func:`seed_replicates`: the hierarchical bootstrap over seeds, then images: each replicate draws
   seeds with replacement and, for each drawn seed, a resample of its images; the statistic is the
   mean over the drawn seeds. Its interval contains both sources of variance.
@@ -23,7 +25,7 @@ takes scores as 1-D arrays (higher = more in-distribution), one per set or one p
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +33,7 @@ from ashlib import metrics
 from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
 
 __all__ = ["LEVEL", "N_RESAMPLES", "METRICS", "VERDICTS", "metric_replicates", "metric_intervals",
-           "paired_replicates", "seed_replicates", "accuracy_replicates", "interval", "verdict"]
+           "paired_replicates", "set_replicates", "seed_replicates", "accuracy_replicates", "interval", "verdict"]
 
 #: The intervals' coverage unless told otherwise.
 LEVEL = 0.95
@@ -82,22 +84,53 @@ def paired_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: in
     ``scores_id[k]`` and ``scores_ood[k]`` are detector ``k``'s scores, aligned image by image across
     detectors. Replicate ``b`` of every detector uses the same images, so the difference of two
     detectors' replicates is the paired bootstrap of their difference."""
+    if len(_aligned("scores_id", scores_id)) != len(_aligned("scores_ood", scores_ood)):
+        raise ParameterError(f"scores_id with {len(scores_id)} detectors and scores_ood with {len(scores_ood)} are "
+                             "not allowed: expected the same number.")
+    return set_replicates(scores_id, {"OOD": scores_ood}, n_resamples, seed, convention)["OOD"]
+
+
+def set_replicates(scores_id: Sequence, scores_ood: Mapping[str, Sequence], n_resamples: int = N_RESAMPLES,
+                   seed: int = 0, convention: str = metrics.DEFAULT_CONVENTION
+                   ) -> dict[str, list[dict[str, np.ndarray]]]:
+    """:func:`paired_replicates` on several OOD sets that share one ID test set: ``scores_id[k]`` is
+    detector ``k``'s ID scores, ``scores_ood[name][k]`` its scores on OOD set ``name``. Resample ``b``
+    of the ID images is the same on every set (so a replicate's mean over sets is a replicate of the
+    mean); each OOD set is resampled on a stream of its own. ``{name: [detector k: {metric: (n,)}]}``."""
     check_positive_int("n_resamples", n_resamples)
     check_choice("convention", convention, metrics.FPR_CONVENTIONS)
-    s_id = [_scores(f"scores_id[{k}]", s) for k, s in enumerate(scores_id)]
-    s_ood = [_scores(f"scores_ood[{k}]", s) for k, s in enumerate(scores_ood)]
-    if not s_id or len(s_id) != len(s_ood):
-        raise ParameterError(f"scores_id with {len(s_id)} detectors and scores_ood with {len(s_ood)} are not "
-                             "allowed: expected the same number, at least one.")
-    for name, group in (("scores_id", s_id), ("scores_ood", s_ood)):
-        sizes = sorted({len(s) for s in group})
-        if len(sizes) > 1:
-            raise ParameterError(f"{name} with sizes {sizes} is not allowed: expected every detector scored on "
-                                 "the same images.")
-    rng_id, rng_ood = _rng(seed).spawn(2)  # one stream per set: the blocks do not change the draws
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer.")
+    s_id = _aligned("scores_id", scores_id)
+    s_ood = {name: _aligned(f"scores_ood[{name!r}]", group) for name, group in scores_ood.items()}
+    for name, group in s_ood.items():
+        if len(group) != len(s_id):
+            raise ParameterError(f"scores_ood[{name!r}] with {len(group)} detectors is not allowed: expected "
+                                 f"{len(s_id)}, as scores_id.")
+    streams = np.random.SeedSequence(seed).spawn(1 + len(s_ood))
+    return {name: _replicates(s_id, group, np.random.default_rng(streams[0]), np.random.default_rng(stream),
+                              n_resamples, convention)
+            for (name, group), stream in zip(s_ood.items(), streams[1:])}
+
+
+def _aligned(name: str, group: Sequence) -> list[np.ndarray]:
+    """Detectors' scores on one set: at least one, every one of the same length."""
+    scores = [_scores(f"{name}[{k}]", s) for k, s in enumerate(group)]
+    if not scores:
+        raise ParameterError(f"{name} is empty: expected the scores of at least one detector.")
+    sizes = sorted({len(s) for s in scores})
+    if len(sizes) > 1:
+        raise ParameterError(f"{name} with sizes {sizes} is not allowed: expected every detector scored on "
+                             "the same images.")
+    return scores
+
+
+def _replicates(s_id: list[np.ndarray], s_ood: list[np.ndarray], rng_id: np.random.Generator,
+                rng_ood: np.random.Generator, n_resamples: int, convention: str) -> list[dict[str, np.ndarray]]:
+    """Each detector's metrics on ``n_resamples`` resamples drawn from ``rng_id`` and ``rng_ood``."""
     n_id, n_ood = len(s_id[0]), len(s_ood[0])
     out = [{m: [] for m in METRICS} for _ in s_id]
-    for count in _blocks(n_resamples, n_id + n_ood):
+    for count in _blocks(n_resamples, n_id + n_ood):  # one stream per set: the blocks do not change the draws
         at_id, at_ood = _resamples(rng_id, n_id, count), _resamples(rng_ood, n_ood, count)
         if convention == "paper":  # without a sort per resample: the counts of each image in it
             times_id, times_ood = _counts(at_id, n_id), _counts(at_ood, n_ood)

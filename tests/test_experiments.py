@@ -392,3 +392,38 @@ def test_inner_placements_stream_one_pass_per_set_and_match_one_at_a_time(setup)
                                  share=False)
     pd.testing.assert_frame_equal(shared, alone, rtol=1e-12, atol=1e-12)
     assert not list(cache_dir("features").glob("layer*"))  # nothing of an inner layer on disk
+
+
+def test_evaluate_with_intervals_adds_the_bootstrap_bounds_and_moves_no_number(setup):
+    """Issue 31: ``intervals=`` adds <metric>_lo/_hi to every row; the values are those without it;
+    each set's bounds are uncertainty's on the method's scores, the Average's the bounds of the mean
+    of the sets' replicates (the ID resamples shared), and ID accuracy's the accuracy bootstrap's."""
+    import numpy as np
+
+    from ashlib import registry, uncertainty
+
+    _, bench, ctx = setup
+    methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
+    plain = experiments.evaluate(methods, ctx, progress=False)
+    res = experiments.evaluate(methods, ctx, progress=False, intervals=200)
+    pd.testing.assert_frame_equal(res[plain.columns], plain)
+    bounds = [f"{m}_{end}" for m in (*uncertainty.METRICS, "ID acc") for end in ("lo", "hi")]
+    assert set(bounds) <= set(res.columns) and (res["AUROC_lo"] <= res["AUROC_hi"]).all()
+
+    def energy(name):
+        logits = experiments.method_logits(methods[0], ctx, name)
+        return registry.score("energy").of_logits(logits).double().numpy()
+
+    reps = uncertainty.set_replicates([energy(experiments.ID_SET)], {n: [energy(n)] for n in ctx.ood_sets}, 200)
+    rows = res[res.method == "Energy"].set_index("ood_set")
+    for name in ctx.ood_sets:
+        assert tuple(rows.loc[name, ["AUROC_lo", "AUROC_hi"]]) == pytest.approx(uncertainty.interval(reps[name][0]["AUROC"]))
+    mean = np.mean([reps[n][0]["FPR95"] for n in ctx.averaged_sets], axis=0)
+    assert tuple(rows.loc["Average", ["FPR95_lo", "FPR95_hi"]]) == pytest.approx(uncertainty.interval(mean))
+    predictions = experiments.method_logits(methods[0], ctx, experiments.ID_SET).argmax(1).numpy()
+    acc = uncertainty.interval(uncertainty.accuracy_replicates(predictions, bench.y_test.numpy(), 200))
+    assert tuple(rows.loc["Average", ["ID acc_lo", "ID acc_hi"]]) == pytest.approx(acc)
+    with pytest.raises(ParameterError, match=r"aupr='average_precision' with intervals=200 is not allowed"):
+        experiments.evaluate(methods, ctx, progress=False, intervals=200, aupr="average_precision")
+    with pytest.raises(ParameterError, match=r"intervals=0 is not allowed: expected an integer >= 1"):
+        experiments.evaluate(methods, ctx, progress=False, intervals=0)

@@ -102,6 +102,24 @@ def test_a_difference_within_the_noise_is_inconclusive_and_a_clear_one_is_not():
     assert np.subtract(*uncertainty.interval(unpaired)[::-1]) > 3 * np.subtract(*small[::-1])
 
 
+def test_sets_share_the_id_resamples_and_each_has_its_own_ood_stream():
+    """set_replicates: replicate b resamples the ID images alike on every OOD set (a table's Average is
+    then a mean of replicates), each OOD set from a stream of its own, reproduced here by hand."""
+    rng = np.random.default_rng(15)
+    s_id = rng.normal(1, 1, 40)
+    sets = {"near": rng.normal(0.5, 1, 30), "far": rng.normal(-1, 1, 25)}
+    reps = uncertainty.set_replicates([s_id], {name: [s] for name, s in sets.items()}, n_resamples=5, seed=16)
+    streams = np.random.SeedSequence(16).spawn(3)
+    for k, (name, s_ood) in enumerate(sets.items()):
+        at_id = np.random.default_rng(streams[0]).integers(0, 40, (5, 40))  # the same for both sets
+        at_ood = np.random.default_rng(streams[1 + k]).integers(0, len(s_ood), (5, len(s_ood)))
+        for b in range(5):
+            one = metrics.ood_metrics(s_id[at_id[b]], s_ood[at_ood[b]])
+            assert {m: float(reps[name][0][m][b]) for m in uncertainty.METRICS} == pytest.approx(one, abs=1e-10)
+    assert uncertainty.paired_replicates([s_id], [sets["near"]], 5, seed=16)[0]["AUROC"].tolist() == \
+        reps["near"][0]["AUROC"].tolist()
+
+
 def test_the_three_verdicts_by_hand():
     assert uncertainty.verdict(0.5, 2.0) == "holds"
     assert uncertainty.verdict(-2.0, -0.5) == "fails"
