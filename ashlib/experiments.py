@@ -39,6 +39,8 @@ ACCURACY_SWEEP = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 97, 99, 100)  #
 THRESHOLD_PERCENTILES = (70, 75, 80, 85, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99)  # Figure 4, Table A4
 RAND_PERCENTILES = (65, 70, 75, 80, 85, 90)  # Table 4 (plus 85)
 RAND_SEEDS = (0, 1, 2, 3, 4)
+#: Bootstrap resamples behind the 95% intervals of the chapters' results tables (``evaluate(intervals=...)``).
+INTERVAL_RESAMPLES = uncertainty.N_RESAMPLES
 #: Table A1's rows: (variant, p, stage index; 4 = the feature layer), as the paper places them.
 TABLE_A1_ROWS = (("P", 90, 0), ("P", 90, 1), ("P", 90, 2), ("S", 90, 2), ("S", 70, 2), ("S", 90, 3), ("S", 90, 4))
 
@@ -674,6 +676,9 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     s_id = np.stack(scores[ID_SET])
     per_set = {name: metrics.ood_metrics_many(s_id, np.stack(scores[name]), convention=convention, aupr=aupr)
                for name in ctx.ood_sets}
+    for i, method in enumerate(methods):  # kept, so that intervals and differences need no network again
+        for name in sets:
+            ctx.memo[("scores", method, name)] = scores[name][i]
     bounds = _bounds(scores, id_pred, ctx, convention, intervals) if intervals is not None else None
     out = []
     for i, method in enumerate(methods):
@@ -703,6 +708,41 @@ def _bounds(scores: dict[str, list], id_pred: list[np.ndarray], ctx: Context, co
         per_set["ID"] = {"ID acc_lo": acc[0], "ID acc_hi": acc[1]}
         out.append(per_set)
     return out
+
+
+def method_scores(method: Method, ctx: Context, set_name: str) -> np.ndarray:
+    """``method``'s per-image scores on ``set_name`` (higher = more ID), float64: those :func:`evaluate`
+    kept in ``ctx.memo``, else computed (and kept)."""
+    key = ("scores", method, set_name)
+    if key not in ctx.memo:
+        check_choice("set_name", set_name, [ID_SET, *ctx.ood_sets])
+        entry = registry.score(method.score)
+        logits = method_logits(method, ctx, set_name)
+        ctx.memo[key] = _as_numpy(entry.of_logits(logits) if entry.of_logits is not None
+                                  else entry.score(ctx, method, set_name, logits, ctx.fitted(method)))
+    return ctx.memo[key]
+
+
+def differences(methods: list[Method], reference: Method, ctx: Context, metric: str = "AUROC",
+                convention: str = "paper", n_resamples: int = INTERVAL_RESAMPLES) -> pd.DataFrame:
+    """Each method's "Average" ``metric`` minus ``reference``'s, with the 95% interval of the paired
+    bootstrap over the test images (:func:`ashlib.uncertainty.set_replicates`: both on the same
+    resamples, which are those of :func:`evaluate`'s intervals) and a verdict on "the method is better" (:func:`ashlib.uncertainty.verdict`;
+    lower is better for FPR95). One row per method: ``method, difference, lo, hi, verdict``."""
+    check_choice("metric", metric, uncertainty.METRICS)
+    every = [reference, *methods]
+    reps = uncertainty.set_replicates([method_scores(m, ctx, ID_SET) for m in every],
+                                      {name: [method_scores(m, ctx, name) for m in every] for name in ctx.ood_sets},
+                                      n_resamples, seed=0, convention=convention)
+    mean = [np.mean([reps[name][k][metric] for name in ctx.averaged_sets], axis=0) for k in range(len(every))]
+    value = [float(np.mean([metrics.ood_metrics(method_scores(m, ctx, ID_SET), method_scores(m, ctx, name),
+                                                convention)[metric] for name in ctx.averaged_sets])) for m in every]
+    rows = []
+    for k, method in enumerate(methods, start=1):
+        lo, hi = uncertainty.interval(mean[k] - mean[0])
+        rows.append(dict(method=method.label, difference=value[k] - value[0], lo=lo, hi=hi,
+                         verdict=uncertainty.verdict(lo, hi, claim="<" if metric == "FPR95" else ">")))
+    return pd.DataFrame(rows)
 
 
 def _score_held(held: dict[tuple, list[tuple[int, Tensor]]], scores: dict[str, list]) -> None:
@@ -752,6 +792,12 @@ def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> p
         rows.append(dict(method=m.label, family=m.family, shaping=m.shaping, percentile=m.percentile,
                          placement=m.placement or ctx.feature_layer, **{"ID acc": ctx.memo[key]}))
     return pd.DataFrame(rows)
+
+
+def interval_columns(names=(*uncertainty.METRICS, "ID acc")) -> list[str]:
+    """The bounds :func:`evaluate` adds with ``intervals=`` for the metrics ``names``, in order:
+    ``["<name>_lo", "<name>_hi", ...]``."""
+    return [f"{name}_{end}" for name in names for end in ("lo", "hi")]
 
 
 def wide_table(results: pd.DataFrame, metrics_shown=("FPR95", "AUROC", "AUPR-In")) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from ashlib import registry
+from ashlib._checks import ParameterError
 from ashlib.metrics import histogram_iou
 
 BASELINE_MARKERS = "sD^vP*Xph<>"
@@ -165,3 +166,25 @@ def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AURO
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def interval_bars(results: pd.DataFrame, metric: str = "AUROC", title: str | None = None, ax=None):
+    """Each method's "Average" ``metric`` with its 95% interval (``<metric>_lo``, ``<metric>_hi``, from
+    ``experiments.evaluate(intervals=...)``) as a horizontal error bar, methods top to bottom in the
+    table's order, coloured by family."""
+    avg = results[results["ood_set"] == "Average"].reset_index(drop=True)
+    missing = [c for c in (metric, f"{metric}_lo", f"{metric}_hi") if c not in avg.columns]
+    if missing:
+        raise ParameterError(f"results without the columns {missing} are not allowed: expected "
+                         "experiments.evaluate(..., intervals=N)'s table.")
+    ax = ax or plt.subplots(figsize=(7, 0.32 * len(avg) + 1.2))[1]
+    for y, row in avg.iterrows():
+        ax.errorbar(row[metric], y, xerr=[[row[metric] - row[f"{metric}_lo"]], [row[f"{metric}_hi"] - row[metric]]],
+                    fmt="o", capsize=3, color=family_colour(row["family"]) or "0.3")
+    ax.set_yticks(range(len(avg)), avg["method"])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"mean {metric} (%) over the OOD sets, 95% interval over the test images")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -165,7 +165,10 @@ def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, 
     per resample. A resample is a multiset of the scores: per distinct value, how many ID and OOD images
     have it. Copies of one image tie, and the official curve removes a tied group in one step, so the
     curve's points are the ones after each distinct value (plus duplicates, which add no area): the
-    same numbers up to the order of a sum (tests/test_uncertainty.py)."""
+    same numbers up to the order of a sum (tests/test_uncertainty.py). The trapezoids of ``cal_metric``
+    then reduce to ``sum_u w_u (P_before + P_after) / (2 n)``: the recall moves by the ID (AUPR-In) or
+    OOD (AUPR-Out) count ``w_u`` of value ``u``, and the points without predictions, at the curve's
+    (0, 0) end, have precision 0."""
     n_id, n_ood = s_id.size, s_ood.size
     values = np.unique(np.concatenate([s_id, s_ood]))
     w_id, w_ood = _by_value(s_id, times_id, values), _by_value(s_ood, times_ood, values)
@@ -176,28 +179,18 @@ def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, 
     index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
     at = (c_id > index).argmax(axis=1)
     fpr = (n_ood - c_ood[np.arange(len(at)), at]) / n_ood
-    # the official curve: (TP, FP) left before any removal, then after removing each distinct value
-    tp = np.hstack([np.full((len(c_id), 1), n_id), n_id - c_id])
-    fp = np.hstack([np.full((len(c_ood), 1), n_ood), n_ood - c_ood])
+    # the official trapezoids: the curve moves only where a distinct value is removed, by that value's
+    # ID count (AUPR-In's recall) or OOD count (AUPR-Out's); precision after removing values 0..u
+    kept_id, removed_ood = n_id - c_id, c_ood
+    left = kept_id + (n_ood - c_ood)
+    p_in = np.divide(kept_id, left, out=np.zeros(left.shape), where=left > 0)  # nothing left: precision 0
+    removed = c_id + c_ood
+    p_out = np.divide(removed_ood, removed, out=np.zeros(removed.shape), where=removed > 0)  # the curve's start
+    p_in_before = np.hstack([np.full((len(p_in), 1), n_id / (n_id + n_ood)), p_in[:, :-1]])
+    p_out_before = np.hstack([np.zeros((len(p_out), 1)), p_out[:, :-1]])
     return {"FPR95": 100.0 * fpr, "AUROC": 100.0 * auroc,
-            "AUPR-In": 100.0 * _area(tp, fp, n_id, n_ood, positive_ood=False),
-            "AUPR-Out": 100.0 * _area(tp, fp, n_id, n_ood, positive_ood=True)}
-
-
-def _area(tp: np.ndarray, fp: np.ndarray, n_id: int, n_ood: int, positive_ood: bool) -> np.ndarray:
-    """``cal_metric``'s AUIN or AUOUT along the rows of removal counts (:func:`ashlib.metrics._trapezoid_aupr`):
-    a point without predictions becomes the curve's end point at precision 0, a duplicate of it."""
-    ends = np.ones((len(tp), 1))
-    if positive_ood:
-        predicted = (n_id - tp) + (n_ood - fp)
-        recall = np.hstack([0.0 * ends, 1.0 - fp / n_ood, ends])
-        precision = np.hstack([0.0 * ends, np.where(predicted > 0, (n_ood - fp) / np.maximum(predicted, 1), 0.0),
-                               0.5 * ends])
-    else:
-        predicted = tp + fp
-        recall = np.hstack([ends, tp / n_id, 0.0 * ends])
-        precision = np.hstack([0.5 * ends, np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0), 0.0 * ends])
-    return np.abs((np.diff(recall, axis=1) * (precision[:, 1:] + precision[:, :-1]) / 2.0).sum(axis=1))
+            "AUPR-In": 100.0 * (w_id * (p_in_before + p_in)).sum(axis=1) / (2 * n_id),
+            "AUPR-Out": 100.0 * (w_ood * (p_out_before + p_out)).sum(axis=1) / (2 * n_ood)}
 
 
 def seed_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: int = N_RESAMPLES, seed: int = 0,

@@ -427,3 +427,21 @@ def test_evaluate_with_intervals_adds_the_bootstrap_bounds_and_moves_no_number(s
         experiments.evaluate(methods, ctx, progress=False, intervals=200, aupr="average_precision")
     with pytest.raises(ParameterError, match=r"intervals=0 is not allowed: expected an integer >= 1"):
         experiments.evaluate(methods, ctx, progress=False, intervals=0)
+
+
+def test_differences_pair_the_methods_on_the_same_resamples(setup):
+    """experiments.differences: a method against itself is exactly 0 on every resample (inconclusive);
+    the difference is the one of evaluate's Average rows; the scores are those evaluate kept."""
+    _, _, ctx = setup
+    energy, ash = experiments.Method("Energy"), experiments.ash("S", 85)
+    avg = experiments.evaluate([energy, ash], ctx, progress=False).set_index(["method", "ood_set"])["AUROC"]
+    assert ("scores", ash, experiments.ID_SET) in ctx.memo
+    got = experiments.differences([energy, ash], energy, ctx, "AUROC", n_resamples=300).set_index("method")
+    assert tuple(got.loc["Energy", ["difference", "lo", "hi", "verdict"]]) == (0.0, 0.0, 0.0, "inconclusive")
+    assert got.loc[ash.label, "difference"] == pytest.approx(avg[(ash.label, "Average")] - avg[("Energy", "Average")])
+    assert got.loc[ash.label, "lo"] <= got.loc[ash.label, "hi"]
+    assert got.loc[ash.label, "verdict"] in ("holds", "fails", "inconclusive")
+    fresh = experiments.build_context(*setup[:2], batch_size=32)  # not evaluated: the scores are computed
+    assert (experiments.method_scores(ash, fresh, "noise") == ctx.memo[("scores", ash, "noise")]).all()
+    with pytest.raises(ParameterError, match=r"metric='ID acc' is not allowed"):
+        experiments.differences([ash], energy, ctx, "ID acc")

@@ -82,3 +82,24 @@ def test_image_grid_leaves_the_row_of_a_small_set_empty_beyond_its_images():
     shown = [len(ax.get_images()) for ax in fig.axes]
     assert shown == [1, 1, 1, 1, 1, 1, 0, 0]
     assert fig.axes[4].get_ylabel() == "small" and not fig.axes[7].axison
+
+
+def test_interval_bars_draw_each_methods_interval_and_need_the_bounds():
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from ashlib._checks import ParameterError
+
+    results = pd.DataFrame({"method": ["Energy", "ASH-S@90", "Energy"], "family": ["baseline", "ASH-S", "baseline"],
+                            "ood_set": ["Average", "Average", "letters"], "AUROC": [90.0, 80.0, 88.0],
+                            "AUROC_lo": [88.0, 70.0, 85.0], "AUROC_hi": [91.0, 85.0, 90.0]})
+    ax = plots.interval_bars(results)
+    lines = [c for c in ax.containers]
+    assert len(lines) == 2  # the Average rows only
+    (_, caps, (bars,)) = lines[1]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Energy", "ASH-S@90"]
+    segment = bars.get_segments()[0]
+    assert (segment[0][0], segment[1][0]) == (70.0, 85.0)
+    plt.close("all")
+    with pytest.raises(ParameterError, match=r"results without the columns \['AUROC_lo', 'AUROC_hi'\]"):
+        plots.interval_bars(results.drop(columns=["AUROC_lo", "AUROC_hi"]))
