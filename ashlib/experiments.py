@@ -679,7 +679,7 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     for i, method in enumerate(methods):  # kept, so that intervals and differences need no network again
         for name in sets:
             ctx.memo[("scores", method, name)] = scores[name][i]
-    bounds = _bounds(scores, id_pred, ctx, convention, intervals) if intervals is not None else None
+    bounds = _bounds(methods, scores, id_pred, ctx, convention, intervals) if intervals is not None else None
     out = []
     for i, method in enumerate(methods):
         rows = {name: dict(ood_set=name, **{k: float(v[i]) for k, v in values.items()})
@@ -688,10 +688,11 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     return out
 
 
-def _bounds(scores: dict[str, list], id_pred: list[np.ndarray], ctx: Context, convention: str,
-            n_resamples: int) -> list[dict[str, dict[str, float]]]:
+def _bounds(methods: list[Method], scores: dict[str, list], id_pred: list[np.ndarray], ctx: Context,
+            convention: str, n_resamples: int) -> list[dict[str, dict[str, float]]]:
     """Per method, ``{set or "Average" or "ID": {"<metric>_lo": ..., "<metric>_hi": ...}}``: 95% bootstrap
-    intervals over the test images (:func:`ashlib.uncertainty.set_replicates`, seed 0)."""
+    intervals over the test images (:func:`ashlib.uncertainty.set_replicates`, seed 0). The replicates
+    are kept in ``ctx.memo`` for :func:`differences`."""
     reps = uncertainty.set_replicates(scores[ID_SET], {name: scores[name] for name in ctx.ood_sets},
                                       n_resamples, seed=0, convention=convention)
 
@@ -701,6 +702,7 @@ def _bounds(scores: dict[str, list], id_pred: list[np.ndarray], ctx: Context, co
 
     out = []
     for i, pred in enumerate(id_pred):
+        ctx.memo[("replicates", methods[i], convention, n_resamples)] = {name: reps[name][i] for name in ctx.ood_sets}
         per_set = {name: bounds_of(reps[name][i]) for name in ctx.ood_sets}
         per_set["Average"] = bounds_of({m: np.mean([reps[name][i][m] for name in ctx.averaged_sets], axis=0)
                                         for m in uncertainty.METRICS})
@@ -731,10 +733,15 @@ def differences(methods: list[Method], reference: Method, ctx: Context, metric: 
     lower is better for FPR95). One row per method: ``method, difference, lo, hi, verdict``."""
     check_choice("metric", metric, uncertainty.METRICS)
     every = [reference, *methods]
-    reps = uncertainty.set_replicates([method_scores(m, ctx, ID_SET) for m in every],
-                                      {name: [method_scores(m, ctx, name) for m in every] for name in ctx.ood_sets},
-                                      n_resamples, seed=0, convention=convention)
-    mean = [np.mean([reps[name][k][metric] for name in ctx.averaged_sets], axis=0) for k in range(len(every))]
+    missing = [m for m in dict.fromkeys(every) if ("replicates", m, convention, n_resamples) not in ctx.memo]
+    if missing:  # the same resamples as evaluate's (seed 0, a stream per set in ctx.ood_sets' order)
+        reps = uncertainty.set_replicates([method_scores(m, ctx, ID_SET) for m in missing],
+                                          {name: [method_scores(m, ctx, name) for m in missing] for name in ctx.ood_sets},
+                                          n_resamples, seed=0, convention=convention)
+        for k, m in enumerate(missing):
+            ctx.memo[("replicates", m, convention, n_resamples)] = {name: reps[name][k] for name in ctx.ood_sets}
+    mean = [np.mean([ctx.memo[("replicates", m, convention, n_resamples)][name][metric] for name in ctx.averaged_sets],
+                    axis=0) for m in every]
     value = [float(np.mean([metrics.ood_metrics(method_scores(m, ctx, ID_SET), method_scores(m, ctx, name),
                                                 convention)[metric] for name in ctx.averaged_sets])) for m in every]
     rows = []

@@ -443,5 +443,9 @@ def test_differences_pair_the_methods_on_the_same_resamples(setup):
     assert got.loc[ash.label, "verdict"] in ("holds", "fails", "inconclusive")
     fresh = experiments.build_context(*setup[:2], batch_size=32)  # not evaluated: the scores are computed
     assert (experiments.method_scores(ash, fresh, "noise") == ctx.memo[("scores", ash, "noise")]).all()
+    # evaluate's replicates are the same resamples: after evaluate(intervals=300), the same differences
+    experiments.evaluate([energy, ash], fresh, progress=False, intervals=300)
+    assert ("replicates", ash, "paper", 300) in fresh.memo
+    pd.testing.assert_frame_equal(experiments.differences([energy, ash], energy, fresh, "AUROC", n_resamples=300), got.reset_index())
     with pytest.raises(ParameterError, match=r"metric='ID acc' is not allowed"):
         experiments.differences([ash], energy, ctx, "ID acc")
