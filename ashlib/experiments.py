@@ -639,6 +639,9 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
         share_placements(todo, ctx, [ID_SET, *ctx.ood_sets])
     for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress, intervals)):
         ctx.memo[(key[0], method, *key[1:])] = rows
+        if intervals is not None:  # the same rows without bounds: a later call without intervals reuses them
+            ctx.memo[(key[0], method, convention, aupr)] = [
+                {k: v for k, v in r.items() if not k.endswith(("_lo", "_hi"))} for r in rows]
     return pd.DataFrame([row for m in methods for row in ctx.memo[(key[0], m, *key[1:])]])
 
 

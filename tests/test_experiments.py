@@ -407,6 +407,11 @@ def test_evaluate_with_intervals_adds_the_bootstrap_bounds_and_moves_no_number(s
     plain = experiments.evaluate(methods, ctx, progress=False)
     res = experiments.evaluate(methods, ctx, progress=False, intervals=200)
     pd.testing.assert_frame_equal(res[plain.columns], plain)
+    fresh = experiments.build_context(*setup[:2], batch_size=32)
+    pd.testing.assert_frame_equal(experiments.evaluate(methods, fresh, progress=False, intervals=200), res)
+    kept = len(fresh.memo)  # asked without intervals afterwards: the same rows, nothing computed again
+    pd.testing.assert_frame_equal(experiments.evaluate(methods, fresh, progress=False), plain)
+    assert len(fresh.memo) == kept
     bounds = [f"{m}_{end}" for m in (*uncertainty.METRICS, "ID acc") for end in ("lo", "hi")]
     assert set(bounds) <= set(res.columns) and (res["AUROC_lo"] <= res["AUROC_hi"]).all()
 
