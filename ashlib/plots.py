@@ -144,13 +144,22 @@ def score_distributions(panels: dict, id_label: str = "ID", ood_label: str = "OO
 def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AUROC", "AUPR-In"),
                   style: str | None = None, references: pd.DataFrame | None = None, title: str | None = None):
     """Figure 4 (b)-(d) style: one panel per metric against ``x``, one line per ``hue`` (and
-    ``style``); repeated rows (e.g. several seeds) are drawn as mean +- one standard deviation.
-    ``references`` (index: label, columns: metrics) adds dotted horizontal lines, e.g. baselines."""
+    ``style``); repeated rows (e.g. several seeds) are drawn as mean +- one standard deviation, and
+    otherwise a metric's 95% interval (``<metric>_lo``, ``<metric>_hi`` of ``evaluate(intervals=...)``,
+    where a row has them) as a band around its line. ``references`` (index: label, columns: metrics)
+    adds dotted horizontal lines, e.g. baselines."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
-    repeated = frame.duplicated([x, hue] + ([style] if style else [])).any()
+    groups = [hue] + ([style] if style else [])
+    repeated = frame.duplicated([x] + groups).any()
     for ax, metric in zip(axes[0], metrics):
         sns.lineplot(data=frame, x=x, y=metric, hue=hue, style=style, marker="o", ax=ax,
                      errorbar=("sd", 1) if repeated else None)
+        bounds = [f"{metric}_lo", f"{metric}_hi"]
+        if not repeated and set(bounds) <= set(frame.columns):
+            colours = dict(zip(frame[hue].drop_duplicates(), sns.color_palette(n_colors=frame[hue].nunique())))
+            for key, rows in frame.dropna(subset=bounds).sort_values(x).groupby(groups, sort=False):
+                first = key[0] if isinstance(key, tuple) else key
+                ax.fill_between(rows[x], rows[bounds[0]], rows[bounds[1]], color=colours[first], alpha=0.2, lw=0)
         if references is not None:
             for i, (label, row) in enumerate(references.iterrows()):
                 ax.axhline(row[metric], ls=":", lw=1.2, color=f"C{(i + 3) % 10}", label=label)

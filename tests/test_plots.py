@@ -103,3 +103,24 @@ def test_interval_bars_draw_each_methods_interval_and_need_the_bounds():
     plt.close("all")
     with pytest.raises(ParameterError, match=r"results without the columns \['AUROC_lo', 'AUROC_hi'\]"):
         plots.interval_bars(results.drop(columns=["AUROC_lo", "AUROC_hi"]))
+
+
+def test_metric_curves_draw_each_lines_interval_as_a_band_where_rows_have_one():
+    import matplotlib.collections
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame({"p": [70, 80, 90] * 3, "threshold": ["local"] * 3 + ["global"] * 3 + ["local"] * 3,
+                          "source": ["Ours"] * 6 + ["Paper"] * 3, "AUROC": [90.0, 91, 92, 85, 86, 87, 95, 96, 97]})
+    frame["AUROC_lo"], frame["AUROC_hi"] = frame["AUROC"] - 1, frame["AUROC"] + 1
+    frame.loc[frame.source == "Paper", ["AUROC_lo", "AUROC_hi"]] = float("nan")  # quoted: no interval
+    fig = plots.metric_curves(frame, x="p", hue="threshold", style="source", metrics=("AUROC",))
+    bands = [c for c in fig.axes[0].collections if isinstance(c, matplotlib.collections.FillBetweenPolyCollection)
+             or type(c).__name__ == "PolyCollection"]
+    assert len(bands) == 2  # ours, local and global; none for the paper's rows
+    plt.close("all")
+    repeated = pd.concat([frame[frame.source == "Ours"]] * 2)  # seeds: mean +- sd, and no band of ours on top
+    with_bounds = len(plots.metric_curves(repeated, x="p", hue="threshold", metrics=("AUROC",)).axes[0].collections)
+    without = plots.metric_curves(repeated.drop(columns=["AUROC_lo", "AUROC_hi"]), x="p", hue="threshold",
+                                  metrics=("AUROC",))
+    assert with_bounds == len(without.axes[0].collections) == 2  # seaborn's two sd bands only
+    plt.close("all")
