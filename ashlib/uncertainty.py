@@ -53,10 +53,14 @@ def _scores(name: str, values) -> np.ndarray:
     return metrics._as_array(name, values)
 
 
-def _rng(seed: int) -> np.random.Generator:
+def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ParameterError(f"seed={seed!r} is not allowed: expected an integer.")
-    return np.random.default_rng(seed)
+    return seed
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(_check_seed(seed))
 
 
 def _resamples(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
@@ -99,8 +103,7 @@ def set_replicates(scores_id: Sequence, scores_ood: Mapping[str, Sequence], n_re
     mean); each OOD set is resampled on a stream of its own. ``{name: [detector k: {metric: (n,)}]}``."""
     check_positive_int("n_resamples", n_resamples)
     check_choice("convention", convention, metrics.FPR_CONVENTIONS)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer.")
+    _check_seed(seed)
     s_id = _aligned("scores_id", scores_id)
     s_ood = {name: _aligned(f"scores_ood[{name!r}]", group) for name, group in scores_ood.items()}
     for name, group in s_ood.items():
