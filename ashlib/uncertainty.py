@@ -12,9 +12,9 @@ turns per-sample scores into intervals and an effect into a verdict:
   the same images: both are recomputed on the same resamples, so what the images share cancels.
   :func:`set_replicates` does the same on several OOD sets that share the ID images, so that the mean
   over the sets has replicates too (a table's "Average" row).
-* :func:`seed_replicates`: the hierarchical bootstrap over seeds, then images: each replicate draws
-  seeds with replacement and, for each drawn seed, a resample of its images; the statistic is the
-  mean over the drawn seeds. Its interval contains both sources of variance.
+* :func:`over_seeds` and :func:`seed_replicates`: the hierarchical bootstrap over seeds, then images:
+  each replicate draws seeds with replacement and, for each drawn seed, a resample of its images; the
+  statistic is the mean over the drawn seeds. Its interval contains both sources of variance.
 * :func:`accuracy_replicates`: the same over ID images for the accuracy of a prediction.
 * :func:`interval` and :func:`verdict`: the percentile interval of replicates, and "holds", "fails"
   or "inconclusive" for a claimed effect: holds or fails only when the interval excludes the claim's
@@ -33,7 +33,7 @@ from ashlib import metrics
 from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
 
 __all__ = ["LEVEL", "N_RESAMPLES", "METRICS", "VERDICTS", "metric_replicates", "metric_intervals",
-           "paired_replicates", "set_replicates", "seed_replicates", "accuracy_replicates", "interval", "verdict"]
+           "paired_replicates", "set_replicates", "over_seeds", "seed_replicates", "accuracy_replicates", "interval", "verdict"]
 
 #: The intervals' coverage unless told otherwise.
 LEVEL = 0.95
@@ -95,13 +95,18 @@ def paired_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: in
 
 
 def set_replicates(scores_id: Sequence, scores_ood: Mapping[str, Sequence], n_resamples: int = N_RESAMPLES,
-                   seed: int = 0, convention: str = metrics.DEFAULT_CONVENTION
+                   seed: int = 0, convention: str = metrics.DEFAULT_CONVENTION, metrics_wanted=METRICS
                    ) -> dict[str, list[dict[str, np.ndarray]]]:
     """:func:`paired_replicates` on several OOD sets that share one ID test set: ``scores_id[k]`` is
     detector ``k``'s ID scores, ``scores_ood[name][k]`` its scores on OOD set ``name``. Resample ``b``
     of the ID images is the same on every set (so a replicate's mean over sets is a replicate of the
-    mean); each OOD set is resampled on a stream of its own. ``{name: [detector k: {metric: (n,)}]}``."""
+    mean); each OOD set is resampled on a stream of its own. ``metrics_wanted``: the metrics of
+    :data:`METRICS` to compute (fewer cost less; the resamples are the same). ``{name: [detector k:
+    {metric: (n,)}]}``."""
     check_positive_int("n_resamples", n_resamples)
+    wanted = tuple(dict.fromkeys(check_choice("metrics_wanted[]", m, METRICS) for m in metrics_wanted))
+    if not wanted:
+        raise ParameterError("metrics_wanted is empty: expected at least one of " + ", ".join(METRICS) + ".")
     check_choice("convention", convention, metrics.FPR_CONVENTIONS)
     _check_seed(seed)
     s_id = _aligned("scores_id", scores_id)
@@ -112,7 +117,7 @@ def set_replicates(scores_id: Sequence, scores_ood: Mapping[str, Sequence], n_re
                                  f"{len(s_id)}, as scores_id.")
     streams = np.random.SeedSequence(seed).spawn(1 + len(s_ood))
     return {name: _replicates(s_id, group, np.random.default_rng(streams[0]), np.random.default_rng(stream),
-                              n_resamples, convention)
+                              n_resamples, convention, wanted)
             for (name, group), stream in zip(s_ood.items(), streams[1:])}
 
 
@@ -129,18 +134,19 @@ def _aligned(name: str, group: Sequence) -> list[np.ndarray]:
 
 
 def _replicates(s_id: list[np.ndarray], s_ood: list[np.ndarray], rng_id: np.random.Generator,
-                rng_ood: np.random.Generator, n_resamples: int, convention: str) -> list[dict[str, np.ndarray]]:
-    """Each detector's metrics on ``n_resamples`` resamples drawn from ``rng_id`` and ``rng_ood``."""
+                rng_ood: np.random.Generator, n_resamples: int, convention: str,
+                wanted: tuple[str, ...] = METRICS) -> list[dict[str, np.ndarray]]:
+    """Each detector's metrics ``wanted`` on ``n_resamples`` resamples drawn from ``rng_id`` and ``rng_ood``."""
     n_id, n_ood = len(s_id[0]), len(s_ood[0])
-    out = [{m: [] for m in METRICS} for _ in s_id]
+    out = [{m: [] for m in wanted} for _ in s_id]
     for count in _blocks(n_resamples, n_id + n_ood):  # one stream per set: the blocks do not change the draws
         at_id, at_ood = _resamples(rng_id, n_id, count), _resamples(rng_ood, n_ood, count)
         if convention == "paper":  # without a sort per resample: the counts of each image in it
             times_id, times_ood = _counts(at_id, n_id), _counts(at_ood, n_ood)
         for k, (a, b) in enumerate(zip(s_id, s_ood)):
-            got = (_counted_metrics(a, b, times_id, times_ood) if convention == "paper"
+            got = (_counted_metrics(a, b, times_id, times_ood, wanted) if convention == "paper"
                    else metrics.ood_metrics_many(a[at_id], b[at_ood], convention))
-            for m in METRICS:
+            for m in wanted:
                 out[k][m].append(got[m])
     return [{m: np.concatenate(parts) for m, parts in detector.items()} for detector in out]
 
@@ -161,8 +167,8 @@ def _by_value(scores: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.n
     return out
 
 
-def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, times_ood: np.ndarray
-                     ) -> dict[str, np.ndarray]:
+def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, times_ood: np.ndarray,
+                     wanted: tuple[str, ...] = METRICS) -> dict[str, np.ndarray]:
     """:func:`ashlib.metrics.ood_metrics_many` (the paper's FPR95, the official trapezoid AUPRs) of the
     resamples that hold image ``i`` ``times[r, i]`` times, from one sort of the scores instead of one
     per resample. A resample is a multiset of the scores: per distinct value, how many ID and OOD images
@@ -171,54 +177,82 @@ def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, 
     same numbers up to the order of a sum (tests/test_uncertainty.py). The trapezoids of ``cal_metric``
     then reduce to ``sum_u w_u (P_before + P_after) / (2 n)``: the recall moves by the ID (AUPR-In) or
     OOD (AUPR-Out) count ``w_u`` of value ``u``, and the points without predictions, at the curve's
-    (0, 0) end, have precision 0."""
+    (0, 0) end, have precision 0. Only the metrics ``wanted`` are computed."""
     n_id, n_ood = s_id.size, s_ood.size
     values = np.unique(np.concatenate([s_id, s_ood]))
     w_id, w_ood = _by_value(s_id, times_id, values), _by_value(s_ood, times_ood, values)
     c_id, c_ood = np.cumsum(w_id, axis=1), np.cumsum(w_ood, axis=1)  # images at or below each value
-    # AUROC: Mann-Whitney, ties half
-    auroc = (w_id * (c_ood - w_ood / 2)).sum(axis=1) / (n_id * n_ood)
-    # FPR95 ("paper"): the ID score at index round(0.05 n) of the sorted resample; OOD strictly above it
-    index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
-    at = (c_id > index).argmax(axis=1)
-    fpr = (n_ood - c_ood[np.arange(len(at)), at]) / n_ood
+    out = {}
+    if "AUROC" in wanted:  # Mann-Whitney, ties half
+        out["AUROC"] = 100.0 * ((w_id * c_ood).sum(axis=1) - 0.5 * (w_id * w_ood).sum(axis=1)) / (n_id * n_ood)
+    if "FPR95" in wanted:  # "paper": the ID score at index round(0.05 n) of the sorted resample; OOD strictly above it
+        index = min(round(round(1 - 0.95, 12) * n_id), n_id - 1)
+        at = (c_id > index).argmax(axis=1)
+        out["FPR95"] = 100.0 * (n_ood - c_ood[np.arange(len(at)), at]) / n_ood
+    if "AUPR-In" not in wanted and "AUPR-Out" not in wanted:
+        return out
     # the official trapezoids: the curve moves only where a distinct value is removed, by that value's
     # ID count (AUPR-In's recall) or OOD count (AUPR-Out's); precision after removing values 0..u
-    kept_id, removed_ood = n_id - c_id, c_ood
-    left = kept_id + (n_ood - c_ood)
-    p_in = np.divide(kept_id, left, out=np.zeros(left.shape), where=left > 0)  # nothing left: precision 0
     removed = c_id + c_ood
-    p_out = np.divide(removed_ood, removed, out=np.zeros(removed.shape), where=removed > 0)  # the curve's start
-    p_in_before = np.hstack([np.full((len(p_in), 1), n_id / (n_id + n_ood)), p_in[:, :-1]])
-    p_out_before = np.hstack([np.zeros((len(p_out), 1)), p_out[:, :-1]])
-    return {"FPR95": 100.0 * fpr, "AUROC": 100.0 * auroc,
-            "AUPR-In": 100.0 * (w_id * (p_in_before + p_in)).sum(axis=1) / (2 * n_id),
-            "AUPR-Out": 100.0 * (w_ood * (p_out_before + p_out)).sum(axis=1) / (2 * n_ood)}
+    left = (n_id + n_ood) - removed
+    p_in = np.divide(n_id - c_id, left, out=np.zeros(left.shape), where=left > 0)  # nothing left: precision 0
+    p_out = np.divide(c_ood, removed, out=np.zeros(removed.shape), where=removed > 0)  # the curve's start
+    # sum_u w_u (P_before_u + P_u): P_before_u is P of the value before u (value 0: the curve's start,
+    # precision n_id / n for AUPR-In, 0 for AUPR-Out)
+    aupr_in = ((w_id * p_in).sum(axis=1) + (w_id[:, 1:] * p_in[:, :-1]).sum(axis=1)
+               + w_id[:, 0] * (n_id / (n_id + n_ood)))
+    aupr_out = (w_ood * p_out).sum(axis=1) + (w_ood[:, 1:] * p_out[:, :-1]).sum(axis=1)
+    return {**out, "AUPR-In": 100.0 * aupr_in / (2 * n_id), "AUPR-Out": 100.0 * aupr_out / (2 * n_ood)}
+
+
+def over_seeds(replicates: Sequence, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """The hierarchical bootstrap over training seeds, then images, from each seed's image replicates.
+
+    ``replicates[s]``: an array ``(B_s, ...)`` of the bootstrap replicates over the test images of the
+    network trained with seed ``s`` (any number ``B_s`` of them; any trailing shape, e.g. one column per
+    quantity). Each of the ``n_resamples`` replicates returned draws ``len(replicates)`` seeds with
+    replacement and, for each draw, one of that seed's image replicates at random, and is their mean
+    (Bouthillier et al., MLSys 2021: the seed's variance and the images' together). The same draws serve
+    every column, so differences of columns are paired. ``(n_resamples, ...)``.
+
+    With few seeds the interval is rough: three seeds give ten distinct seed draws, and the bootstrap
+    over them understates the seeds' spread by a factor ``(n - 1) / n`` of the variance."""
+    check_positive_int("n_resamples", n_resamples)
+    pools = [np.asarray(r, dtype=np.float64) for r in replicates]
+    if not pools:
+        raise ParameterError("replicates is empty: expected the image replicates of at least one seed.")
+    shapes = sorted({p.shape[1:] for p in pools})
+    if len(shapes) > 1 or any(p.ndim < 1 or len(p) == 0 for p in pools):
+        raise ParameterError(f"replicates with shapes {[p.shape for p in pools]} is not allowed: expected one "
+                             "non-empty array per seed, all with the same shape after the first axis.")
+    rng = _rng(seed)
+    n_seeds = len(pools)
+    drawn = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    out = np.zeros((n_resamples, *shapes[0]))
+    for j in range(n_seeds):  # draw j of every replicate: a seed, then one of its image replicates
+        picks = rng.integers(0, np.array([len(p) for p in pools])[drawn[:, j]])
+        for s, pool in enumerate(pools):
+            where = drawn[:, j] == s
+            out[where] += pool[picks[where]]
+    return out / n_seeds
 
 
 def seed_replicates(scores_id: Sequence, scores_ood: Sequence, n_resamples: int = N_RESAMPLES, seed: int = 0,
                     convention: str = metrics.DEFAULT_CONVENTION) -> dict[str, np.ndarray]:
     """Hierarchical bootstrap of the mean over seeds of every metric: ``scores_id[s]``, ``scores_ood[s]``
-    are the scores of the network trained with seed ``s`` (any sizes). Each replicate draws as many
-    seeds as given, with replacement, then for each drawn seed a resample of its images
-    (:func:`metric_replicates`), and averages the metric over the drawn seeds."""
+    are the scores of the network trained with seed ``s`` (any sizes): each seed's images are resampled
+    ``n_resamples`` times (:func:`metric_replicates`, a stream per seed), then :func:`over_seeds`."""
     check_positive_int("n_resamples", n_resamples)
     if len(scores_id) != len(scores_ood) or len(scores_id) < 1:
         raise ParameterError(f"scores_id with {len(scores_id)} seeds and scores_ood with {len(scores_ood)} are not "
                              "allowed: expected the same number, at least one.")
-    rng = _rng(seed)
-    n_seeds = len(scores_id)
-    drawn = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))  # replicate b averages seeds drawn[b]
-    # each draw of a seed, in any replicate, gets its own resample of that seed's images
-    values = {m: np.empty((n_resamples, n_seeds)) for m in METRICS}
-    for s in range(n_seeds):
-        where = drawn == s
-        if where.any():
-            reps = metric_replicates(scores_id[s], scores_ood[s], int(where.sum()), int(rng.integers(2**62)),
-                                     convention)
-            for m in METRICS:
-                values[m][where] = reps[m]
-    return {m: v.mean(axis=1) for m, v in values.items()}
+    streams = np.random.SeedSequence(_check_seed(seed)).spawn(1 + len(scores_id))
+    pools = []
+    for s, (a, b) in enumerate(zip(scores_id, scores_ood)):
+        reps = metric_replicates(a, b, n_resamples, int(streams[1 + s].generate_state(1)[0]), convention)
+        pools.append(np.column_stack([reps[m] for m in METRICS]))
+    both = over_seeds(pools, n_resamples, int(streams[0].generate_state(1)[0]))
+    return {m: both[:, k] for k, m in enumerate(METRICS)}
 
 
 def accuracy_replicates(predictions, labels, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:

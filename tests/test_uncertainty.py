@@ -164,3 +164,47 @@ def test_bad_input_names_the_parameter_and_what_is_allowed():
         uncertainty.metric_replicates(s, s, seed="a")
     with pytest.raises(ParameterError, match=r"score_id contains 1 NaN"):
         uncertainty.metric_replicates(np.r_[s, np.nan], s)
+
+
+def test_over_seeds_is_the_two_stage_bootstrap_of_the_mean():
+    """Seeds whose image replicates are constants: the hierarchy reduces to the bootstrap of the mean
+    of the seeds' values, whose variance is known (population variance / n); replicates of one seed
+    that are already spread add their own variance on top (the law of total variance)."""
+    values = np.array([1.0, 4.0, 7.0])
+    constant = [np.full((50, 1), v) for v in values]
+    reps = uncertainty.over_seeds(constant, n_resamples=20_000, seed=3)[:, 0]
+    assert reps.mean() == pytest.approx(values.mean(), abs=0.05)
+    assert reps.var() == pytest.approx(values.var() / 3, rel=0.05)
+    assert set(np.round(reps * 3).astype(int)) <= {int(a + b + c) for a in values for b in values for c in values}
+    rng = np.random.default_rng(4)
+    spread = [v + rng.normal(0, 2.0, size=(4000, 1)) for v in values]
+    both = uncertainty.over_seeds(spread, n_resamples=20_000, seed=3)[:, 0]
+    assert both.var() == pytest.approx(values.var() / 3 + 4.0 / 3, rel=0.08)
+
+
+def test_over_seeds_pairs_its_columns_and_names_bad_input():
+    """One draw serves every column: a column that is another plus a constant differs from it by
+    exactly that constant in every replicate."""
+    rng = np.random.default_rng(5)
+    pools = [np.column_stack([a, a + 2.5]) for a in (rng.normal(s, 1, 30) for s in range(3))]
+    reps = uncertainty.over_seeds(pools, 200, seed=1)
+    assert np.allclose(reps[:, 1] - reps[:, 0], 2.5)
+    assert np.array_equal(reps, uncertainty.over_seeds(pools, 200, seed=1))
+    with pytest.raises(ParameterError, match=r"replicates is empty"):
+        uncertainty.over_seeds([])
+    with pytest.raises(ParameterError, match=r"replicates with shapes \[\(30, 2\), \(30, 3\)\] is not allowed"):
+        uncertainty.over_seeds([np.zeros((30, 2)), np.zeros((30, 3))])
+
+
+def test_fewer_metrics_are_the_same_numbers_on_the_same_resamples():
+    rng = np.random.default_rng(21)
+    s_id, sets = rng.normal(1, 1, 150), {"a": rng.normal(0, 1, 90), "b": rng.normal(0.5, 1, 120)}
+    full = uncertainty.set_replicates([s_id], {k: [v] for k, v in sets.items()}, 50, seed=2)
+    for wanted in (("AUROC",), ("FPR95",), ("AUPR-Out", "AUROC")):
+        some = uncertainty.set_replicates([s_id], {k: [v] for k, v in sets.items()}, 50, seed=2, metrics_wanted=wanted)
+        for name in sets:
+            assert set(some[name][0]) == set(wanted)
+            for m in wanted:
+                assert np.array_equal(some[name][0][m], full[name][0][m])
+    with pytest.raises(ParameterError, match=r"metrics_wanted\[\]='AUPR' is not allowed"):
+        uncertainty.set_replicates([s_id], {"a": [sets["a"]]}, 5, metrics_wanted=("AUPR",))
