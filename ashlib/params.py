@@ -328,6 +328,20 @@ def _seeds(name, value, _params=None) -> None:
     _list(name, value, "seeds (integers >= 0)", check_seed)
 
 
+def _train_seeds(name, value, params) -> None:
+    """None (:func:`ashlib.runs.default_train_seeds`) or different seeds of the network's training; a
+    pretrained network has one, its own: ``[seed]``."""
+    if value is None:
+        return
+    _list(name, value, "different seeds (integers >= 0)", check_seed)
+    if len(set(value)) != len(value):
+        raise _fail(name, value, "different seeds")
+    from ashlib.models import TRAINABLE
+
+    if model_for(params["benchmark"], params.get("model")) not in TRAINABLE and list(value) != [params["seed"]]:
+        raise _fail(name, value, f"None or [{params['seed']}] (the seed): a pretrained network has one training seed")
+
+
 def _candidates(name, value, _params=None) -> None:
     _list(name, value, "preprocessings (" + ", ".join(PREPROCESSINGS) + ")",
           lambda n, v: check_choice(n, v, PREPROCESSINGS))
@@ -378,10 +392,11 @@ NOTEBOOK_PARAMETERS = {
                      "n_scaled": _positive_int},
     "01_methods": {**_ASH, "percentile": _optional_percentile, "sweep": _percentiles,
                    "accuracy_sweep": _percentiles, "distribution_set": _ood_set,
-                   "distribution_percentiles": _percentiles, "mahalanobis_n_val": _n_val},
-    "02_placements": {**_ASH, "placements": _placements, "accuracy_sweep": _percentiles},
-    "03_global_vs_local": {**_ASH, "percentiles": _percentiles},
-    "04_ash_rand": {**_ASH, "rand_percentiles": _percentiles, "seeds": _seeds},
+                   "distribution_percentiles": _percentiles, "mahalanobis_n_val": _n_val,
+                   "train_seeds": _train_seeds},
+    "02_placements": {**_ASH, "placements": _placements, "accuracy_sweep": _percentiles, "train_seeds": _train_seeds},
+    "03_global_vs_local": {**_ASH, "percentiles": _percentiles, "train_seeds": _train_seeds},
+    "04_ash_rand": {**_ASH, "rand_percentiles": _percentiles, "seeds": _seeds, "train_seeds": _train_seeds},
     "05_nac": {**_COMMON, "model": _nac_model, "n_train": _subset, "n_test": _subset,
                "n_ood": _optional_positive_int, "num_workers": _num_workers, "n_fit": _positive_int,
                "nac_layers": _nac_layers, "nac_search_set": _optional_ood_set, "snapshot_epochs": _snapshot_epochs,

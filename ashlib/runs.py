@@ -16,7 +16,7 @@ from ashlib import experiments, metrics
 from ashlib._checks import ParameterError
 from ashlib.data import default_preprocessing, load_benchmark
 from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, load_or_train_many, model_for, pretrained_model
-from ashlib.params import check_run_parameters
+from ashlib.params import check_run_parameters, check_seed
 
 
 @dataclass
@@ -53,6 +53,31 @@ class Run:
             as_columns(name, value).to_csv(Path(self.results_dir) / f"{name}.csv", index=False)
         glue(name, value if display_value is None else display_value, display=False)
 
+    def keep_scores(self, name: str, networks=None) -> Path | None:
+        """Save every per-image score and ID prediction computed so far (:func:`ashlib.experiments.kept_scores`)
+        as ``<results_dir>/<name>.npz``, so that every interval and difference of the chapter can be
+        recomputed from it without a network. ``networks``: None for this run's network alone; a list of
+        runs of the same network trained with other seeds (:func:`seed_runs`), keyed
+        ``"train_seed=<t>/<method>/<set>"``; or a mapping of names to contexts (other networks of the
+        chapter), keyed ``"<name>/<method>/<set>"``. Written whole or not at all; None without a results
+        folder."""
+        import numpy as np
+
+        if not self.results_dir:
+            return None
+        if networks is None:
+            networks = [self]
+        if not isinstance(networks, dict):
+            networks = {f"train_seed={r.settings.get('train_seed', r.settings['seed'])}": r.ctx for r in networks}
+        arrays = {f"{prefix}/{key}": value for prefix, ctx in networks.items()
+                  for key, value in experiments.kept_scores(ctx).items()}
+        folder = Path(self.results_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{name}.npz.partial"
+        with open(partial, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        return partial.replace(folder / f"{name}.npz")
+
     def describe(self) -> str:
         """One Markdown line naming benchmark, model, checkpoint, device, versions and seed."""
         s = self.settings
@@ -62,8 +87,11 @@ class Run:
         return (f"**This run:** benchmark `{s['benchmark']}` (preprocessing `{s['preprocessing']}`), "
                 f"model `{s['model']}` ({size}weights "
                 f"`{self.checkpoint}`), device `{s['device']}` ({hardware}), "
-                f"torch {torch.__version__}, seed {s['seed']}{self._subsets()}. ID test accuracy of the unmodified "
+                f"torch {torch.__version__}, seed {s['seed']}{self._train_seed()}{self._subsets()}. ID test accuracy of the unmodified "
                 f"network: **{self.id_accuracy:.2f}%**.")
+
+    def _train_seed(self) -> str:
+        return f" (training seed {self.settings['train_seed']})" if "train_seed" in self.settings else ""
 
     def _subsets(self) -> str:
         sizes = [f"{k}={self.settings[k]:,}" for k in ("n_train", "n_test", "n_ood") if k in self.settings]
@@ -122,7 +150,8 @@ def train_networks(variants: list[dict], workers: int | None = None, progress: b
                                 a["n_train"], a["n_test"], a["n_ood"])
         except DataNotFoundError:
             continue
-        specs.append(_training(model, bench, a["width"], a["epochs"], a["seed"]))
+        train_seed = a["seed"] if a["train_seed"] is None else a["train_seed"]
+        specs.append(_training(model, bench, a["width"], a["epochs"], train_seed))
     load_or_train_many(specs, device=device, progress=progress, workers=workers)
     return len(specs)
 
@@ -148,23 +177,29 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
             device: str = "cpu", batch_size: int = 256, seed: int = 0, data_root: str | None = None,
             checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
             n_train: int | None = None, n_test: int | None = None, n_ood: int | None = None,
-            num_workers: int | None = None, mahalanobis_n_val: int = 1000, **checked) -> Run:
+            num_workers: int | None = None, mahalanobis_n_val: int = 1000, train_seed: int | None = None,
+            **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
     benchmark (``preprocessing``: None for its default; ``n_train``/``n_test``/``n_ood``: None for the
     benchmark's sizes, else smaller subsets for a smoke run), then the model — trained once and cached
     (``smallresnet``) or the paper's pretrained weights (``checkpoint``: your own file instead of the
     published one) — and build the method context (features cached; ``num_workers`` data-loading
     processes, None: :func:`ashlib.features.default_num_workers`; ``mahalanobis_n_val``: validation
-    images of the paper's Mahalanobis, :meth:`ashlib.experiments.Context.mahalanobis_detector`)."""
+    images of the paper's Mahalanobis, :meth:`ashlib.experiments.Context.mahalanobis_detector`).
+    ``train_seed``: the seed of the small ResNet's training (initial weights, batch order, shifts); None:
+    ``seed``, which also draws the data split and the OOD sets (:func:`seed_runs` varies it alone)."""
     from ashlib.features import default_num_workers
 
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
                          seed=seed, preprocessing=preprocessing, **checked)
+    if train_seed is not None:
+        check_seed("train_seed", train_seed)
+    train_seed = seed if train_seed is None else train_seed
     model = model_for(benchmark, model)
     torch.manual_seed(seed)
     bench, preprocessing, sizes = _load(benchmark, preprocessing, seed, data_root, n_train, n_test, n_ood)
     if model in TRAINABLE:
-        net, path = load_or_train(**_training(model, bench, width, epochs, seed), device=device)
+        net, path = load_or_train(**_training(model, bench, width, epochs, train_seed), device=device)
         weights = path.name
     else:
         net, path = pretrained_model(model, bench.num_classes, checkpoint=checkpoint, with_path=True)
@@ -175,7 +210,8 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
                                     batch_size=batch_size, device=device, num_workers=workers,
                                     mahalanobis_n_val=mahalanobis_n_val)
     settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
-                    device=device, batch_size=batch_size, seed=seed, num_workers=workers, **sizes)
+                    device=device, batch_size=batch_size, seed=seed, num_workers=workers, **sizes,
+                    **({"train_seed": train_seed} if train_seed != seed else {}))
     return Run(bench, net, weights, ctx, settings, results_dir or os.environ.get("ASHLIB_RESULTS_DIR"))
 
 
@@ -190,3 +226,46 @@ def prepare_profile(profile: str, like: Run, data_root: str | None = None) -> Ru
     return prepare(benchmark=spec.get("benchmark", "mnist5k"), preprocessing=spec.get("preprocessing"),
                    width=s["width"], epochs=s["epochs"], device=s["device"], batch_size=s["batch_size"],
                    seed=s["seed"], data_root=data_root)
+
+
+#: Training seeds a chapter's main table and claims average over by default (:func:`default_train_seeds`).
+TRAIN_SEEDS = 3
+
+
+def default_train_seeds(model: str, seed: int) -> list[int]:
+    """The training seeds of a run of ``model`` (a network's name, :data:`ashlib.models.MODELS`) whose own
+    seed is ``seed``: ``seed`` and the next ones, :data:`TRAIN_SEEDS` in all, for a network trained here;
+    ``[seed]`` alone for a pretrained one."""
+    return list(range(seed, seed + TRAIN_SEEDS)) if model in TRAINABLE else [seed]
+
+
+def seed_runs(run: Run, train_seeds=None, data_root: str | None = None, progress: bool = True) -> list[Run]:
+    """``run``'s network trained again with each of ``train_seeds`` (the recipe, the data and every other
+    setting unchanged), one prepared run per seed, in order; ``run`` itself stands for its own seed.
+    None: :func:`default_train_seeds`.
+    The networks not cached yet train side by side first (:func:`train_networks`). Only the small
+    ResNets are trained here; a pretrained network has one seed (its own), so asking for others is an error."""
+    from ashlib._checks import ParameterError
+
+    s = run.settings
+    if train_seeds is None:
+        train_seeds = default_train_seeds(s["model"], s.get("train_seed", s["seed"]))
+    if not isinstance(train_seeds, (list, tuple)) or not train_seeds:
+        raise ParameterError(f"train_seeds={train_seeds!r} is not allowed: expected a non-empty list of seeds.")
+    for i, t in enumerate(train_seeds):
+        check_seed(f"train_seeds[{i}]", t)
+    if len(set(train_seeds)) != len(train_seeds):
+        raise ParameterError(f"train_seeds={train_seeds!r} is not allowed: expected different seeds.")
+    own = s.get("train_seed", s["seed"])
+    if s["model"] not in TRAINABLE and list(train_seeds) != [own]:
+        raise ParameterError(f"train_seeds={train_seeds!r} is not allowed for model={s['model']!r}: a pretrained "
+                             f"network has one training seed; expected [{own}].")
+    shared = dict(benchmark=s["benchmark"], model=s["model"], width=s["width"], epochs=s["epochs"],
+                  device=s["device"], batch_size=s["batch_size"], seed=s["seed"], data_root=data_root,
+                  preprocessing=s["preprocessing"], num_workers=s["num_workers"],
+                  **{k: s[k] for k in ("n_train", "n_test", "n_ood") if k in s})
+    others = [t for t in train_seeds if t != own]
+    train_networks([{**shared, "train_seed": t} for t in others], progress=progress)
+    made = {t: prepare(**shared, train_seed=t, results_dir=run.results_dir,
+                       mahalanobis_n_val=run.ctx.mahalanobis_n_val) for t in others}
+    return [run if t == own else made[t] for t in train_seeds]

@@ -327,3 +327,27 @@ def test_train_networks_names_the_network_prepare_loads_with_prepare_s_defaults(
             runs.prepare(**variant)
     assert [models._cached_path(s) for s in wanted] == [models._cached_path(s) for s in loaded]
     assert len({models._cached_path(s) for s in wanted}) == 3
+
+
+def test_seed_runs_train_the_same_recipe_with_other_seeds_on_the_same_data():
+    """Issue 31: a run's network trained again with other seeds: the data (split, OOD sets) and every
+    setting stay; the checkpoint is the one load_or_train gives for the recipe with that seed."""
+    from ashlib import runs
+
+    run = runs.prepare(width=2, epochs=1, n_ood=30, mahalanobis_n_val=20, num_workers=0)
+    same, other = runs.seed_runs(run, [0, 3], progress=False)
+    assert same is run and other.settings == {**run.settings, "train_seed": 3}
+    assert other.checkpoint != run.checkpoint and "(training seed 3)" in other.describe()
+    assert torch.equal(other.benchmark.x_test, run.benchmark.x_test)
+    assert all(torch.equal(other.benchmark.ood[k], v) for k, v in run.benchmark.ood.items())
+    alone, _ = load_or_train("smallresnet", run.benchmark.x_train, run.benchmark.y_train, 10, 2,
+                             TrainRecipe(epochs=1, seed=3), progress=False)
+    for (k, a), b in zip(other.model.state_dict().items(), alone.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ParameterError, match=r"train_seeds=\[1, 1\] is not allowed: expected different seeds"):
+        runs.seed_runs(run, [1, 1])
+    with pytest.raises(ParameterError, match=r"train_seeds\[1\]=-1 is not allowed: expected an integer >= 0"):
+        runs.seed_runs(run, [0, -1])
+    pretrained = runs.Run(None, None, "", None, {**run.settings, "model": "densenet100"})
+    with pytest.raises(ParameterError, match=r"train_seeds=\[0, 1\] is not allowed for model='densenet100'"):
+        runs.seed_runs(pretrained, [0, 1])

@@ -139,6 +139,7 @@ BAD = {
     "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0, "n_train": 100, "n_test": 0,
     "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus", "mahalanobis_n_val": 9,
     "sample_assignment": "homework", "timeout": 0, "vit_width": 30, "vit_epochs": 0, "histogram_set": "bogus",
+    "train_seeds": [1, 1],
 }
 
 
@@ -185,6 +186,9 @@ def test_the_findings_of_the_reliability_probe_fail_at_once_and_clearly():
     assert message("02_placements", placements=["layer3.mergee"]).startswith("placements[0]='layer3.mergee'")
     assert message("01_methods", distribution_set="texture").startswith("distribution_set='texture'")
     assert message("05_nac", shift_kind="rescale", shift_amount=35.0).startswith("shift_amount=35.0")
+    assert message("01_methods", train_seeds=[]).startswith("train_seeds=[] is not allowed: expected a non-empty list")
+    assert message("03_global_vs_local", benchmark="cifar10", train_seeds=[0, 1]) == (
+        "train_seeds=[0, 1] is not allowed: expected None or [0] (the seed): a pretrained network has one training seed.")
 
 
 def test_checking_every_parameter_takes_well_under_a_second():
