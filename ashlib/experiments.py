@@ -682,6 +682,7 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     for i, method in enumerate(methods):  # kept, so that intervals and differences need no network again
         for name in sets:
             ctx.memo[("scores", method, name)] = scores[name][i]
+        ctx.memo[("prediction", method)] = id_pred[i]
     bounds = _bounds(methods, scores, id_pred, ctx, convention, intervals) if intervals is not None else None
     out = []
     for i, method in enumerate(methods):
@@ -709,7 +710,9 @@ def _bounds(methods: list[Method], scores: dict[str, list], id_pred: list[np.nda
         per_set = {name: bounds_of(reps[name][i]) for name in ctx.ood_sets}
         per_set["Average"] = bounds_of({m: np.mean([reps[name][i][m] for name in ctx.averaged_sets], axis=0)
                                         for m in uncertainty.METRICS})
-        acc = uncertainty.interval(uncertainty.accuracy_replicates(pred, _as_numpy(ctx.y_test), n_resamples, seed=0))
+        acc_reps = ctx.memoised(("accuracy_replicates", methods[i], n_resamples),
+                                lambda: uncertainty.accuracy_replicates(pred, _as_numpy(ctx.y_test), n_resamples, seed=0))
+        acc = uncertainty.interval(acc_reps)
         per_set["ID"] = {"ID acc_lo": acc[0], "ID acc_hi": acc[1]}
         out.append(per_set)
     return out
@@ -728,31 +731,144 @@ def method_scores(method: Method, ctx: Context, set_name: str) -> np.ndarray:
     return ctx.memo[key]
 
 
-def differences(methods: list[Method], reference: Method, ctx: Context, metric: str = "AUROC",
-                convention: str = "paper", n_resamples: int = INTERVAL_RESAMPLES) -> pd.DataFrame:
-    """Each method's "Average" ``metric`` minus ``reference``'s, with the 95% interval of the paired
-    bootstrap over the test images (:func:`ashlib.uncertainty.set_replicates`: both on the same
-    resamples, which are those of :func:`evaluate`'s intervals) and a verdict on "the method is better" (:func:`ashlib.uncertainty.verdict`;
-    lower is better for FPR95). One row per method: ``method, difference, lo, hi, verdict``."""
-    check_choice("metric", metric, uncertainty.METRICS)
-    every = [reference, *methods]
-    missing = [m for m in dict.fromkeys(every) if ("replicates", m, convention, n_resamples) not in ctx.memo]
-    if missing:  # the same resamples as evaluate's (seed 0, a stream per set in ctx.ood_sets' order)
+def _contexts(ctx) -> list[Context]:
+    """One context, or one per training seed of the same network: a non-empty list of them."""
+    contexts = list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+    if not contexts or not all(isinstance(c, Context) for c in contexts):
+        raise ParameterError(f"ctx={ctx!r} is not allowed: expected a Context or a non-empty list of them (one per "
+                             "training seed).")
+    return contexts
+
+
+def replicate_table(methods: list[Method], ctx: Context, quantity: str = "AUROC", convention: str = "paper",
+                    n_resamples: int = INTERVAL_RESAMPLES, set_name: str = "Average",
+                    labels: list[str] | None = None) -> pd.DataFrame:
+    """Each method's ``quantity`` (a metric of :data:`ashlib.uncertainty.METRICS` or ``"ID acc"``) on
+    ``set_name`` (an OOD set, or "Average": the mean over the paper-like sets), as a column: row 0 its
+    value on all test images, rows 1..``n_resamples`` its bootstrap replicates over them, the same
+    resamples for every method (those of :func:`evaluate`'s intervals, kept in ``ctx.memo``), so that a
+    difference of two columns is the paired bootstrap of the difference. Columns: ``labels`` (default
+    the methods' labels). "ID acc" needs no OOD metric: only the ID predictions are resampled."""
+    check_choice("quantity", quantity, (*uncertainty.METRICS, "ID acc"))
+    check_choice("set_name", set_name, ["Average", *ctx.ood_sets])
+    labels = [m.label for m in methods] if labels is None else list(labels)
+    if len(labels) != len(methods):
+        raise ParameterError(f"labels with {len(labels)} names is not allowed: expected one per method "
+                             f"({len(methods)}).")
+    if quantity == "ID acc":
+        point = id_accuracy(methods, ctx, progress=False)["ID acc"].to_numpy()
+        columns = [np.r_[value, accuracy_replicates(m, ctx, n_resamples)] for m, value in zip(methods, point)]
+    else:
+        evaluate(methods, ctx, convention, progress=False)  # the values, and the scores kept in ctx.memo
+        kept = _metric_replicates(methods, ctx, quantity, convention, n_resamples)
+        columns = []
+        for m, reps in zip(methods, kept):
+            rows = ctx.memo[("evaluate", m, convention, metrics.DEFAULT_AUPR)]
+            value = next(r[quantity] for r in rows if r["ood_set"] == set_name)
+            names = ctx.averaged_sets if set_name == "Average" else [set_name]
+            columns.append(np.r_[value, np.mean([reps[name] for name in names], axis=0)])
+    return pd.DataFrame(np.column_stack(columns), columns=labels).rename_axis("draw")
+
+
+def _metric_replicates(methods: list[Method], ctx: Context, metric: str, convention: str,
+                       n_resamples: int) -> list[dict[str, np.ndarray]]:
+    """Per method, ``{set: replicates of metric}`` on the resamples of :func:`evaluate`'s intervals (seed
+    0, a stream per set in ``ctx.ood_sets``' order): those evaluate kept, else ``metric`` alone
+    resampled for the methods that lack it (the same resamples: :func:`ashlib.uncertainty.set_replicates`
+    draws them whatever the metrics), kept in ``ctx.memo`` too."""
+    def kept(m):
+        full = ctx.memo.get(("replicates", m, convention, n_resamples))
+        if full is not None:
+            return {name: by_metric[metric] for name, by_metric in full.items()}
+        return ctx.memo.get(("replicates", m, convention, n_resamples, metric))
+
+    missing = [m for m in dict.fromkeys(methods) if kept(m) is None]
+    if missing:
         reps = uncertainty.set_replicates([method_scores(m, ctx, ID_SET) for m in missing],
                                           {name: [method_scores(m, ctx, name) for m in missing] for name in ctx.ood_sets},
-                                          n_resamples, seed=0, convention=convention)
+                                          n_resamples, seed=0, convention=convention, metrics_wanted=(metric,))
         for k, m in enumerate(missing):
-            ctx.memo[("replicates", m, convention, n_resamples)] = {name: reps[name][k] for name in ctx.ood_sets}
-    mean = [np.mean([ctx.memo[("replicates", m, convention, n_resamples)][name][metric] for name in ctx.averaged_sets],
-                    axis=0) for m in every]
-    value = [float(np.mean([metrics.ood_metrics(method_scores(m, ctx, ID_SET), method_scores(m, ctx, name),
-                                                convention)[metric] for name in ctx.averaged_sets])) for m in every]
+            ctx.memo[("replicates", m, convention, n_resamples, metric)] = {name: reps[name][k][metric]
+                                                                             for name in ctx.ood_sets}
+    return [kept(m) for m in methods]
+
+
+def accuracy_replicates(method: Method, ctx: Context, n_resamples: int = INTERVAL_RESAMPLES) -> np.ndarray:
+    """``method``'s ID accuracy (percent) on ``n_resamples`` bootstrap resamples of the ID test images
+    (:func:`ashlib.uncertainty.accuracy_replicates`, seed 0: the same resamples for every method), kept
+    in ``ctx.memo`` (:func:`evaluate`'s intervals keep the same)."""
+    def compute():
+        pred = ctx.memoised(("prediction", method), lambda: _as_numpy(method_logits(method, ctx, ID_SET)).argmax(axis=1))
+        return uncertainty.accuracy_replicates(pred, _as_numpy(ctx.y_test), n_resamples, seed=0)
+    return ctx.memoised(("accuracy_replicates", method, n_resamples), compute)
+
+
+def across_seeds(tables: list[pd.DataFrame], n_resamples: int = INTERVAL_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """:func:`replicate_table`'s of the same columns from networks trained with different seeds, as one:
+    row 0 the mean of their row 0 (the mean over seeds), rows 1..``n_resamples`` the hierarchical
+    bootstrap over seeds, then images (:func:`ashlib.uncertainty.over_seeds`). The draws depend on the
+    number of seeds and rows only, so tables combined with the same ``seed`` stay paired."""
+    if not tables:
+        raise ParameterError("tables is empty: expected one replicate table per training seed.")
+    columns = list(tables[0].columns)
+    if any(list(t.columns) != columns for t in tables):
+        raise ParameterError(f"tables with columns {[list(t.columns) for t in tables]} are not allowed: expected "
+                             "the same columns for every seed.")
+    if len(tables) == 1:
+        return tables[0]
+    point = np.mean([t.to_numpy()[0] for t in tables], axis=0)
+    reps = uncertainty.over_seeds([t.to_numpy()[1:] for t in tables], n_resamples, seed)
+    return pd.DataFrame(np.vstack([point, reps]), columns=columns).rename_axis("draw")
+
+
+def differences(methods: list[Method], reference: Method, ctx, metric: str = "AUROC",
+                convention: str = "paper", n_resamples: int = INTERVAL_RESAMPLES) -> pd.DataFrame:
+    """Each method's "Average" ``metric`` minus ``reference``'s, with a 95% interval and a verdict on
+    "the method is better" (:func:`ashlib.uncertainty.verdict`; lower is better for FPR95). ``ctx``: one
+    context (the paired bootstrap over its test images, :func:`replicate_table`) or one per training
+    seed of the network (the difference of the means over seeds, its interval by the hierarchical
+    bootstrap, :func:`across_seeds`). One row per method: ``method, difference, lo, hi, verdict``."""
+    check_choice("metric", metric, uncertainty.METRICS)
+    every = list(dict.fromkeys([reference, *methods]))
+    table = across_seeds([replicate_table(every, c, metric, convention, n_resamples)
+                          for c in _contexts(ctx)], n_resamples)
     rows = []
-    for k, method in enumerate(methods, start=1):
-        lo, hi = uncertainty.interval(mean[k] - mean[0])
-        rows.append(dict(method=method.label, difference=value[k] - value[0], lo=lo, hi=hi,
+    for method in methods:
+        effect = (table[method.label] - table[reference.label]).to_numpy()
+        lo, hi = uncertainty.interval(effect[1:])
+        rows.append(dict(method=method.label, difference=float(effect[0]), lo=lo, hi=hi,
                          verdict=uncertainty.verdict(lo, hi, claim="<" if metric == "FPR95" else ">")))
     return pd.DataFrame(rows)
+
+
+def seed_results(methods: list[Method], ctx, convention: str = "paper",
+                 n_resamples: int = INTERVAL_RESAMPLES) -> pd.DataFrame:
+    """:func:`evaluate`'s rows (with intervals) over several training seeds of the network: ``ctx`` one
+    context per seed. Each metric is the mean over the seeds, ``<metric>_sd`` its standard deviation
+    across them (ddof 1; 0 for one seed), ``<metric>_lo``/``_hi`` the 95% interval of the hierarchical
+    bootstrap over seeds, then images (:func:`across_seeds`); ``seeds``: their number."""
+    contexts = _contexts(ctx)
+    per_seed = [evaluate(methods, c, convention, progress=False, intervals=n_resamples) for c in contexts]
+    names = [*uncertainty.METRICS, "ID acc"]
+    values = np.stack([r[names].to_numpy(dtype=np.float64) for r in per_seed])
+    out = per_seed[0].drop(columns=[*names, *interval_columns(names)]).copy()
+    for k, name in enumerate(names):
+        out[name] = values[:, :, k].mean(axis=0)
+        out[f"{name}_sd"] = values[:, :, k].std(axis=0, ddof=1) if len(contexts) > 1 else 0.0
+    bounds = {name: np.empty(len(out)) for name in interval_columns(names)}
+    for method in dict.fromkeys(methods):
+        for set_name in dict.fromkeys(out.loc[out["method"] == method.label, "ood_set"]):
+            at = np.flatnonzero((out["method"] == method.label) & (out["ood_set"] == set_name))
+            for name in names:
+                where = "Average" if name == "ID acc" else set_name
+                table = across_seeds([replicate_table([method], c, name, convention, n_resamples, where)
+                                      for c in contexts], n_resamples)
+                lo, hi = uncertainty.interval(table.to_numpy()[1:, 0])
+                bounds[f"{name}_lo"][at], bounds[f"{name}_hi"][at] = lo, hi
+    for column, value in bounds.items():
+        out[column] = value
+    out["seeds"] = len(contexts)
+    return out
 
 
 def _score_held(held: dict[tuple, list[tuple[int, Tensor]]], scores: dict[str, list]) -> None:
@@ -788,9 +904,14 @@ def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc:
                  seed=method.seed, **r, **{"ID acc": id_acc}, **(bounds["ID"] if bounds else {})) for r in ordered]
 
 
-def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> pd.DataFrame:
+def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True,
+                intervals: int | None = None) -> pd.DataFrame:
     """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5 (kept in
-    ``ctx.memo`` like :func:`evaluate`'s rows)."""
+    ``ctx.memo`` like :func:`evaluate`'s rows, with each method's predictions). ``intervals``: a number
+    of bootstrap resamples of the ID test images; each row then gets its 95% interval (``ID acc_lo``,
+    ``ID acc_hi``; :func:`accuracy_replicates`, the same resamples as :func:`evaluate`'s)."""
+    if intervals is not None:
+        check_positive_int("intervals", intervals)
     todo = [m for m in methods if ("id_accuracy", m) not in ctx.memo]
     share_sweeps(todo, ctx, [ID_SET])
     share_placements(todo, ctx, [ID_SET])
@@ -798,10 +919,33 @@ def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True) -> p
     for m in tqdm(methods, desc="ID accuracy", disable=not progress):
         key = ("id_accuracy", m)
         if key not in ctx.memo:
-            ctx.memo[key] = 100 * metrics.accuracy(method_logits(m, ctx, ID_SET), ctx.y_test)
+            logits = method_logits(m, ctx, ID_SET)
+            ctx.memo[key] = 100 * metrics.accuracy(logits, ctx.y_test)
+            ctx.memo.setdefault(("prediction", m), _as_numpy(logits).argmax(axis=1))
+        bounds = {}
+        if intervals is not None:
+            bounds = dict(zip(("ID acc_lo", "ID acc_hi"), uncertainty.interval(accuracy_replicates(m, ctx, intervals))))
         rows.append(dict(method=m.label, family=m.family, shaping=m.shaping, percentile=m.percentile,
-                         placement=m.placement or ctx.feature_layer, **{"ID acc": ctx.memo[key]}))
+                         placement=m.placement or ctx.feature_layer, **{"ID acc": ctx.memo[key]}, **bounds))
     return pd.DataFrame(rows)
+
+
+def kept_scores(ctx: Context) -> dict[str, np.ndarray]:
+    """Every per-image score and ID prediction ``ctx.memo`` holds, by name: ``"<method>/<set>"`` (higher =
+    more ID) and ``"<method>/ID prediction"``, plus ``"ID labels"``: what intervals and differences are
+    recomputed from without running a network (:func:`ashlib.uncertainty.set_replicates`). A method is
+    named by its label, and by its seed too where it has one (ASH-RAND)."""
+    def name(method: Method) -> str:
+        seeded = method.shaping != "none" and registry.shaping(method.shaping).seeded
+        return method.label + (f" (seed {method.seed})" if seeded else "")
+
+    out = {"ID labels": _as_numpy(ctx.y_test).astype(np.int64)}
+    for key, value in ctx.memo.items():
+        if key[0] == "scores":
+            out[f"{name(key[1])}/{key[2]}"] = np.asarray(value, dtype=np.float64)
+        elif key[0] == "prediction":
+            out[f"{name(key[1])}/ID prediction"] = np.asarray(value, dtype=np.int64)
+    return out
 
 
 def interval_columns(names=(*uncertainty.METRICS, "ID acc")) -> list[str]:

@@ -23,7 +23,9 @@ def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None
     """Figure 2: mean OOD ``metric`` (over OOD sets) against ID accuracy.
 
     Baselines are points with their own markers; each ASH variant is a dashed line through its
-    pruning levels, larger markers for larger p. The dotted line marks the unmodified network.
+    pruning levels, larger markers for larger p. The dotted line marks the unmodified network. Rows
+    with both intervals (``<metric>_lo/_hi`` and ``ID acc_lo/_hi``, ``evaluate(intervals=...)``) get
+    them as thin error bars.
     """
     avg = results[results["ood_set"] == "Average"]
     ax = ax or plt.subplots(figsize=(7, 5))[1]
@@ -40,6 +42,12 @@ def pareto_front(results: pd.DataFrame, metric: str = "AUROC", title: str | None
         color = family_colour(family)
         ax.plot(group["ID acc"], group[metric], ls="--", color=color, lw=1)
         ax.scatter(group["ID acc"], group[metric], s=sizes, color=color, label=family, zorder=3)
+    bounds = [f"{metric}_lo", f"{metric}_hi", "ID acc_lo", "ID acc_hi"]
+    if set(bounds) <= set(avg.columns):  # every point's 95% intervals, both ways
+        colours = [family_colour(f) or "0.25" for f in avg["family"]]
+        ax.errorbar(avg["ID acc"], avg[metric], fmt="none", elinewidth=0.6, alpha=0.45, ecolor=colours,
+                    yerr=[avg[metric] - avg[bounds[0]], avg[bounds[1]] - avg[metric]],
+                    xerr=[avg["ID acc"] - avg[bounds[2]], avg[bounds[3]] - avg["ID acc"]])
     ax.set_xlabel("ID accuracy (%)")
     ax.set_ylabel(f"mean {metric} over OOD sets (%)")
     ax.set_title(title or "ID-OOD trade-off (paper Figure 2)")
@@ -106,12 +114,17 @@ def scaling_curves(frame: pd.DataFrame, title: str | None = None, ax=None):
 def accuracy_vs_p(acc: pd.DataFrame, hue: str = "family", title: str | None = None, ax=None):
     """Figures 3 and 5: ID accuracy against the pruning percentile p, one line per ``hue`` value
     (ASH variant for Figure 3, placement for Figure 5). Lines that coincide (ASH-P and ASH-S) are
-    drawn dashed on top of each other so both stay visible."""
+    drawn dashed on top of each other so both stay visible. Rows with ``ID acc_lo``/``ID acc_hi``
+    (``experiments.id_accuracy(intervals=...)``) get their 95% interval as a band."""
     ax = ax or plt.subplots(figsize=(7, 4))[1]
+    bands = {"ID acc_lo", "ID acc_hi"} <= set(acc.columns)
     for i, (name, group) in enumerate(acc.groupby(hue, sort=False)):
         group = group.sort_values("percentile")
-        ax.plot(group["percentile"], group["ID acc"], marker="o", ms=3, lw=1.5,
-                ls=("-", "--", ":", "-.")[i % 4], color=family_colour(name), label=name)
+        line, = ax.plot(group["percentile"], group["ID acc"], marker="o", ms=3, lw=1.5,
+                        ls=("-", "--", ":", "-.")[i % 4], color=family_colour(name), label=name)
+        if bands:
+            ax.fill_between(group["percentile"], group["ID acc_lo"], group["ID acc_hi"], color=line.get_color(),
+                            alpha=0.15, lw=0)
     ax.set_xlabel("pruning percentile p")
     ax.set_ylabel("ID accuracy (%)")
     ax.set_title(title or "ID accuracy across pruning percentiles")
@@ -179,8 +192,8 @@ def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AURO
 
 def interval_bars(results: pd.DataFrame, metric: str = "AUROC", title: str | None = None, ax=None):
     """Each method's "Average" ``metric`` with its 95% interval (``<metric>_lo``, ``<metric>_hi``, from
-    ``experiments.evaluate(intervals=...)``) as a horizontal error bar, methods top to bottom in the
-    table's order, coloured by family."""
+    ``experiments.evaluate(intervals=...)`` or ``experiments.seed_results``) as a horizontal error bar,
+    methods top to bottom in the table's order, coloured by family."""
     avg = results[results["ood_set"] == "Average"].reset_index(drop=True)
     missing = [c for c in (metric, f"{metric}_lo", f"{metric}_hi") if c not in avg.columns]
     if missing:
@@ -192,8 +205,23 @@ def interval_bars(results: pd.DataFrame, metric: str = "AUROC", title: str | Non
                     fmt="o", capsize=3, color=family_colour(row["family"]) or "0.3")
     ax.set_yticks(range(len(avg)), avg["method"])
     ax.invert_yaxis()
-    ax.set_xlabel(f"mean {metric} (%) over the OOD sets, 95% interval over the test images")
+    seeds = int(avg["seeds"].max()) if "seeds" in avg.columns else 1
+    over = f"{seeds} training seeds and the test images" if seeds > 1 else "the test images"
+    ax.set_xlabel(f"mean {metric} (%) over the OOD sets, 95% interval over {over}")
     ax.grid(axis="x", alpha=0.3)
     if title:
         ax.set_title(title)
+    return ax
+
+
+def line_with_band(data: pd.DataFrame, x: str, y: str, color=None, label: str | None = None, ax=None, **kwargs):
+    """One line of ``y`` over ``x`` with markers and its 95% interval (columns ``<y>_lo``, ``<y>_hi``) as a
+    band around it; for ``seaborn.FacetGrid.map_dataframe`` (which passes ``color`` and ``label``)."""
+    missing = [c for c in (x, y, f"{y}_lo", f"{y}_hi") if c not in data.columns]
+    if missing:
+        raise ParameterError(f"data without the columns {missing} is not allowed: expected {x}, {y} and its "
+                             f"interval {y}_lo, {y}_hi.")
+    ax = ax or plt.gca()
+    line, = ax.plot(data[x], data[y], marker="o", color=color, label=label)
+    ax.fill_between(data[x], data[f"{y}_lo"], data[f"{y}_hi"], color=line.get_color(), alpha=0.2, lw=0)
     return ax

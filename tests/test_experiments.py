@@ -454,3 +454,97 @@ def test_differences_pair_the_methods_on_the_same_resamples(setup):
     pd.testing.assert_frame_equal(experiments.differences([energy, ash], energy, fresh, "AUROC", n_resamples=300), got.reset_index())
     with pytest.raises(ParameterError, match=r"metric='ID acc' is not allowed"):
         experiments.differences([ash], energy, ctx, "ID acc")
+
+
+def test_replicate_tables_give_evaluates_values_and_its_resamples(setup):
+    """Row 0 of a replicate table is evaluate's value; the replicates are those behind its intervals,
+    for OOD metrics and ID accuracy alike (whose table needs no OOD metric at all)."""
+    import numpy as np
+
+    from ashlib import uncertainty
+
+    _, _, ctx = setup
+    methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
+    res = experiments.evaluate(methods, ctx, progress=False, intervals=200).set_index(["method", "ood_set"])
+    for quantity, where in (("AUROC", "Average"), ("FPR95", "noise"), ("ID acc", "Average")):
+        table = experiments.replicate_table(methods, ctx, quantity, n_resamples=200, set_name=where)
+        assert list(table.columns) == [m.label for m in methods] and len(table) == 201
+        for m in methods:
+            assert table[m.label].iloc[0] == pytest.approx(res.loc[(m.label, where), quantity])
+            assert uncertainty.interval(table[m.label].iloc[1:]) == pytest.approx(
+                tuple(res.loc[(m.label, where), [f"{quantity}_lo", f"{quantity}_hi"]]))
+    alone = experiments.build_context(*setup[:2], batch_size=32)  # AUROC resampled alone: the same draws
+    auroc = experiments.replicate_table(methods, alone, "AUROC", n_resamples=200)
+    assert not any(key[0] == "replicates" and len(key) == 4 for key in alone.memo)  # no other metric computed
+    assert np.array_equal(auroc.to_numpy(), experiments.replicate_table(methods, ctx, "AUROC", n_resamples=200).to_numpy())
+    fresh = experiments.build_context(*setup[:2], batch_size=32)
+    acc = experiments.replicate_table(methods, fresh, "ID acc", n_resamples=200)
+    assert not any(key[0] == "evaluate" for key in fresh.memo)  # ID accuracy alone: no OOD metric computed
+    assert np.array_equal(acc.to_numpy(), experiments.replicate_table(methods, ctx, "ID acc", n_resamples=200).to_numpy())
+    with pytest.raises(ParameterError, match=r"labels with 1 names is not allowed: expected one per method \(2\)"):
+        experiments.replicate_table(methods, ctx, labels=["a"])
+    with pytest.raises(ParameterError, match=r"quantity='AUPR' is not allowed"):
+        experiments.replicate_table(methods, ctx, "AUPR")
+
+
+def test_results_over_training_seeds_average_the_seeds_and_widen_the_intervals(setup, band_benchmark):
+    """Two networks of one recipe, trained with seeds 0 and 1: each metric is the mean of the two runs'
+    values and ``_sd`` their spread; differences over seeds are the mean of the per-seed differences;
+    one context given twice has no spread between seeds."""
+    import numpy as np
+
+    model, bench, ctx = setup
+    other = experiments.build_context(train(build_model("smallresnet", 3, width=2, seed=1), bench.x_train,
+                                            bench.y_train, TrainRecipe(epochs=2, batch_size=30, seed=1),
+                                            progress=False), bench, batch_size=32)
+    methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
+    both = experiments.seed_results(methods, [ctx, other], n_resamples=200)
+    one = [experiments.evaluate(methods, c, progress=False, intervals=200) for c in (ctx, other)]
+    for name in ("AUROC", "FPR95", "ID acc"):
+        values = np.stack([r[name].to_numpy() for r in one])
+        assert np.allclose(both[name], values.mean(axis=0))
+        assert np.allclose(both[f"{name}_sd"], values.std(axis=0, ddof=1))
+    assert (both["AUROC_lo"] <= both["AUROC"]).all() and (both["AUROC"] <= both["AUROC_hi"]).all()
+    assert (both["seeds"] == 2).all() and list(both["method"]) == list(one[0]["method"])
+    twice = experiments.seed_results(methods, [ctx, ctx], n_resamples=200)
+    assert (twice["AUROC_sd"] == 0).all() and np.allclose(twice["AUROC"], one[0]["AUROC"])
+    per_seed = [experiments.differences([methods[1]], methods[0], c, n_resamples=200)["difference"][0] for c in (ctx, other)]
+    got = experiments.differences([methods[1]], methods[0], [ctx, other], n_resamples=200)
+    assert got["difference"][0] == pytest.approx(np.mean(per_seed))
+    with pytest.raises(ParameterError, match=r"ctx=\[\] is not allowed: expected a Context or a non-empty list"):
+        experiments.seed_results(methods, [])
+
+
+def test_kept_scores_recompute_the_intervals_without_a_network(setup, tmp_path):
+    """Issue 31: the per-image scores and predictions a run keeps (a results folder's .npz) give back
+    evaluate's intervals exactly, with no network run."""
+    import numpy as np
+
+    from ashlib import runs, uncertainty
+
+    model, bench, _ = setup
+    ctx = experiments.build_context(model, bench, batch_size=32)
+    methods = [experiments.Method("Energy"), experiments.ash("S", 85), experiments.ash("RAND", 80, seed=3)]
+    res = experiments.evaluate(methods, ctx, progress=False, intervals=200).set_index(["method", "ood_set"])
+    run = runs.Run(bench, model, "", ctx, {"seed": 0}, results_dir=str(tmp_path))
+    path = run.keep_scores("kept")
+    assert path == tmp_path / "kept.npz" and not list(tmp_path.glob(".*partial"))
+    with np.load(path) as kept:
+        kept = dict(kept)
+    assert "train_seed=0/ASH-RAND@80 (seed 3)/noise" in kept
+
+    def scores(label, name):
+        return kept[f"train_seed=0/{label}/{name}"]
+
+    labels = ["Energy", "ASH-S@85", "ASH-RAND@80 (seed 3)"]
+    reps = uncertainty.set_replicates([scores(m, experiments.ID_SET) for m in labels],
+                                      {n: [scores(m, n) for m in labels] for n in ctx.ood_sets}, 200)
+    for k, m in enumerate(methods):
+        for name in ctx.ood_sets:
+            assert uncertainty.interval(reps[name][k]["AUROC"]) == pytest.approx(
+                tuple(res.loc[(m.label, name), ["AUROC_lo", "AUROC_hi"]]), abs=1e-12)
+        accuracy = uncertainty.accuracy_replicates(kept[f"train_seed=0/{labels[k]}/ID prediction"],
+                                                   kept["train_seed=0/ID labels"], 200)
+        assert uncertainty.interval(accuracy) == pytest.approx(
+            tuple(res.loc[(m.label, "Average"), ["ID acc_lo", "ID acc_hi"]]), abs=1e-12)
+    assert runs.Run(bench, model, "", ctx, {"seed": 0}).keep_scores("kept") is None  # no results folder

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from ashlib import plots  # noqa: E402
@@ -124,3 +125,18 @@ def test_metric_curves_draw_each_lines_interval_as_a_band_where_rows_have_one():
                                   metrics=("AUROC",))
     assert with_bounds == len(without.axes[0].collections) == 2  # seaborn's two sd bands only
     plt.close("all")
+
+
+def test_line_with_band_draws_the_line_and_its_interval_on_a_facet_grid():
+    import numpy as np
+
+    from ashlib import ParameterError
+
+    data = pd.DataFrame(dict(stage=["stem", "layer1", "layer2"], AUROC=[50.0, 60.0, 70.0], AUROC_lo=[47.0, 58.0, 61.0],
+                             AUROC_hi=[52.0, 63.0, 75.0]))
+    ax = plots.line_with_band(data, x="stage", y="AUROC", color="C1", label="MiSP")
+    assert ax.get_lines()[-1].get_label() == "MiSP" and list(ax.get_lines()[-1].get_ydata()) == [50.0, 60.0, 70.0]
+    band = ax.collections[-1].get_paths()[0].vertices[:, 1]
+    assert np.isclose(band.min(), 47.0) and np.isclose(band.max(), 75.0)
+    with pytest.raises(ParameterError, match=r"data without the columns \['AUROC_hi'\] is not allowed"):
+        plots.line_with_band(data.drop(columns="AUROC_hi"), x="stage", y="AUROC")
