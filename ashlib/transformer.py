@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ashlib import experiments, metrics
-from ashlib.claims import Claim
+from ashlib.claims import Claim, cells
 from ashlib.models import TrainRecipe, load_or_train
 from ashlib.shaping import ash_s_exponent
 
@@ -94,87 +94,105 @@ SWEEP_METHODS = ("ASH-S at LayerNorm output", "ASH-S |x| at LayerNorm output", "
                  "ASH-S at avgpool")
 
 
-def evidence(by_p: pd.DataFrame, energy: Mapping[str, float], norm_auroc: Mapping[str, float]) -> dict:
-    """The evidence :data:`CLAIMS` read, from a run's numbers: ``by_p`` (columns network, method,
-    percentile, AUROC: the chapter's sweep, mean AUROC over the OOD sets, with the methods of
-    :data:`SWEEP_METHODS`), ``energy`` (network "ViT" / "ResNet" -> the energy score's mean AUROC) and
-    ``norm_auroc`` ("cnn" / "vit" -> the pre-logit feature's norm as a score, mean AUROC). Each method is
-    taken at its best p of the sweep, as the paper picks p per network: ``{"energy": ..., "best":
-    {method: (AUROC, p)}, "norm_auroc": ...}``."""
-    missing = sorted(set(SWEEP_METHODS) - set(by_p["method"]))
+def norm_replicates(ctx, n_resamples: int = experiments.INTERVAL_RESAMPLES) -> "np.ndarray":
+    """The pre-logit feature's L2 norm as an OOD score (higher = ID), its AUROC (percent) averaged over
+    ``ctx``'s paper-like OOD sets: entry 0 on all test images, then ``n_resamples`` bootstrap replicates
+    on the resamples of :func:`ashlib.experiments.evaluate`'s intervals (seed 0, a stream per set), so
+    that it pairs with the methods' replicates (:func:`ashlib.experiments.replicate_table`)."""
+    import numpy as np
+
+    from ashlib import uncertainty
+
+    norm = {name: ctx.features[name].double().norm(dim=1).numpy() for name in [experiments.ID_SET, *ctx.ood_sets]}
+    value = np.mean([100 * metrics.auroc(norm[experiments.ID_SET], norm[name]) for name in ctx.averaged_sets])
+    reps = uncertainty.set_replicates([norm[experiments.ID_SET]], {name: [norm[name]] for name in ctx.ood_sets},
+                                      n_resamples, seed=0)
+    return np.r_[value, np.mean([reps[name][0]["AUROC"] for name in ctx.averaged_sets], axis=0)]
+
+
+def evidence(sweep: Mapping[str, pd.DataFrame], energy: pd.DataFrame, norm: pd.DataFrame) -> dict:
+    """The evidence :data:`CLAIMS` read, as replicate tables (row 0 on all test images, rows 1.. bootstrap
+    replicates, :func:`ashlib.experiments.replicate_table`): ``sweep[method]`` one column per p of the
+    chapter's sweep (mean AUROC over the OOD sets) for each of :data:`SWEEP_METHODS`; ``energy``
+    columns "ViT" and "ResNet" (the energy score's mean AUROC); ``norm`` columns "cnn" and "vit" (the
+    pre-logit feature's norm as a score, :func:`norm_replicates`). Each method is taken at its best p
+    of the sweep in every draw, as the paper picks p per network."""
+    missing = sorted(set(SWEEP_METHODS) - set(sweep))
     if missing:
-        raise ValueError(f"by_p has no rows for {missing}: expected the methods {list(SWEEP_METHODS)}.")
-    best = {}
-    for method, rows in by_p.groupby("method", sort=False):
-        top = rows.loc[rows["AUROC"].idxmax()]
-        best[method] = (float(top["AUROC"]), float(top["percentile"]))
-    return {"energy": dict(energy), "best": best, "norm_auroc": dict(norm_auroc)}
+        raise ValueError(f"sweep has no tables for {missing}: expected the methods {list(SWEEP_METHODS)}.")
+    best = {m: sweep[m].max(axis=1) for m in SWEEP_METHODS}
+    at = {m: float(sweep[m].iloc[0].idxmax()) for m in SWEEP_METHODS}
+    return {"energy": energy, "best": best, "best_p": at, "norm": norm}
 
 
-def _best(ev, method) -> tuple[float, str]:
-    auroc, p = ev["best"][method]
-    return auroc, f"{_f(auroc)} (p = {p:g})"
+def _best(ev, method) -> tuple[pd.Series, str]:
+    best = ev["best"][method]
+    return best, f"{_f(best.iloc[0])} (p = {ev['best_p'][method]:g})"
 
 
 def _vit_ash_not_better(ev):
     s, text = _best(ev, "ASH-S at LayerNorm output")
     e = ev["energy"]["ViT"]
-    return bool(s <= e), f"ViT: Energy {_f(e)}, ASH-S at best {text}"
+    return e - s, f"ViT: Energy {_f(e.iloc[0])}, ASH-S at best {text}"
 
 
 def _cnn_closer(ev):
     cnn = _best(ev, "ASH-S at avgpool")[0] - ev["energy"]["ResNet"]
     vit = _best(ev, "ASH-S at LayerNorm output")[0] - ev["energy"]["ViT"]
-    return bool(cnn > vit), f"ASH-S at best p minus Energy: CNN {cnn:+.1f}, ViT {vit:+.1f}"
+    return cnn - vit, f"ASH-S at best p minus Energy: CNN {cnn.iloc[0]:+.1f}, ViT {vit.iloc[0]:+.1f}"
 
 
 def _norm_signal_lost(ev):
-    c, v = ev["norm_auroc"]["cnn"], ev["norm_auroc"]["vit"]
-    return bool(v < c), f"feature norm as a score: CNN {_f(c)}, ViT {_f(v)}"
+    c, v = ev["norm"]["cnn"], ev["norm"]["vit"]
+    return c - v, f"feature norm as a score: CNN {_f(c.iloc[0])}, ViT {_f(v.iloc[0])}"
 
 
 def _gelu_better(ev):
     g, gt = _best(ev, "ASH-S at GELU units")
     n, nt = _best(ev, "ASH-S at LayerNorm output")
-    return bool(g > n), f"GELU units {gt}, LayerNorm output {nt}"
+    return g - n, f"GELU units {gt}, LayerNorm output {nt}"
 
 
 def _magnitude_better(ev):
     m, mt = _best(ev, "ASH-S |x| at LayerNorm output")
     n, nt = _best(ev, "ASH-S at LayerNorm output")
-    return bool(m > n), f"on magnitudes {mt}, ASH-S {nt}"
+    return m - n, f"on magnitudes {mt}, ASH-S {nt}"
 
 
 def _a_fix_beats_energy(ev):
-    fixes = {name: _best(ev, name) for name in ("ASH-S at GELU units", "ASH-S |x| at LayerNorm output")}
-    name, (auroc, text) = max(fixes.items(), key=lambda kv: kv[1][0])
+    names = ("ASH-S at GELU units", "ASH-S |x| at LayerNorm output")
+    fixes = pd.concat([ev["best"][n] for n in names], axis=1).max(axis=1)
+    name = max(names, key=lambda n: ev["best"][n].iloc[0])
     e = ev["energy"]["ViT"]
-    return bool(auroc > e), f"best fix: {name} {text}; Energy {_f(e)}"
+    return fixes - e, f"best fix: {name} {_best(ev, name)[1]}; Energy {_f(e.iloc[0])}"
 
 
 #: The chapter's claims (mean AUROC over the OOD sets; each ASH method at its best p of the sweep),
 #: checked on :func:`evidence` by :func:`claims_table`.
 CLAIMS = [
     Claim("ASH-S at a vision transformer's pre-logit feature (the final LayerNorm's output) does not improve "
-          "on the energy score", "OpenOOD v1.5 (ViT-B/16: ASH near/far-OOD AUROC about chance)", _vit_ash_not_better),
+          "on the energy score", "OpenOOD v1.5 (ViT-B/16: ASH near/far-OOD AUROC about chance)",
+          "ViT: Energy minus ASH-S at its best p", _vit_ash_not_better),
     Claim("ASH-S comes closer to the energy score (or beats it) on a CNN than on a transformer trained on the "
-          "same images", "ASH paper, Tables 2-3 (CNNs); OpenOOD v1.5 (ViT-B/16)", _cnn_closer),
+          "same images", "ASH paper, Tables 2-3 (CNNs); OpenOOD v1.5 (ViT-B/16)",
+          "(ASH-S minus Energy) on the CNN minus the same on the ViT", _cnn_closer),
     Claim("LayerNorm removes the feature-norm signal: the pre-logit feature's norm tells OOD from ID worse in "
-          "the transformer than in the CNN", "this chapter (ASH's premise, Section 3)", _norm_signal_lost),
+          "the transformer than in the CNN", "this chapter (ASH's premise, Section 3)",
+          "the norm's AUROC on the CNN minus on the ViT", _norm_signal_lost),
     Claim("Shaping the transformer's GELU units (last MLP block) detects better than shaping its LayerNorm "
-          "output", "this chapter (ASH's premise: ReLU-like activations)", _gelu_better),
+          "output", "this chapter (ASH's premise: ReLU-like activations)",
+          "best ASH-S at the GELU units minus best at the LayerNorm output", _gelu_better),
     Claim("ASH-S on magnitudes (keep the largest |x| with their signs) detects better than ASH-S at the "
-          "LayerNorm output", "this chapter (a fix for signed features)", _magnitude_better),
+          "LayerNorm output", "this chapter (a fix for signed features)",
+          "best ASH-S on magnitudes minus best ASH-S", _magnitude_better),
     Claim("One of the two fixes makes ASH-S improve on the energy score on the transformer",
-          "this chapter", _a_fix_beats_energy),
+          "this chapter", "the better fix at its best p minus Energy", _a_fix_beats_energy),
 ]
 
 
 def claims_table(evidence: dict, column: str) -> pd.DataFrame:
-    """claim | source | ``column``: each of :data:`CLAIMS` checked on ``evidence`` (:func:`evidence`).
-    Each cell reads "holds: <numbers>" or "fails: <numbers>"."""
-    cells = []
-    for claim in CLAIMS:
-        holds, numbers = claim.check(evidence)
-        cells.append(f"{'holds' if holds else 'fails'}: {numbers}")
-    return pd.DataFrame({"claim": [c.text for c in CLAIMS], "source": [c.source for c in CLAIMS], column: cells})
+    """claim | source | effect (points) | ``column``: each of :data:`CLAIMS` checked on ``evidence``
+    (:func:`evidence`); a cell reads "<verdict>: <effect> [<95% interval>]; <numbers>"
+    (:func:`ashlib.claims.cells`)."""
+    return pd.DataFrame({"claim": [c.text for c in CLAIMS], "source": [c.source for c in CLAIMS],
+                         "effect (points)": [c.effect for c in CLAIMS], column: cells(CLAIMS, evidence)})

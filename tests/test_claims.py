@@ -1,57 +1,97 @@
 """ashlib.claims: each claim's check on hand-made evidence, on the paper's own numbers, and the table."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ashlib import ParameterError, claims
 
 
-def _check(chapter: str, i: int, evidence: dict) -> tuple[bool, str]:
-    return claims.CLAIMS[chapter][i].check(evidence)
+def _check(chapter: str, i: int, evidence: dict) -> tuple[float, str]:
+    effect, text = claims.CLAIMS[chapter][i].check(evidence)
+    return round(float(effect.iloc[0]), 6), text
+
+
+def _rows(**columns) -> pd.DataFrame:
+    """Evidence of one draw (row 0 only), as the paper's numbers are."""
+    return pd.DataFrame({k: [v] for k, v in columns.items()})
+
+
+def _methods_evidence(**overrides) -> dict:
+    ev = {"AUROC": _rows(Energy=90.0, **{"ASH-S": 95.0, "ASH-P": 93.0}, Mahalanobis=99.0),
+          "FPR95": _rows(Energy=30.0, **{"ASH-S": 20.0, "ASH-P": 25.0}, Mahalanobis=5.0),
+          "plug": _rows(Softmax=1.0, **{"Softmax + ASH": 2.0, "ODIN": 3.0, "ODIN + ASH": 4.0, "Energy": 5.0,
+                                         "Energy + ASH": 6.0, "ReAct": 7.0, "ReAct + ASH": 6.5}),
+          "accuracy": _rows(**{"ASH-P@10": 90.0, "ASH-P@90": 80.0, "ASH-S@10": 90.0, "ASH-S@90": 80.0})}
+    return {**ev, **overrides}
 
 
 def test_methods_claims_by_hand():
-    avg = pd.DataFrame({"AUROC": [90.0, 95.0, 93.0, 99.0], "FPR95": [30.0, 20.0, 25.0, 5.0]},
-                       index=["Energy", "ASH-S", "ASH-P", "Mahalanobis"])
-    ev = {"avg": avg, "plug": pd.DataFrame({"AUROC": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 6.5]},
-                                           index=["Softmax", "Softmax + ASH", "ODIN", "ODIN + ASH", "Energy",
-                                                  "Energy + ASH", "ReAct", "ReAct + ASH"]),
-          "accuracy_gap": 0.0}
-    assert _check("01_methods", 0, ev) == (True, "AUROC 90.0 → 95.0, FPR95 30.0 → 20.0")
-    assert _check("01_methods", 1, ev) == (False, "best Mahalanobis (99.0)")
-    assert _check("01_methods", 2, ev)[0] is True
-    assert _check("01_methods", 3, ev) == (False, "Softmax +1.0, ODIN +1.0, Energy +1.0, ReAct -0.5")
-    assert _check("01_methods", 4, ev) == (True, "largest gap 0.00 points over p")
-    assert _check("01_methods", 4, {**ev, "accuracy_gap": 0.4})[0] is False
-    worse_fpr = {**ev, "avg": avg.assign(FPR95=[30.0, 35.0, 25.0, 5.0])}
-    assert _check("01_methods", 0, worse_fpr)[0] is False  # AUROC up is not enough
+    ev = _methods_evidence()
+    assert _check("01_methods", 0, ev) == (5.0, "AUROC 90.0 → 95.0, FPR95 30.0 → 20.0")  # min(+5, +10)
+    assert _check("01_methods", 1, ev) == (-4.0, "best Mahalanobis (99.0)")  # 95 - 99
+    assert _check("01_methods", 2, ev)[0] == 2.0
+    assert _check("01_methods", 3, ev) == (-0.5, "Softmax +1.0, ODIN +1.0, Energy +1.0, ReAct -0.5")
+    assert _check("01_methods", 4, ev) == (0.0, "largest gap 0.00 points over p")
+    gap = _methods_evidence(accuracy=_rows(**{"ASH-P@10": 90.0, "ASH-P@90": 80.0, "ASH-S@10": 90.4,
+                                              "ASH-S@90": 79.0}))
+    assert _check("01_methods", 4, gap) == (1.0, "largest gap 1.00 points over p")
+    worse_fpr = _methods_evidence(FPR95=_rows(Energy=30.0, **{"ASH-S": 35.0, "ASH-P": 25.0}, Mahalanobis=5.0))
+    assert _check("01_methods", 0, worse_fpr)[0] == -5.0  # AUROC up is not enough
 
 
 def test_placement_and_threshold_claims_by_hand():
-    a1 = pd.DataFrame({"AUROC": [50.0, 60.0, 70.0, 90.0, 80.0], "ID acc": [30.0, 60.0, 61.0, 75.0, 76.0]},
-                      index=["ASH-P@90 block1", "ASH-P@90 block2", "ASH-P@90 block3", "ASH-S@90 penultimate",
-                             "Energy"])
-    assert _check("02_placements", 0, {"a1": a1}) == (True, "blocks 1→3: 30.0 → 60.0 → 61.0")
-    assert _check("02_placements", 2, {"a1": a1})[0] is True  # Energy (unmodified) is not a placement
-    assert _check("02_placements", 3, {"a1": a1})[0] is True
-    flat = a1.assign(**{"ID acc": [30.0, 60.0, 60.0, 75.0, 76.0]})
-    assert _check("02_placements", 0, {"a1": flat})[0] is False  # strictly rising
-    grid = pd.DataFrame({"local": [90.0, 91.0, 80.0], "global": [85.0, 92.0, 70.0]}, index=[80, 90, 99])
-    ev = {"local_vs_global_S": grid, "local_vs_global_B": grid.assign(local=[99.0, 99.0, 99.0])}
-    assert _check("03_global_vs_local", 0, ev) == (False, "local wins at 2 of 3 p (not at p = 90)")
-    assert _check("03_global_vs_local", 1, ev) == (True, "local wins at 3 of 3 p")
-    assert _check("03_global_vs_local", 2, ev) == (True, "best ASH-B@80 local (99.0)")
+    labels = ["ASH-P@90 block1", "ASH-P@90 block2", "ASH-P@90 block3", "ASH-S@90 penultimate", "Energy"]
+    ev = {"a1 AUROC": _rows(**dict(zip(labels, [50.0, 60.0, 70.0, 90.0, 80.0]))),
+          "a1 ID acc": _rows(**dict(zip(labels, [30.0, 60.0, 61.0, 75.0, 76.0])))}
+    assert _check("02_placements", 0, ev) == (1.0, "blocks 1→3: 30.0 → 60.0 → 61.0")  # the smaller step
+    assert _check("02_placements", 2, ev)[0] == 14.0  # Energy (unmodified) is not a placement
+    assert _check("02_placements", 3, ev)[0] == 20.0
+    flat = {**ev, "a1 ID acc": _rows(**dict(zip(labels, [30.0, 60.0, 60.0, 75.0, 76.0])))}
+    assert _check("02_placements", 0, flat)[0] == 0.0  # not rising: fails (the claim needs > 0)
+    assert claims.CLAIMS["02_placements"][0].verdict(pd.Series([0.0]))[0] == "fails"
+    one_block = {"a1 ID acc": _rows(**{"ASH-P@90 block1": 30.0})}  # nothing to compare: said, not decided
+    assert claims.cells(claims.CLAIMS["02_placements"][:1], one_block) == ["not computable: +nan; blocks 1→3: 30.0"]
+    grid = {"local S": pd.DataFrame({80: [90.0], 90: [91.0], 99: [80.0]}),
+            "global S": pd.DataFrame({80: [85.0], 90: [92.0], 99: [70.0]}),
+            "local B": pd.DataFrame({80: [99.0], 90: [99.0], 99: [99.0]}),
+            "global B": pd.DataFrame({80: [85.0], 90: [92.0], 99: [70.0]})}
+    assert _check("03_global_vs_local", 0, grid) == (-1.0, "local wins at 2 of 3 p (not at p = 90)")
+    assert _check("03_global_vs_local", 1, grid) == (7.0, "local wins at 3 of 3 p")
+    assert _check("03_global_vs_local", 2, grid) == (7.0, "best ASH-B@80 local (99.0)")
 
 
 def test_rand_claims_by_hand():
-    rand = pd.DataFrame({"AUROC": [88.0, 89.0]}, index=[65, 90])
-    refs = pd.DataFrame({"AUROC": [87.0, 80.0, 50.0, 95.0, 94.0]},
-                        index=["Energy", "Softmax", "ODIN", "ASH-S", "ASH-B"])
-    ev = {"rand": rand, "references": refs}
-    assert _check("04_ash_rand", 0, ev) == (True, "ASH-RAND at most 89.0; ASH-S 95.0, ASH-B 94.0")
-    assert _check("04_ash_rand", 1, ev) == (True, "ASH-RAND at least 88.0; best of Energy/Softmax/ODIN 87.0")
-    assert _check("04_ash_rand", 1, {**ev, "rand": rand.assign(AUROC=[86.0, 99.0])})[0] is False
+    ev = {"rand": pd.DataFrame({65: [88.0], 90: [89.0]}),
+          "references": _rows(Energy=87.0, Softmax=80.0, ODIN=50.0, **{"ASH-S": 95.0, "ASH-B": 94.0})}
+    assert _check("04_ash_rand", 0, ev) == (5.0, "ASH-RAND at most 89.0; ASH-S 95.0, ASH-B 94.0")
+    assert _check("04_ash_rand", 1, ev) == (1.0, "ASH-RAND at least 88.0; best of Energy/Softmax/ODIN 87.0")
+    assert _check("04_ash_rand", 1, {**ev, "rand": pd.DataFrame({65: [86.0], 90: [99.0]})})[0] == -1.0
+
+
+def test_a_verdict_is_inconclusive_when_the_interval_of_the_effect_straddles_the_line():
+    """Row 0 is the effect on all images, rows 1.. its replicates: the interval decides, not the sign."""
+    rng = np.random.default_rng(0)
+    claim = claims.CLAIMS["01_methods"][2]  # ASH-S minus ASH-P, "> 0"
+    noisy = pd.Series(np.r_[0.3, rng.normal(0.3, 1.0, 1000)])
+    clear = pd.Series(np.r_[3.0, rng.normal(3.0, 1.0, 1000)])
+    assert claim.verdict(noisy)[0] == "inconclusive"
+    verdict, point, (lo, hi) = claim.verdict(clear)
+    assert (verdict, point) == ("holds", 3.0) and 0 < lo < 3 < hi
+    assert claim.verdict(-clear)[0] == "fails"
+    assert claim.verdict(pd.Series([0.3]))[:2] == ("holds", 0.3)  # the paper's numbers: the sign alone
+    same = claims.CLAIMS["01_methods"][4]  # "at most" the tolerance
+    tol = claims.SAME_ACCURACY_TOLERANCE
+    assert same.verdict(pd.Series(np.r_[0.4, rng.uniform(0.1, 0.6 * tol, 500)]))[0] == "holds"
+    assert same.verdict(pd.Series(np.r_[0.4, rng.uniform(0.1, 1.5 * tol, 500)]))[0] == "inconclusive"
+    assert same.verdict(pd.Series(np.r_[2.0, rng.uniform(1.2 * tol, 3 * tol, 500)]))[0] == "fails"
+    ev = _methods_evidence(AUROC=pd.DataFrame({"Energy": np.r_[90.0, rng.normal(90, 1, 200)],
+                                               "ASH-S": np.r_[95.0, rng.normal(95, 1, 200)],
+                                               "ASH-P": np.r_[94.8, rng.normal(94.8, 1, 200)],
+                                               "Mahalanobis": np.r_[80.0, rng.normal(80, 1, 200)]}))
+    cell = claims.verdicts("01_methods", ev)[2]
+    assert cell.startswith("inconclusive: +0.2 [") and cell.endswith("]; ASH-P 94.8, ASH-S 95.0")
 
 
 def test_the_papers_own_numbers():
@@ -61,19 +101,21 @@ def test_the_papers_own_numbers():
         return claims.verdicts(chapter, claims.paper_evidence(chapter, benchmark))
 
     assert verdicts("01_methods") == [
-        "holds: AUROC 94.6 → 96.6, FPR95 26.6 → 15.1", "holds: best ASH-S (96.6)", "holds: ASH-P 95.2, ASH-S 96.6",
-        "holds: Softmax +0.1, ODIN +1.7, Energy +2.0, ReAct +2.0", "holds: stated (exact same curves)"]
-    assert verdicts("01_methods", "imagenet")[0] == "holds: AUROC 86.2 → 95.1, FPR95 58.4 → 22.8"
+        "holds: +2.0; AUROC 94.6 → 96.6, FPR95 26.6 → 15.1", "holds: +1.4; best ASH-S (96.6)",
+        "holds: +1.4; ASH-P 95.2, ASH-S 96.6", "holds: +0.1; Softmax +0.1, ODIN +1.7, Energy +2.0, ReAct +2.0",
+        "holds: +0.0; stated (exact same curves)"]
+    assert verdicts("01_methods", "imagenet")[0] == "holds: +9.0; AUROC 86.2 → 95.1, FPR95 58.4 → 22.8"
     placements = verdicts("02_placements")
-    assert placements[2] == "fails: best ASH-S@90 block4 (75.8), penultimate 75.0"  # Table A1 vs Appendix A
-    assert placements[3].startswith("holds: best ASH-S@90 penultimate (95.1)")
-    assert verdicts("03_global_vs_local")[:2] == ["fails: local wins at 13 of 14 p (not at p = 99)"] * 2
+    assert placements[2] == "fails: -0.8; best ASH-S@90 block4 (75.8), penultimate 75.0"  # Table A1 vs Appendix A
+    assert placements[3].startswith("holds: +3.0; best ASH-S@90 penultimate (95.1)")
+    assert verdicts("03_global_vs_local")[:2] == ["fails: -0.7; local wins at 13 of 14 p (not at p = 99)"] * 2
     assert [v.split(":")[0] for v in verdicts("04_ash_rand")] == ["holds", "holds"]
 
 
 def test_table_shows_every_run_and_why_one_did_not_run():
     table = claims.table("03_global_vs_local", {"missing": FileNotFoundError("no data\nsecond line")})
-    assert list(table.columns) == ["claim", "source", "Paper (ImageNet)", "missing"]
+    assert list(table.columns) == ["claim", "source", "effect (points)", "Paper (ImageNet; quoted, no interval)",
+                                   "missing"]
     assert table["missing"].tolist() == ["not run: FileNotFoundError: no data"] * 3
     assert len(table) == len(claims.CLAIMS["03_global_vs_local"])
     styled = claims.styled(table).to_html()
@@ -103,8 +145,15 @@ def test_a_run_and_its_variant_give_evidence_of_the_same_shape():
     quick = runs.prepare(mahalanobis_n_val=200, n_ood=200)
     assert quick.checkpoint == run.checkpoint and quick.settings == {**run.settings, "n_ood": 200}
     assert {len(x) for x in quick.benchmark.ood.values()} == {200}
-    ev = claims.run_evidence("01_methods", quick)
-    assert {"Energy", "ASH-S", "ASH-P", "Mahalanobis"} <= set(ev["avg"].index)
-    assert ev["accuracy_gap"] >= 0
+    ev = claims.run_evidence("01_methods", quick, n_resamples=50)
+    assert {"Energy", "ASH-S", "ASH-P", "Mahalanobis"} <= set(ev["AUROC"].columns)
+    assert len(ev["AUROC"]) == len(ev["accuracy"]) == 51  # all images, then 50 replicates
+    # the same run twice stands for two seeds: the mean is the run's value, the replicates are its own
+    twice = claims.run_evidence("01_methods", [quick, quick], n_resamples=50)
+    assert twice["AUROC"].iloc[0].equals(ev["AUROC"].iloc[0])
+    one = ev["AUROC"]["Energy"].to_numpy()[1:]
+    pair_means = {round((a + b) / 2, 9) for a in one for b in one}  # each replicate: two draws of the run's
+    assert {round(v, 9) for v in twice["AUROC"]["Energy"].to_numpy()[1:]} <= pair_means
     table = claims.table("04_ash_rand", {"default": quick}, rand_percentiles=[80], seeds=[0])
-    assert all(v.startswith(("holds: ", "fails: ")) for v in table["default"])
+    assert all(v.split(":")[0] in ("holds", "fails", "inconclusive") for v in table["default"])
+    assert all("[" in v for v in table["default"])  # an interval beside every run verdict

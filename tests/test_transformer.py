@@ -37,36 +37,52 @@ def test_feature_statistics_against_numpy_and_scikit_learn():
     assert stats.loc["dark", "L2 norm AUROC"] == 100  # every ID norm is larger
 
 
-def _sweep(lnorm, magnitude, gelu, cnn):
-    """A sweep table with each method's mean AUROC at p = 50, 90 (in that order)."""
+def _evidence(lnorm, magnitude, gelu, cnn, energy=(87.0, 92.0), norm=(90.0, 55.0), draws=None):
+    """Evidence of one draw (the numbers on all images): each method's mean AUROC at p = 50, 90 (in
+    that order), the energy score's on ViT and ResNet, the norm's on the CNN and the ViT."""
     import pandas as pd
 
-    rows = [dict(network="ResNet" if m == "ASH-S at avgpool" else "ViT", method=m, percentile=p, AUROC=a)
-            for m, values in zip(transformer.SWEEP_METHODS, (lnorm, magnitude, gelu, cnn))
-            for p, a in zip((50, 90), values)]
-    return pd.DataFrame(rows)
+    sweep = {m: pd.DataFrame([values], columns=[50.0, 90.0])
+             for m, values in zip(transformer.SWEEP_METHODS, (lnorm, magnitude, gelu, cnn))}
+    return transformer.evidence(sweep, pd.DataFrame([energy], columns=["ViT", "ResNet"]),
+                                pd.DataFrame([norm], columns=["cnn", "vit"]))
 
 
 def test_claims_are_computed_from_each_methods_best_p_and_can_fail():
-    ev = transformer.evidence(_sweep((70, 60), (75, 86), (85, 80), (93, 50)), {"ViT": 87.0, "ResNet": 92.0},
-                              {"cnn": 90.0, "vit": 55.0})
-    assert ev["best"]["ASH-S |x| at LayerNorm output"] == (86.0, 90.0) and ev["best"]["ASH-S at avgpool"] == (93.0, 50.0)
+    ev = _evidence((70, 60), (75, 86), (85, 80), (93, 50))
+    assert ev["best"]["ASH-S |x| at LayerNorm output"].iloc[0] == 86.0 and ev["best_p"]["ASH-S at avgpool"] == 50.0
     table = transformer.claims_table(ev, "ours")
-    assert list(table.columns) == ["claim", "source", "ours"] and len(table) == len(transformer.CLAIMS)
+    assert list(table.columns) == ["claim", "source", "effect (points)", "ours"] and len(table) == len(transformer.CLAIMS)
     assert table["ours"].tolist() == [
-        "holds: ViT: Energy 87.0, ASH-S at best 70.0 (p = 50)",
-        "holds: ASH-S at best p minus Energy: CNN +1.0, ViT -17.0",
-        "holds: feature norm as a score: CNN 90.0, ViT 55.0",
-        "holds: GELU units 85.0 (p = 50), LayerNorm output 70.0 (p = 50)",
-        "holds: on magnitudes 86.0 (p = 90), ASH-S 70.0 (p = 50)",
-        "fails: best fix: ASH-S |x| at LayerNorm output 86.0 (p = 90); Energy 87.0"]
-    flipped = transformer.claims_table(
-        transformer.evidence(_sweep((90, 60), (75, 80), (85, 80), (80, 50)), {"ViT": 87.0, "ResNet": 92.0},
-                             {"cnn": 50.0, "vit": 55.0}), "ours")
+        "holds: +17.0; ViT: Energy 87.0, ASH-S at best 70.0 (p = 50)",
+        "holds: +18.0; ASH-S at best p minus Energy: CNN +1.0, ViT -17.0",
+        "holds: +35.0; feature norm as a score: CNN 90.0, ViT 55.0",
+        "holds: +15.0; GELU units 85.0 (p = 50), LayerNorm output 70.0 (p = 50)",
+        "holds: +16.0; on magnitudes 86.0 (p = 90), ASH-S 70.0 (p = 50)",
+        "fails: -1.0; best fix: ASH-S |x| at LayerNorm output 86.0 (p = 90); Energy 87.0"]
+    flipped = transformer.claims_table(_evidence((90, 60), (75, 80), (85, 80), (80, 50), norm=(50.0, 55.0)), "ours")
     assert flipped["ours"].str.startswith("fails: ").all()
-    with pytest.raises(ValueError, match="by_p has no rows for"):
-        transformer.evidence(_sweep((1, 1), (1, 1), (1, 1), (1, 1)).query("method != 'ASH-S at GELU units'"),
-                             {"ViT": 1, "ResNet": 1}, {"cnn": 1, "vit": 1})
+    with pytest.raises(ValueError, match="sweep has no tables for"):
+        transformer.evidence({}, None, None)
+
+
+def test_a_claim_on_replicates_is_inconclusive_inside_the_noise():
+    """With replicates (rows 1..), a best-p effect inside the noise is inconclusive, a clear one is not;
+    the best p is taken in every draw."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+
+    def table(values, sd):
+        return pd.DataFrame(np.vstack([values, rng.normal(values, sd, size=(500, len(values)))]), columns=[50.0, 90.0])
+
+    sweep = {m: table(v, 1.0) for m, v in zip(transformer.SWEEP_METHODS, ((70, 60), (70.5, 60), (90, 80), (93, 50)))}
+    energy = pd.DataFrame(np.vstack([[87.0, 92.0], rng.normal([87.0, 92.0], 1.0, size=(500, 2))]), columns=["ViT", "ResNet"])
+    norm = pd.DataFrame(np.vstack([[90.0, 55.0], rng.normal([90.0, 55.0], 1.0, size=(500, 2))]), columns=["cnn", "vit"])
+    cells = transformer.claims_table(transformer.evidence(sweep, energy, norm), "ours")["ours"]
+    assert cells[4].startswith("inconclusive: +0.5 [")  # magnitudes vs ASH-S: half a point inside the noise
+    assert cells[3].startswith("holds: +20.0 [")  # GELU vs LayerNorm: twenty points
 
 
 def test_prepare_vit_trains_once_and_builds_its_context_on_the_layernorm_output(band_benchmark, monkeypatch):
