@@ -75,7 +75,8 @@ def test_toc_keeps_only_the_chapters_of_the_run():
 def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path, monkeypatch):
     """Issue acceptance: one notebook, a profile and an override -> an executed notebook and CSVs
     whose numbers follow the override (here: only the requested percentiles are evaluated); run again,
-    it is reused."""
+    it is reused. One training seed (``train_seeds``): the claims of the book's three would train two more
+    networks in this test's empty cache."""
     import shutil
 
     snapshot = tmp_path / "ashlib"  # the digest of the package as it is now (others may be editing it)
@@ -83,7 +84,7 @@ def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path, monkeyp
     monkeypatch.setitem(pipeline.SOURCES, "ashlib", snapshot)
     lines = []
     out = pipeline.run("embedded", ["03_global_vs_local"], out=tmp_path / "run",
-                       overrides={"percentiles": [80, 90], "compare": []}, echo=lambda *a, **k: lines.append(a[0]))
+                       overrides={"percentiles": [80, 90], "compare": [], "train_seeds": [0]}, echo=lambda *a, **k: lines.append(a[0]))
     assert (out / "03_global_vs_local.ipynb").exists()
     results = pd.read_csv(out / "thresholds_results.csv")
     assert sorted(results["percentile"].unique()) == [80, 90]
@@ -99,7 +100,7 @@ def test_an_override_reaches_the_executed_notebook_and_its_csv(tmp_path, monkeyp
 
     files = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.json"}
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("executed again"))
-    pipeline.run("embedded", ["03_global_vs_local"], out=out, overrides={"percentiles": [80, 90], "compare": []},
+    pipeline.run("embedded", ["03_global_vs_local"], out=out, overrides={"percentiles": [80, 90], "compare": [], "train_seeds": [0]},
                  echo=lambda *a, **k: lines.append(a[0]))
     assert lines[-2].startswith("[1/1] 03_global_vs_local: reused, inputs unchanged (digest ")
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != "run.json"} == files
