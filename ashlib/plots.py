@@ -214,14 +214,25 @@ def interval_bars(results: pd.DataFrame, metric: str = "AUROC", title: str | Non
     return ax
 
 
-def line_with_band(data: pd.DataFrame, x: str, y: str, color=None, label: str | None = None, ax=None, **kwargs):
+def line_with_band(data: pd.DataFrame, x: str, y: str, color=None, label: str | None = None, ax=None,
+                   order=None, **kwargs):
     """One line of ``y`` over ``x`` with markers and its 95% interval (columns ``<y>_lo``, ``<y>_hi``) as a
-    band around it; for ``seaborn.FacetGrid.map_dataframe`` (which passes ``color`` and ``label``)."""
+    band around it; for ``seaborn.FacetGrid.map_dataframe`` (which passes ``color`` and ``label``).
+    ``order``: the categories of ``x`` left to right (e.g. a network's stages), so that lines with
+    different categories share one axis; None: ``x`` as it is."""
     missing = [c for c in (x, y, f"{y}_lo", f"{y}_hi") if c not in data.columns]
     if missing:
         raise ParameterError(f"data without the columns {missing} is not allowed: expected {x}, {y} and its "
                              f"interval {y}_lo, {y}_hi.")
     ax = ax or plt.gca()
-    line, = ax.plot(data[x], data[y], marker="o", color=color, label=label)
-    ax.fill_between(data[x], data[f"{y}_lo"], data[f"{y}_hi"], color=line.get_color(), alpha=0.2, lw=0)
+    xs = data[x]
+    if order is not None:
+        unknown = sorted(set(data[x]) - set(order), key=str)
+        if unknown:
+            raise ParameterError(f"order={list(order)!r} is not allowed: it lacks {unknown} of {x!r}.")
+        data = data.assign(_at=data[x].map({v: i for i, v in enumerate(order)})).sort_values("_at")
+        xs = data["_at"]
+        ax.set_xticks(range(len(order)), list(order))
+    line, = ax.plot(xs, data[y], marker="o", color=color, label=label)
+    ax.fill_between(xs, data[f"{y}_lo"], data[f"{y}_hi"], color=line.get_color(), alpha=0.2, lw=0)
     return ax

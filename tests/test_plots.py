@@ -140,3 +140,11 @@ def test_line_with_band_draws_the_line_and_its_interval_on_a_facet_grid():
     assert np.isclose(band.min(), 47.0) and np.isclose(band.max(), 75.0)
     with pytest.raises(ParameterError, match=r"data without the columns \['AUROC_hi'\] is not allowed"):
         plots.line_with_band(data.drop(columns="AUROC_hi"), x="stage", y="AUROC")
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()  # a line whose first category comes later in the data: drawn in the given order
+    plots.line_with_band(data.iloc[::-1], x="stage", y="AUROC", order=["stem", "layer1", "layer2"], ax=ax)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["stem", "layer1", "layer2"]
+    assert list(ax.get_lines()[-1].get_xdata()) == [0, 1, 2] and list(ax.get_lines()[-1].get_ydata()) == [50.0, 60.0, 70.0]
+    with pytest.raises(ParameterError, match=r"order=\['stem'\] is not allowed: it lacks \['layer1', 'layer2'\]"):
+        plots.line_with_band(data, x="stage", y="AUROC", order=["stem"])
