@@ -141,9 +141,11 @@ def _deeper_is_better(metric):
 def _penultimate_best(metric):
     def check(ev):
         table = ev[f"a1 {metric}"].drop(columns="Energy", errors="ignore").dropna(axis=1)
-        penultimate = next(c for c in table if c.endswith("penultimate"))
-        others = [c for c in table if c != penultimate]
+        penultimate = next((c for c in table if c.endswith("penultimate")), None)
         best = _at(table).idxmax()
+        if penultimate is None:  # a network with fewer stages than Table A1's rows (e.g. DenseNet's three blocks)
+            return pd.Series(np.nan, index=table.index), f"best {best} ({_f(_at(table)[best])}), no penultimate row"
+        others = [c for c in table if c != penultimate]
         return table[penultimate] - table[others].max(axis=1), \
             f"best {best} ({_f(_at(table)[best])}), penultimate {_f(_at(table)[penultimate])}"
     return check

@@ -53,6 +53,9 @@ def test_placement_and_threshold_claims_by_hand():
     assert claims.CLAIMS["02_placements"][0].verdict(pd.Series([0.0]))[0] == "fails"
     one_block = {"a1 ID acc": _rows(**{"ASH-P@90 block1": 30.0})}  # nothing to compare: said, not decided
     assert claims.cells(claims.CLAIMS["02_placements"][:1], one_block) == ["not computable: +nan; blocks 1→3: 30.0"]
+    no_penultimate = {"a1 AUROC": _rows(**dict(zip(labels[:3], [50.0, 60.0, 70.0])))}  # e.g. DenseNet's 3 blocks
+    assert claims.cells(claims.CLAIMS["02_placements"][3:], no_penultimate) == [
+        "not computable: +nan; best ASH-P@90 block3 (70.0), no penultimate row"]
     grid = {"local S": pd.DataFrame({80: [90.0], 90: [91.0], 99: [80.0]}),
             "global S": pd.DataFrame({80: [85.0], 90: [92.0], 99: [70.0]}),
             "local B": pd.DataFrame({80: [99.0], 90: [99.0], 99: [99.0]}),
