@@ -61,7 +61,7 @@ def prepare_vit(run, width: int = VIT_WIDTH, epochs: int = VIT_EPOCHS, progress:
 
 
 def feature_statistics(features: Mapping[str, Tensor], percentile: float,
-                       id_set: str = experiments.ID_SET) -> pd.DataFrame:
+                       id_set: str = experiments.ID_SET, intervals: int | None = None) -> pd.DataFrame:
     """One row per set of ``features`` (set name -> ``(N, D)`` activations of one placement):
 
     * ``negative (%)``: the share of values below zero;
@@ -71,17 +71,32 @@ def feature_statistics(features: Mapping[str, Tensor], percentile: float,
       and ``s1/s2 AUROC``: the exponent alone as a score (ASH-S multiplies the kept values by
       ``exp(s1 / s2)``, so a larger exponent raises the energy score).
 
-    AUROCs are in percent; the ``id_set`` row has none.
+    AUROCs are in percent; the ``id_set`` row has none. ``intervals``: a number of bootstrap resamples;
+    each AUROC then gets its 95% interval over the images (``<column>_lo``, ``<column>_hi``,
+    :func:`ashlib.uncertainty.metric_replicates`, seed 0).
     """
+    from ashlib import uncertainty
+
     ref = features[id_set]
     ref_norm, ref_exp = ref.norm(dim=1), ash_s_exponent(ref, percentile)
+
+    def bounds(column: str, a: Tensor, b: Tensor) -> dict:
+        if intervals is None:
+            return {}
+        values = [None, None] if b is None else uncertainty.interval(uncertainty.metric_replicates(
+            a.double().numpy(), b.double().numpy(), intervals)["AUROC"])
+        return dict(zip((f"{column}_lo", f"{column}_hi"), values))
+
     rows = {}
     for name, x in features.items():
         norm, exponent = x.norm(dim=1), ash_s_exponent(x, percentile)
+        other = name != id_set
         rows[name] = {"negative (%)": 100 * float((x < 0).double().mean()), "L2 norm": float(norm.mean()),
-                      "L2 norm AUROC": None if name == id_set else 100 * metrics.auroc(ref_norm, norm),
+                      "L2 norm AUROC": 100 * metrics.auroc(ref_norm, norm) if other else None,
+                      **bounds("L2 norm AUROC", ref_norm, norm if other else None),
                       "s1/s2": float(torch.nanquantile(exponent.double(), 0.5)),
-                      "s1/s2 AUROC": None if name == id_set else 100 * metrics.auroc(ref_exp, exponent)}
+                      "s1/s2 AUROC": 100 * metrics.auroc(ref_exp, exponent) if other else None,
+                      **bounds("s1/s2 AUROC", ref_exp, exponent if other else None)}
     return pd.DataFrame(rows).T.astype(float)
 
 

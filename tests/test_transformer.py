@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -35,6 +36,12 @@ def test_feature_statistics_against_numpy_and_scikit_learn():
         want = 100 * roc_auc_score(labels, np.r_[np.linalg.norm(ref, axis=1), np.linalg.norm(a, axis=1)])
         assert stats.loc[name, "L2 norm AUROC"] == pytest.approx(want, abs=1e-6)
     assert stats.loc["dark", "L2 norm AUROC"] == 100  # every ID norm is larger
+    with_bounds = transformer.feature_statistics(feats, 75, intervals=300)
+    pd.testing.assert_frame_equal(with_bounds[stats.columns], stats)  # the same numbers, bounds beside them
+    far = with_bounds.loc["far"]
+    assert far["L2 norm AUROC_lo"] < far["L2 norm AUROC"] < far["L2 norm AUROC_hi"]
+    assert (with_bounds.loc["dark", ["L2 norm AUROC_lo", "L2 norm AUROC_hi"]] == 100).all()  # separated in every resample
+    assert with_bounds.loc["ID test", ["s1/s2 AUROC_lo", "s1/s2 AUROC_hi"]].isna().all()
 
 
 def _evidence(lnorm, magnitude, gelu, cnn, energy=(87.0, 92.0), norm=(90.0, 55.0), draws=None):
