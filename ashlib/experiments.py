@@ -683,7 +683,7 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
         for name in sets:
             ctx.memo[("scores", method, name)] = scores[name][i]
         ctx.memo[("prediction", method)] = id_pred[i]
-    bounds = _bounds(methods, scores, id_pred, ctx, convention, intervals) if intervals is not None else None
+    bounds = _bounds(methods, scores, ctx, convention, intervals) if intervals is not None else None
     out = []
     for i, method in enumerate(methods):
         rows = {name: dict(ood_set=name, **{k: float(v[i]) for k, v in values.items()})
@@ -692,11 +692,12 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     return out
 
 
-def _bounds(methods: list[Method], scores: dict[str, list], id_pred: list[np.ndarray], ctx: Context,
-            convention: str, n_resamples: int) -> list[dict[str, dict[str, float]]]:
+def _bounds(methods: list[Method], scores: dict[str, list], ctx: Context, convention: str,
+            n_resamples: int) -> list[dict[str, dict[str, float]]]:
     """Per method, ``{set or "Average" or "ID": {"<metric>_lo": ..., "<metric>_hi": ...}}``: 95% bootstrap
-    intervals over the test images (:func:`ashlib.uncertainty.set_replicates`, seed 0). The replicates
-    are kept in ``ctx.memo`` for :func:`differences`."""
+    intervals over the test images (:func:`ashlib.uncertainty.set_replicates`, seed 0; ID accuracy's
+    from the predictions ``ctx.memo`` holds, :func:`accuracy_replicates`). The replicates are kept in
+    ``ctx.memo`` for :func:`differences`."""
     reps = uncertainty.set_replicates(scores[ID_SET], {name: scores[name] for name in ctx.ood_sets},
                                       n_resamples, seed=0, convention=convention)
 
@@ -705,14 +706,12 @@ def _bounds(methods: list[Method], scores: dict[str, list], id_pred: list[np.nda
                 for end, value in zip(("lo", "hi"), uncertainty.interval(replicates[m]))}
 
     out = []
-    for i, pred in enumerate(id_pred):
-        ctx.memo[("replicates", methods[i], convention, n_resamples)] = {name: reps[name][i] for name in ctx.ood_sets}
+    for i, method in enumerate(methods):
+        ctx.memo[("replicates", method, convention, n_resamples)] = {name: reps[name][i] for name in ctx.ood_sets}
         per_set = {name: bounds_of(reps[name][i]) for name in ctx.ood_sets}
         per_set["Average"] = bounds_of({m: np.mean([reps[name][i][m] for name in ctx.averaged_sets], axis=0)
                                         for m in uncertainty.METRICS})
-        acc_reps = ctx.memoised(("accuracy_replicates", methods[i], n_resamples),
-                                lambda: uncertainty.accuracy_replicates(pred, _as_numpy(ctx.y_test), n_resamples, seed=0))
-        acc = uncertainty.interval(acc_reps)
+        acc = uncertainty.interval(accuracy_replicates(method, ctx, n_resamples))
         per_set["ID"] = {"ID acc_lo": acc[0], "ID acc_hi": acc[1]}
         out.append(per_set)
     return out
@@ -855,18 +854,16 @@ def seed_results(methods: list[Method], ctx, convention: str = "paper",
     for k, name in enumerate(names):
         out[name] = values[:, :, k].mean(axis=0)
         out[f"{name}_sd"] = values[:, :, k].std(axis=0, ddof=1) if len(contexts) > 1 else 0.0
-    bounds = {name: np.empty(len(out)) for name in interval_columns(names)}
-    for method in dict.fromkeys(methods):
-        for set_name in dict.fromkeys(out.loc[out["method"] == method.label, "ood_set"]):
-            at = np.flatnonzero((out["method"] == method.label) & (out["ood_set"] == set_name))
-            for name in names:
-                where = "Average" if name == "ID acc" else set_name
-                table = across_seeds([replicate_table([method], c, name, convention, n_resamples, where)
-                                      for c in contexts], n_resamples)
-                lo, hi = uncertainty.interval(table.to_numpy()[1:, 0])
-                bounds[f"{name}_lo"][at], bounds[f"{name}_hi"][at] = lo, hi
-    for column, value in bounds.items():
-        out[column] = value
+    unique = list(dict.fromkeys(methods))
+    for set_name in dict.fromkeys(out["ood_set"]):  # one table per set and metric, a column per method
+        at = out["ood_set"] == set_name
+        for name in names:
+            where = "Average" if name == "ID acc" else set_name
+            reps = across_seeds([replicate_table(unique, c, name, convention, n_resamples, where) for c in contexts],
+                                n_resamples).to_numpy()[1:]
+            bounds = dict(zip((m.label for m in unique), (uncertainty.interval(reps[:, k]) for k in range(len(unique)))))
+            out.loc[at, f"{name}_lo"] = [bounds[label][0] for label in out.loc[at, "method"]]
+            out.loc[at, f"{name}_hi"] = [bounds[label][1] for label in out.loc[at, "method"]]
     out["seeds"] = len(contexts)
     return out
 
