@@ -328,14 +328,20 @@ def _seeds(name, value, _params=None) -> None:
     _list(name, value, "seeds (integers >= 0)", check_seed)
 
 
-def _train_seeds(name, value, params) -> None:
-    """None (:func:`ashlib.runs.default_train_seeds`) or different seeds of the network's training; a
-    pretrained network has one, its own: ``[seed]``."""
-    if value is None:
-        return
+def check_train_seeds(name: str, value) -> list[int]:
+    """Seeds of a network's training: a non-empty list of different integers >= 0."""
     _list(name, value, "different seeds (integers >= 0)", check_seed)
     if len(set(value)) != len(value):
         raise _fail(name, value, "different seeds")
+    return list(value)
+
+
+def _train_seeds(name, value, params) -> None:
+    """None (:func:`ashlib.runs.default_train_seeds`) or :func:`check_train_seeds`; a pretrained network
+    has one, its own: ``[seed]``."""
+    if value is None:
+        return
+    check_train_seeds(name, value)
     from ashlib.models import TRAINABLE
 
     if model_for(params["benchmark"], params.get("model")) not in TRAINABLE and list(value) != [params["seed"]]:

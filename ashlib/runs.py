@@ -16,7 +16,7 @@ from ashlib import experiments, metrics
 from ashlib._checks import ParameterError
 from ashlib.data import default_preprocessing, load_benchmark
 from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, load_or_train_many, model_for, pretrained_model
-from ashlib.params import check_run_parameters, check_seed
+from ashlib.params import check_run_parameters, check_seed, check_train_seeds
 
 
 @dataclass
@@ -250,12 +250,7 @@ def seed_runs(run: Run, train_seeds=None, data_root: str | None = None, progress
     s = run.settings
     if train_seeds is None:
         train_seeds = default_train_seeds(s["model"], s.get("train_seed", s["seed"]))
-    if not isinstance(train_seeds, (list, tuple)) or not train_seeds:
-        raise ParameterError(f"train_seeds={train_seeds!r} is not allowed: expected a non-empty list of seeds.")
-    for i, t in enumerate(train_seeds):
-        check_seed(f"train_seeds[{i}]", t)
-    if len(set(train_seeds)) != len(train_seeds):
-        raise ParameterError(f"train_seeds={train_seeds!r} is not allowed: expected different seeds.")
+    check_train_seeds("train_seeds", train_seeds)
     own = s.get("train_seed", s["seed"])
     if s["model"] not in TRAINABLE and list(train_seeds) != [own]:
         raise ParameterError(f"train_seeds={train_seeds!r} is not allowed for model={s['model']!r}: a pretrained "
