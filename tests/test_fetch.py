@@ -381,7 +381,7 @@ def test_manual_entry_prints_instructions_and_checks_placed_files(world, capsys)
     assert f"download val.tar into {world.root}/mimg, then sort it into {world.root / 'mimg' / 'val'}" in out
     assert F.verify("manual_val", world.root).state == "missing"
     (world.root / "mimg").mkdir(parents=True)
-    (world.root / "mimg" / "val.tar").write_bytes(world.val[:-1] + b"?")
+    (world.root / "mimg" / "val.tar").write_bytes(world.val[:-1] + bytes([world.val[-1] ^ 0xFF]))  # always differs
     status = F.verify("manual_val", world.root)
     assert status.state == "corrupt" and _md5(world.val) in status.message
     with pytest.raises(F.ChecksumMismatch):
@@ -498,7 +498,7 @@ def test_a_system_copy_is_used_by_content_and_a_bad_one_is_bypassed(world, tmp_p
     assert status.state == "verified" and status.paths == [system] and "dataset-test" in status.message
     assert F.fetch("packaged", world.root, progress=False) == [system]
     assert world.server.requests == [] and not (world.root / "pk").exists()
-    system.write_bytes(gzip.compress(content[:-1] + b"!"))
+    system.write_bytes(gzip.compress(content[:-1] + bytes([content[-1] ^ 0xFF])))  # always differs
     assert F.verify("packaged", world.root).state == "corrupt"
     assert F.fetch("packaged", world.root, progress=False) == [world.root / "pk" / "idx.gz"]  # downloaded instead
     assert world.server.requests == ["/idx.gz"]
