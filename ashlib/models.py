@@ -9,7 +9,8 @@ rest of the network, and lets :mod:`ashlib.placement` hook any named module.
 =================  =========================================================================  =======
 name               top-level children                                                           feature
 =================  =========================================================================  =======
-``smallresnet``    normalize, stem, layer1..layer4, avgpool, flatten, fc                        8 * width
+``smallresnet``    normalize, stem, layer1..layer4, [head,] avgpool, flatten, fc                8 * width
+                   (``expansion`` > 0: ``head``, a 1x1 conv, BN, ReLU to that many units)      or expansion
 ``densenet100``    normalize, stem, block1, trans1, block2, trans2, block3, head, avgpool,      342
                    flatten, fc (DenseNet-BC-100, growth 12: the paper's "DenseNet-101")
 ``resnet50``       normalize, stem, layer1..layer4, avgpool, flatten, fc (torchvision layout)   2048
@@ -67,7 +68,7 @@ __all__ = [
     "MODELS", "PRETRAINED", "Normalize", "BasicBlock", "small_resnet", "densenet100", "resnet50",
     "mobilenet_v2", "build_model", "block_merge_layers", "feature_dim", "pretrained_model",
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
-    "TrainRecipe", "train", "load_or_train", "load_or_train_many", "random_shift",
+    "TrainRecipe", "train", "load_or_train", "penultimate_units", "load_or_train_many", "random_shift",
     "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
     "training_loss", "BENCHMARK_MODELS", "model_for", "small_vit", "PatchEmbedding", "EncoderBlock",
     "OPTIMIZERS",
@@ -145,24 +146,39 @@ class BasicBlock(nn.Module):
         return self.relu(self.merge(out + self.shortcut(x)))
 
 
-def small_resnet(num_classes: int = 10, width: int = 16, in_channels: int = 1) -> nn.Sequential:
-    """ResNet-like CNN for 28x28 images: four stages of widths w, 2w, 4w, 8w; feature size 8w."""
+def small_resnet(num_classes: int = 10, width: int = 16, in_channels: int = 1, expansion: int = 0) -> nn.Sequential:
+    """ResNet-like CNN for 28x28 images: four stages of widths w, 2w, 4w, 8w; feature size 8w.
+
+    ``expansion`` > 0 adds ``head`` before the pool: a 1x1 convolution from 8w to ``expansion`` channels,
+    BatchNorm and ReLU, as the last layer of MobileNetV2 (320 to 1,280 channels; ``head`` in
+    :func:`mobilenet_v2`), so the penultimate feature has ``expansion`` ReLU units, the range of the
+    paper's networks (342 to 2,048) for the chapter *When does ASH help?*. 0: no head (8w units)."""
     check_positive_int("width", width)
+    if isinstance(expansion, bool) or not isinstance(expansion, int) or expansion < 0:
+        raise ParameterError(f"expansion={expansion!r} is not allowed: expected 0 (no head) or a positive integer "
+                             "(the penultimate units of a 1x1 expansion head).")
     w = width
-    return nn.Sequential(OrderedDict(
+    layers = OrderedDict(
         normalize=Normalize(MNIST_MEAN, MNIST_STD),
         stem=nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()),
         layer1=BasicBlock(w, w, 1),
         layer2=BasicBlock(w, 2 * w, 2),
         layer3=BasicBlock(2 * w, 4 * w, 2),
         layer4=BasicBlock(4 * w, 8 * w, 2),
-        avgpool=nn.AdaptiveAvgPool2d(1),
-        flatten=nn.Flatten(),
-        fc=nn.Linear(8 * w, num_classes),
-    ))
+    )
+    if expansion:
+        layers["head"] = nn.Sequential(nn.Conv2d(8 * w, expansion, 1, bias=False), nn.BatchNorm2d(expansion), nn.ReLU())
+    layers.update(avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(expansion or 8 * w, num_classes))
+    return nn.Sequential(layers)
 
 
-def small_resnet_logsoftmax(num_classes: int = 10, width: int = 16, in_channels: int = 1) -> nn.Sequential:
+def penultimate_units(width: int = 16, expansion: int = 0) -> int:
+    """Units of :func:`small_resnet`'s penultimate feature: ``expansion``, or 8 * ``width`` without a head."""
+    return expansion or 8 * width
+
+
+def small_resnet_logsoftmax(num_classes: int = 10, width: int = 16, in_channels: int = 1,
+                            expansion: int = 0) -> nn.Sequential:
     """:func:`small_resnet` with the ReLU after each residual addition (``layer1.relu`` ..
     ``layer4.relu``) replaced by ``nn.LogSoftmax(dim=1)``: a log-softmax over the channels at every
     spatial position (MiSP thesis: "replace ReLU after the residual skip connection"). The stem's
@@ -171,7 +187,7 @@ def small_resnet_logsoftmax(num_classes: int = 10, width: int = 16, in_channels:
     :func:`small_resnet`; the pooled feature fed to ``fc`` is the average log-probability map of
     ``layer4``.
     """
-    model = small_resnet(num_classes=num_classes, width=width, in_channels=in_channels)
+    model = small_resnet(num_classes=num_classes, width=width, in_channels=in_channels, expansion=expansion)
     for name in ("layer1", "layer2", "layer3", "layer4"):
         model.get_submodule(name).relu = nn.LogSoftmax(dim=1)
     return model
@@ -549,20 +565,24 @@ def block_merge_layers(model: nn.Module) -> list[str]:
 # --------------------------------------------------------------------------------------- building
 
 
-def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0) -> nn.Sequential:
+def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0, expansion: int = 0) -> nn.Sequential:
     """An untrained model by name (see ``MODELS``), its initial weights drawn from ``seed``.
 
     ``width`` applies to ``smallresnet``/``smallresnet_logsoftmax`` (channels of the first stage) and
     ``smallvit`` (the token width) only; the paper's architectures have fixed widths. For the same seed both small ResNets start from the same weights.
+    ``expansion`` (the small ResNets only): the units of a 1x1 expansion head, 0 for none (:func:`small_resnet`).
     """
+    if expansion and name not in ("smallresnet", "smallresnet_logsoftmax"):
+        raise ParameterError(f"expansion={expansion!r} is not allowed for model={name!r}: expected 0 (only the small "
+                             "ResNets have an expansion head).")
     check_choice("model", name, MODELS)
     check_positive_int("num_classes", num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if name == "smallresnet":
-            return small_resnet(num_classes=num_classes, width=width)
+            return small_resnet(num_classes=num_classes, width=width, expansion=expansion)
         if name == "smallresnet_logsoftmax":
-            return small_resnet_logsoftmax(num_classes=num_classes, width=width)
+            return small_resnet_logsoftmax(num_classes=num_classes, width=width, expansion=expansion)
         if name == "smallvit":
             return small_vit(num_classes=num_classes, width=width)
         if name == "densenet100":
@@ -799,22 +819,23 @@ def _train(model, x, y, recipe, device, progress, on_epoch_end) -> nn.Module:
 
 
 def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int = 16,
-                  recipe: TrainRecipe = TrainRecipe(), device: str = "cpu", progress: bool = True):
+                  recipe: TrainRecipe = TrainRecipe(), device: str = "cpu", progress: bool = True,
+                  expansion: int = 0):
     """Return ``(model, checkpoint_path)``: the cached checkpoint for this architecture, recipe and
     training data, or a freshly trained one that is then cached (``$ASHLIB_CACHE/models``).
 
     Only the small ResNets (:data:`TRAINABLE`) are trained here; the paper's networks come from
     :func:`pretrained_model`. The cache key covers the name (so the architecture), ``num_classes``,
-    ``width``, the recipe, the data and torch's version. ``recipe.entropy_weight`` enters the key only
-    when it is non-zero. The checkpoint is a self-verifying entry (:mod:`ashlib.cache`): one that was
+    ``width``, the recipe, the data and torch's version. ``recipe.entropy_weight`` and ``expansion`` (the
+    units of a 1x1 expansion head, :func:`small_resnet`) enter the key only when they are non-zero. The checkpoint is a self-verifying entry (:mod:`ashlib.cache`): one that was
     damaged, or copied from another training run or epoch, is reported, discarded and trained again;
     two processes that need the same checkpoint train it once. A training run also caches the
     checkpoint of every earlier epoch (small files), which :func:`load_snapshots` then finds instead
     of training the same run again.
     """
-    path = checkpoint_path(name, x_train, y_train, num_classes, width, recipe)
-    key = _checkpoint_key(name, x_train, y_train, num_classes, width, recipe)
-    model = build_model(name, num_classes, width, seed=recipe.seed)
+    path = checkpoint_path(name, x_train, y_train, num_classes, width, recipe, expansion=expansion)
+    key = _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, expansion=expansion)
+    model = build_model(name, num_classes, width, seed=recipe.seed, expansion=expansion)
     fits = _fits(model)
     state = ashcache.load(path, key, check=fits)
     if state is None:
@@ -822,7 +843,8 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
             state = ashcache.load(path, key, check=fits)
             if state is None:
                 train(model, x_train, y_train, recipe, device=device, progress=progress,
-                      on_epoch_end=_epoch_saver(name, x_train, y_train, num_classes, width, recipe))
+                      on_epoch_end=_epoch_saver(name, x_train, y_train, num_classes, width, recipe,
+                                                expansion=expansion))
                 state = _cpu_state(model)
     model.load_state_dict(state)
     return model.to(device).eval(), path
@@ -831,7 +853,7 @@ def load_or_train(name: str, x_train: Tensor, y_train: Tensor, num_classes: int,
 def load_or_train_many(specs: Sequence[Mapping], device: str = "cpu", progress: bool = True,
                        workers: int | None = None) -> list[tuple[nn.Module, Path]]:
     """:func:`load_or_train` for each of ``specs`` (its arguments ``name``, ``x_train``, ``y_train``,
-    ``num_classes`` and optionally ``width`` and ``recipe``), in order; on the CPU, the networks not
+    ``num_classes`` and optionally ``width``, ``recipe`` and ``expansion``), in order; on the CPU, the networks not
     cached yet train side by side first, each in a process of its own, at most ``workers`` at once
     (None: all of them when this process may use more than one core; with more networks than cores
     they share the cores and end about together, rather than the last one training alone on one core
@@ -871,7 +893,8 @@ def _cached_path(spec: Mapping) -> Path:
     bound = _LOAD_OR_TRAIN.bind(**spec)
     bound.apply_defaults()
     a = bound.arguments
-    return checkpoint_path(a["name"], a["x_train"], a["y_train"], a["num_classes"], a["width"], a["recipe"])
+    return checkpoint_path(a["name"], a["x_train"], a["y_train"], a["num_classes"], a["width"], a["recipe"],
+                           expansion=a["expansion"])
 
 
 def _train_spec(spec: Mapping) -> str | None:
@@ -883,20 +906,21 @@ def _train_spec(spec: Mapping) -> str | None:
     return load_or_train(**spec, progress=False)[1].name
 
 
-def _epoch_saver(name, x_train, y_train, num_classes, width, recipe, epochs=None, states=None):
+def _epoch_saver(name, x_train, y_train, num_classes, width, recipe, epochs=None, states=None, expansion=0):
     """``on_epoch_end`` for :func:`train`: cache the checkpoint after each epoch (of ``epochs``, default
     all), the last one being :func:`load_or_train`'s; ``states`` collects what was saved."""
     def save(epoch: int, model: nn.Module) -> None:
         if epochs is None or epoch in epochs:
             state = _cpu_state(model)
-            ashcache.save(checkpoint_path(name, x_train, y_train, num_classes, width, recipe, epoch), state,
-                          _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, epoch))
+            ashcache.save(checkpoint_path(name, x_train, y_train, num_classes, width, recipe, epoch, expansion), state,
+                          _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, epoch, expansion))
             if states is not None:
                 states[epoch] = state
     return save
 
 
-def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int, recipe: TrainRecipe) -> str:
+def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int, recipe: TrainRecipe,
+            expansion: int = 0) -> str:
     check_choice("model", name, TRAINABLE)
     recipe_key = asdict(recipe)
     if recipe.optimizer == "sgd":
@@ -906,21 +930,26 @@ def _config(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width
     else:  # the thesis's summed loss (entropy_loss); networks trained with the earlier mean get new names
         recipe_key["entropy_loss"] = "thesis sum"
     config = dict(name=name, num_classes=num_classes, width=width, recipe=recipe_key,
-                  data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0])
+                  data=tensor_digest(x_train, y_train), torch=torch.__version__.split("+")[0],
+                  **({"expansion": expansion} if expansion else {}))  # no head: the names of before
     return json.dumps(config, sort_keys=True)
 
 
-def _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, epoch: int | None = None) -> str:
+def _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, epoch: int | None = None,
+                    expansion: int = 0) -> str:
     """What a checkpoint was computed from: the training configuration and the epoch."""
-    return f"checkpoint|{_config(name, x_train, y_train, num_classes, width, recipe)}|epoch={epoch or recipe.epochs}"
+    config = _config(name, x_train, y_train, num_classes, width, recipe, expansion)
+    return f"checkpoint|{config}|epoch={epoch or recipe.epochs}"
 
 
 def checkpoint_path(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, width: int,
-                    recipe: TrainRecipe, epoch: int | None = None) -> Path:
+                    recipe: TrainRecipe, epoch: int | None = None, expansion: int = 0) -> Path:
     """Where :func:`load_or_train` caches a trained model (``epoch``: a checkpoint along training)."""
-    key = hashlib.sha256(_config(name, x_train, y_train, num_classes, width, recipe).encode()).hexdigest()[:16]
+    config = _config(name, x_train, y_train, num_classes, width, recipe, expansion)
+    key = hashlib.sha256(config.encode()).hexdigest()[:16]
     suffix = "" if epoch is None or epoch == recipe.epochs else f"-e{epoch}"
-    return cache_dir("models") / f"{name}-w{width}-{key}{suffix}.pt"
+    head = f"-x{expansion}" if expansion else ""
+    return cache_dir("models") / f"{name}-w{width}{head}-{key}{suffix}.pt"
 
 
 def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
@@ -939,7 +968,7 @@ def _fits(model: nn.Module):
 
 def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int, epochs: Sequence[int],
                    width: int = 16, recipe: TrainRecipe = TrainRecipe(), device: str = "cpu",
-                   progress: bool = True) -> dict[int, nn.Module]:
+                   progress: bool = True, expansion: int = 0) -> dict[int, nn.Module]:
     """Checkpoints of ONE training run with ``recipe``, after each of ``epochs`` (1..recipe.epochs).
 
     They are saved during a single run (the one-cycle schedule of ``recipe.epochs`` epochs, so epoch
@@ -953,9 +982,9 @@ def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int
         if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= recipe.epochs:
             raise ParameterError(f"epochs[{i}]={e!r} is not allowed: expected an integer in [1, {recipe.epochs}].")
     wanted = sorted({*epochs, recipe.epochs})
-    paths = {e: checkpoint_path(name, x_train, y_train, num_classes, width, recipe, e) for e in wanted}
-    keys = {e: _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, e) for e in wanted}
-    fits = _fits(build_model(name, num_classes, width, seed=recipe.seed))
+    paths = {e: checkpoint_path(name, x_train, y_train, num_classes, width, recipe, e, expansion) for e in wanted}
+    keys = {e: _checkpoint_key(name, x_train, y_train, num_classes, width, recipe, e, expansion) for e in wanted}
+    fits = _fits(build_model(name, num_classes, width, seed=recipe.seed, expansion=expansion))
 
     def cached() -> dict[int, dict]:
         return {e: ashcache.load(paths[e], keys[e], check=fits) for e in wanted}
@@ -965,12 +994,13 @@ def load_snapshots(name: str, x_train: Tensor, y_train: Tensor, num_classes: int
         with ashcache.locked(paths[recipe.epochs]):
             states = cached()
             if any(v is None for v in states.values()):
-                train(build_model(name, num_classes, width, seed=recipe.seed), x_train, y_train, recipe,
-                      device=device, progress=progress,
-                      on_epoch_end=_epoch_saver(name, x_train, y_train, num_classes, width, recipe, None, states))
+                train(build_model(name, num_classes, width, seed=recipe.seed, expansion=expansion), x_train, y_train,
+                      recipe, device=device, progress=progress,
+                      on_epoch_end=_epoch_saver(name, x_train, y_train, num_classes, width, recipe, None, states,
+                                                expansion))
     out = {}
     for e in sorted(set(epochs)):
-        model = build_model(name, num_classes, width, seed=recipe.seed)
+        model = build_model(name, num_classes, width, seed=recipe.seed, expansion=expansion)
         model.load_state_dict(states[e])
         out[e] = model.to(device).eval()
     return out

@@ -83,7 +83,10 @@ class Run:
         s = self.settings
         hardware = (torch.cuda.get_device_name(s["device"]) if s["device"].startswith("cuda")
                     else platform.processor() or platform.machine())
-        size = f"width {s['width']}, " if s["model"] == "smallresnet" else ""
+        size = ""
+        if s["model"] == "smallresnet":
+            head = f", expansion head to {s['expansion']:,} units" if s.get("expansion") else ""
+            size = f"width {s['width']}{head}, "
         return (f"**This run:** benchmark `{s['benchmark']}` (preprocessing `{s['preprocessing']}`), "
                 f"model `{s['model']}` ({size}weights "
                 f"`{self.checkpoint}`), device `{s['device']}` ({hardware}), "
@@ -122,10 +125,10 @@ def as_columns(name: str, table: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def _training(model: str, bench, width: int, epochs: int, seed: int) -> dict:
+def _training(model: str, bench, width: int, epochs: int, seed: int, expansion: int = 0) -> dict:
     """:func:`ashlib.models.load_or_train`'s arguments for a run's network (:func:`prepare`)."""
     return dict(name=model, x_train=bench.x_train, y_train=bench.y_train, num_classes=bench.num_classes,
-                width=width, recipe=TrainRecipe(epochs=epochs, seed=seed))
+                width=width, recipe=TrainRecipe(epochs=epochs, seed=seed), expansion=expansion)
 
 
 def train_networks(variants: list[dict], workers: int | None = None, progress: bool = True) -> int:
@@ -151,7 +154,7 @@ def train_networks(variants: list[dict], workers: int | None = None, progress: b
         except DataNotFoundError:
             continue
         train_seed = a["seed"] if a["train_seed"] is None else a["train_seed"]
-        specs.append(_training(model, bench, a["width"], a["epochs"], train_seed))
+        specs.append(_training(model, bench, a["width"], a["epochs"], train_seed, a["expansion"]))
     load_or_train_many(specs, device=device, progress=progress, workers=workers)
     return len(specs)
 
@@ -178,7 +181,7 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
             checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
             n_train: int | None = None, n_test: int | None = None, n_ood: int | None = None,
             num_workers: int | None = None, mahalanobis_n_val: int = 1000, train_seed: int | None = None,
-            **checked) -> Run:
+            expansion: int = 0, **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
     benchmark (``preprocessing``: None for its default; ``n_train``/``n_test``/``n_ood``: None for the
     benchmark's sizes, else smaller subsets for a smoke run), then the model — trained once and cached
@@ -187,7 +190,8 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     processes, None: :func:`ashlib.features.default_num_workers`; ``mahalanobis_n_val``: validation
     images of the paper's Mahalanobis, :meth:`ashlib.experiments.Context.mahalanobis_detector`).
     ``train_seed``: the seed of the small ResNet's training (initial weights, batch order, shifts); None:
-    ``seed``, which also draws the data split and the OOD sets (:func:`seed_runs` varies it alone)."""
+    ``seed``, which also draws the data split and the OOD sets (:func:`seed_runs` varies it alone).
+    ``expansion``: the small ResNet's 1x1 expansion head, its penultimate units (0: none; :func:`ashlib.models.small_resnet`)."""
     from ashlib.features import default_num_workers
 
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
@@ -199,7 +203,7 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     torch.manual_seed(seed)
     bench, preprocessing, sizes = _load(benchmark, preprocessing, seed, data_root, n_train, n_test, n_ood)
     if model in TRAINABLE:
-        net, path = load_or_train(**_training(model, bench, width, epochs, train_seed), device=device)
+        net, path = load_or_train(**_training(model, bench, width, epochs, train_seed, expansion), device=device)
         weights = path.name
     else:
         net, path = pretrained_model(model, bench.num_classes, checkpoint=checkpoint, with_path=True)
@@ -210,14 +214,14 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
                                     batch_size=batch_size, device=device, num_workers=workers,
                                     mahalanobis_n_val=mahalanobis_n_val)
     settings = dict(benchmark=benchmark, preprocessing=preprocessing, model=model, width=width, epochs=epochs,
-                    device=device, batch_size=batch_size, seed=seed, num_workers=workers, **sizes,
+                    device=device, batch_size=batch_size, seed=seed, num_workers=workers, expansion=expansion, **sizes,
                     **({"train_seed": train_seed} if train_seed != seed else {}))
     return Run(bench, net, weights, ctx, settings, results_dir or os.environ.get("ASHLIB_RESULTS_DIR"))
 
 
 def prepare_profile(profile: str, like: Run, data_root: str | None = None) -> Run:
     """The run a chapter would get under ``profile`` (its benchmark and preprocessing), with ``like``'s
-    other settings (width, epochs, device, batch size, seed): a variant to check claims on. Missing
+    other settings (width, expansion, epochs, device, batch size, seed): a variant to check claims on. Missing
     data raise as in :func:`prepare` (e.g. :class:`ashlib.data.DataNotFoundError` for fmnist)."""
     from ashlib.params import load_profile
 
@@ -225,7 +229,7 @@ def prepare_profile(profile: str, like: Run, data_root: str | None = None) -> Ru
     s = like.settings
     return prepare(benchmark=spec.get("benchmark", "mnist5k"), preprocessing=spec.get("preprocessing"),
                    width=s["width"], epochs=s["epochs"], device=s["device"], batch_size=s["batch_size"],
-                   seed=s["seed"], data_root=data_root)
+                   seed=s["seed"], data_root=data_root, expansion=s["expansion"])
 
 
 #: Training seeds a chapter's main table and claims average over by default (:func:`default_train_seeds`).
@@ -255,7 +259,7 @@ def seed_runs(run: Run, train_seeds=None, data_root: str | None = None, progress
     if s["model"] not in TRAINABLE and list(train_seeds) != [own]:
         raise ParameterError(f"train_seeds={train_seeds!r} is not allowed for model={s['model']!r}: a pretrained "
                              f"network has one training seed; expected [{own}].")
-    shared = dict(benchmark=s["benchmark"], model=s["model"], width=s["width"], epochs=s["epochs"],
+    shared = dict(benchmark=s["benchmark"], model=s["model"], width=s["width"], expansion=s["expansion"], epochs=s["epochs"],
                   device=s["device"], batch_size=s["batch_size"], seed=s["seed"], data_root=data_root,
                   preprocessing=s["preprocessing"], num_workers=s["num_workers"],
                   **{k: s[k] for k in ("n_train", "n_test", "n_ood") if k in s})

@@ -1,0 +1,161 @@
+"""The chapter *When does ASH help?*: the review's three questions as measurements on a network.
+
+The ASH paper leaves three questions open (the review, ``seeds/``): why does shaping help, why does
+pruning keep accuracy, and is the representation redundant? Each function here measures one of them on
+penultimate features ``(N, d)`` (non-negative: the ReLU units before the pool), without a network:
+
+* **Why does shaping help?** ASH-S multiplies the kept activations by ``exp(s1 / s2)`` (Algorithm 3;
+  ``s1``, ``s2``: a sample's activation sum before and after pruning), so it raises the energy of the
+  samples whose mass is spread out (large ``s1/s2``) more than of those whose mass sits in their top
+  units. It can only help if ID samples have the larger ratio. :func:`premise` measures that per OOD
+  set: the median ``s1/s2`` of ID and OOD samples, the share of the mass in the kept top
+  ``(100 - p)``% (``s2/s1``), and the *premise AUROC*, the AUROC of ``s1/s2`` itself as an ID-vs-OOD
+  score (above 50: ASH-S scales ID samples up more, as the paper needs; below 50: reversed).
+* **Why does pruning keep accuracy?** :func:`logit_share_kept`: the share of the predicted class's
+  logit (bias left out) that the kept units carry, and how often pruning leaves the prediction as it is.
+* **Is the representation redundant?** :func:`redundancy`: participation ratio and effective rank of
+  the features' covariance, and the share of dead units.
+
+:func:`gains` assembles each network's gain over a reference method (Energy) with intervals over
+training seeds and test images (:func:`ashlib.experiments.differences`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ashlib import experiments, metrics, shaping
+from ashlib._checks import ParameterError, check_percentile
+
+__all__ = ["mass_ratio", "premise", "logit_share_kept", "participation_ratio", "effective_rank", "dead_units",
+           "redundancy", "gains", "PAPER_WIDTHS"]
+
+#: Penultimate ReLU units of the paper's networks (Section 4): DenseNet-101 on CIFAR (342), MobileNetV2
+#: (1,280) and ResNet-50 (2,048) on ImageNet.
+PAPER_WIDTHS = {"DenseNet-101 (CIFAR)": 342, "MobileNetV2 (ImageNet)": 1280, "ResNet-50 (ImageNet)": 2048}
+
+
+def _features(name: str, x) -> Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ParameterError(f"{name} with shape {tuple(x.shape)} is not allowed: expected (samples, units), "
+                             "both at least 1.")
+    return x.to(torch.float64)
+
+
+def mass_ratio(features, percentile: float) -> np.ndarray:
+    """``s1 / s2`` per sample at ``percentile`` (ASH-S's exponent, :func:`ashlib.shaping.ash_s_exponent`):
+    the activation sum over the sum of the kept top ``(100 - p)``% units. 1 when the top units carry
+    all the mass; NaN where nothing is kept."""
+    x = _features("features", features)
+    return shaping.ash_s_exponent(x, check_percentile("percentile", percentile)).numpy()
+
+
+def premise(features: Mapping[str, object], id_set: str, percentile: float) -> pd.DataFrame:
+    """ASH-S's premise per OOD set of ``features`` (``{set name: (N, d) features}``, ``id_set`` among
+    them): one row per OOD set with the median ``s1/s2`` of the ID and of the OOD samples, the median
+    share of the mass in the kept units (``s2/s1``, percent) of each, and the premise AUROC (percent),
+    the AUROC of ``s1/s2`` as a score with ID positive: above 50, ASH-S scales ID samples up more than
+    OOD ones (what it needs to help), below 50 the other way round."""
+    if id_set not in features:
+        raise ParameterError(f"id_set={id_set!r} is not allowed: expected one of {', '.join(map(repr, features))}.")
+    ratio = {name: mass_ratio(x, percentile) for name, x in features.items()}
+    r_id = ratio[id_set]
+    rows = []
+    for name, r in ratio.items():
+        if name == id_set:
+            continue
+        ok_id, ok = r_id[np.isfinite(r_id)], r[np.isfinite(r)]
+        rows.append({"ood_set": name, "s1/s2 ID": float(np.median(ok_id)), "s1/s2 OOD": float(np.median(ok)),
+                     "kept share ID": 100 / float(np.median(ok_id)), "kept share OOD": 100 / float(np.median(ok)),
+                     "premise AUROC": 100 * metrics.auroc(ok_id, ok)})
+    return pd.DataFrame(rows)
+
+
+def logit_share_kept(features, weight, percentile: float) -> dict[str, float]:
+    """How much of the decision ASH's pruning at ``percentile`` keeps (Algorithm 1, bias left out):
+    for each sample, the predicted class ``c`` of the unpruned features and the share ``W_c . a_kept /
+    W_c . a`` of its logit carried by the kept units. Returns the median share (percent) over the
+    samples and the share of samples whose predicted class pruning leaves unchanged (percent; with the
+    bias left out, ASH-S predicts as ASH-P, the paper's footnote 1)."""
+    x = _features("features", features)
+    w = torch.as_tensor(weight).to(torch.float64)
+    if w.ndim != 2 or w.shape[1] != x.shape[1]:
+        raise ParameterError(f"weight with shape {tuple(w.shape)} is not allowed: expected (classes, {x.shape[1]}).")
+    pruned = shaping.ash_p(x, check_percentile("percentile", percentile))
+    logits, kept = x @ w.T, pruned @ w.T
+    c = logits.argmax(1)
+    full = logits.gather(1, c[:, None])[:, 0]
+    part = kept.gather(1, c[:, None])[:, 0]
+    ok = full != 0
+    return {"logit kept": 100 * float(torch.median(part[ok] / full[ok])) if ok.any() else float("nan"),
+            "same prediction": 100 * float((kept.argmax(1) == c).double().mean())}
+
+
+def _eigenvalues(x: Tensor) -> Tensor:
+    """The features' covariance eigenvalues (ddof 1), clipped at 0 against round-off."""
+    if x.shape[0] < 2:
+        raise ParameterError(f"features with {x.shape[0]} sample is not allowed: expected at least 2.")
+    centred = x - x.mean(0)
+    return torch.linalg.eigvalsh(centred.T @ centred / (x.shape[0] - 1)).clamp(min=0)
+
+
+def participation_ratio(features) -> float:
+    """``(sum lambda)^2 / sum lambda^2`` of the covariance eigenvalues (Gao et al., 2017): the number of
+    dimensions the features spread over; ``d`` for isotropic features, 1 when one direction carries all
+    the variance; NaN for constant features."""
+    lam = _eigenvalues(_features("features", features))
+    total = float((lam ** 2).sum())
+    return float(lam.sum()) ** 2 / total if total > 0 else float("nan")
+
+
+def effective_rank(features) -> float:
+    """Roy and Vetterli's effective rank (EUSIPCO 2007): ``exp`` of the entropy of the covariance
+    eigenvalues normalised to sum 1; between 1 and ``d``; NaN for constant features."""
+    lam = _eigenvalues(_features("features", features))
+    if float(lam.sum()) <= 0:
+        return float("nan")
+    q = lam / lam.sum()
+    q = q[q > 0]
+    return float(torch.exp(-(q * q.log()).sum()))
+
+
+def dead_units(features) -> float:
+    """Share (percent) of the units that are zero on every sample: a ReLU that never fires."""
+    x = _features("features", features)
+    return 100 * float((x == 0).all(0).double().mean())
+
+
+def redundancy(features) -> dict[str, float]:
+    """The penultimate layer's redundancy on ``features`` (ID samples): its units, participation ratio
+    and effective rank (absolute, and per unit in percent) and dead units (percent)."""
+    x = _features("features", features)
+    pr, er = participation_ratio(x), effective_rank(x)
+    d = x.shape[1]
+    return {"units": d, "participation ratio": pr, "participation ratio (% of units)": 100 * pr / d,
+            "effective rank": er, "effective rank (% of units)": 100 * er / d, "dead units (%)": dead_units(x)}
+
+
+def gains(methods: Sequence[experiments.Method], reference: experiments.Method,
+          networks: Mapping[object, Sequence[experiments.Context]], convention: str = "paper",
+          n_resamples: int = experiments.INTERVAL_RESAMPLES) -> pd.DataFrame:
+    """Each method's mean AUROC minus ``reference``'s (points) on each network of ``networks`` (``{label:
+    one context per training seed}``), with the 95% interval of the paired hierarchical bootstrap over
+    the seeds, then the test images, and the verdict on "better than the reference"
+    (:func:`ashlib.experiments.differences`). One row per network and method: ``network, method, family,
+    percentile, seeds, difference, lo, hi, verdict``."""
+    if not networks:
+        raise ParameterError("networks={} is not allowed: expected at least one network.")
+    info = pd.DataFrame({"method": [m.label for m in methods], "family": [m.family for m in methods],
+                         "percentile": [m.percentile for m in methods]})
+    rows = []
+    for label, contexts in networks.items():
+        contexts = list(contexts)
+        table = experiments.differences(list(methods), reference, contexts, "AUROC", convention, n_resamples)
+        rows.append(info.merge(table, on="method").assign(network=label, seeds=len(contexts)))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["network", "method", "family", "percentile", "seeds", "difference", "lo", "hi", "verdict"]]
