@@ -160,6 +160,13 @@ _OPENOOD_FILES = {  # table -> its file in ashlib/reference/
     # OpenOOD's results sheet here (no network access). One cross-check holds: CIFAR-10's far-OOD 78.49
     # is the mean of the NAC slides' four per-set ASH AUROCs (their detection table is OpenOOD v1.5's).
     "OpenOOD ASH": "openood_ash",
+    # OpenOOD's leaderboard files, results/cifar10.csv and results/imagenet1k_ood.csv of the repository
+    # Jingkang50/OpenOOD at commit 03db2d83430786497a277a10fe2dc1f54b92cb36, the rows of networks trained
+    # with cross-entropy ("CrossEntropy", no outlier data): MSP, EBO (the energy score), ReAct and ASH,
+    # near- and far-OOD mean AUROC and ID accuracy as printed (CIFAR-10: ResNet-18, 100 epochs, mean ±
+    # sd over three trainings; ImageNet-1k: torchvision's ResNet-50, one checkpoint). ASH's CIFAR-10
+    # row equals the "OpenOOD ASH" quote. The leaderboard is updated over time; these are that commit's.
+    "OpenOOD leaderboard": "openood_leaderboard",
 }
 
 # The file of ashlib/reference/ (read by _tables.read_reference) that transcribes each table.
@@ -182,13 +189,16 @@ THESIS_REFERENCES = {
 TABLES = ("NAC detection", "NAC layers", "NAC-ME",
           "Thesis literature", "Thesis accuracy CIFAR-10", "Thesis accuracy CIFAR-100",
           "Thesis activations", "Thesis MSP vs MiSP", "Thesis Mahalanobis vs MiSP",
-          "Thesis best", "Thesis CIFAR-100 OOD", "SCALE OpenOOD", "OpenOOD ASH")
+          "Thesis best", "Thesis CIFAR-100 OOD", "SCALE OpenOOD", "OpenOOD ASH", "OpenOOD leaderboard")
 
 _NAC = "NAC slides (Liu et al., ICLR 2024)"
 _THESIS = "MiSP thesis slides (Annamalai Nathan)"
 SOURCES = {
     "OpenOOD ASH": ("OpenOOD v1.5 (Zhang et al., 2023), full results, ASH: mean AUROC over its near- and "
                     "far-OOD sets (quoted; see ashlib.related)"),
+    "OpenOOD leaderboard": ("OpenOOD v1.5 leaderboard (github.com/Jingkang50/OpenOOD, results/cifar10.csv and "
+                            "results/imagenet1k_ood.csv at commit 03db2d8), cross-entropy networks: mean AUROC "
+                            "over the near- and far-OOD sets (quoted)"),
     "SCALE OpenOOD": "SCALE's official results files (Xu et al., ICLR 2024), OpenOOD v1.5 benchmark",
     "NAC detection": f"{_NAC}, 'Experiments: OOD Detection', detection table (CIFAR-10/100 benchmarks)",
     "NAC layers": f"{_NAC}, 'Experiments: OOD Detection', layer combinations table",
@@ -404,6 +414,12 @@ def _build() -> dict[str, pd.DataFrame]:
     rows = _tables.melt(wide, {"benchmark": wide["benchmark"], "model": wide["network"]}, wide.columns[2:],
                         lambda h: {"ood_set": h.rsplit(" ", 1)[0] + " average", "metric": "AUROC"})
     out["OpenOOD ASH"] = _frame(rows, "OpenOOD ASH", method="ASH")
+
+    wide = _read("OpenOOD leaderboard")
+    rows = _tables.melt(wide, {"benchmark": wide["benchmark"], "model": wide["network"], "method": wide["method"]},
+                        wide.columns[3:], lambda h: ({"ood_set": h.rsplit(" ", 1)[0] + " average", "metric": "AUROC"}
+                                                     if h.endswith("AUROC") else {"metric": h}))
+    out["OpenOOD leaderboard"] = _frame(rows, "OpenOOD leaderboard")
     return out
 
 
@@ -450,6 +466,18 @@ def openood_ash() -> pd.DataFrame:
     CIFAR-10), columns 'Near-OOD average', 'Far-OOD average' (mean AUROC, percent)."""
     df = _LONG["OpenOOD ASH"]
     return _tables.wide(df, "model", ["ood_set"], SOURCES["OpenOOD ASH"])
+
+
+def openood_leaderboard(benchmark: str = "cifar10", spread: bool = False) -> pd.DataFrame:
+    """OpenOOD v1.5's leaderboard rows of the networks trained with cross-entropy (quoted): MSP, EBO (the
+    energy score), ReAct and ASH on ``benchmark`` ('cifar10': ResNet-18; 'imagenet': ResNet-50). Index
+    method; columns 'Near-OOD average', 'Far-OOD average' (mean AUROC) and 'ID acc' (percent).
+    ``spread=True``: the ± (sd over three trainings, CIFAR-10 only) instead of the means."""
+    check_choice("benchmark", benchmark, ("cifar10", "imagenet"))
+    df = _LONG["OpenOOD leaderboard"]
+    df = df[df["benchmark"] == benchmark].assign(column=lambda d: d["ood_set"].fillna(d["metric"]))
+    return _tables.wide(df, "method", ["column"], SOURCES["OpenOOD leaderboard"],
+                        values="spread" if spread else "value").rename_axis(columns=None)
 
 
 def nac_detection(benchmark: str = "cifar10", spread: bool = False) -> pd.DataFrame:

@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ashlib import experiments, metrics, shaping
+from ashlib import experiments, metrics, shaping, uncertainty
 from ashlib._checks import ParameterError, check_percentile
 
 __all__ = ["mass_ratio", "premise", "logit_share_kept", "participation_ratio", "effective_rank", "dead_units",
-           "redundancy", "gains", "PAPER_WIDTHS"]
+           "redundancy", "network_scores", "gains_from_scores", "gains", "PAPER_WIDTHS"]
 
 #: Penultimate ReLU units of the paper's networks (Section 4): DenseNet-101 on CIFAR (342), MobileNetV2
 #: (1,280) and ResNet-50 (2,048) on ImageNet.
@@ -140,22 +140,77 @@ def redundancy(features) -> dict[str, float]:
             "effective rank": er, "effective rank (% of units)": 100 * er / d, "dead units (%)": dead_units(x)}
 
 
+def network_scores(methods: Sequence[experiments.Method], ctx: experiments.Context) -> dict[str, dict[str, np.ndarray]]:
+    """``{method label: {set: per-image scores}}`` of one network on its ID test set and every OOD set
+    (:func:`ashlib.experiments.method_scores`, kept in ``ctx.memo``): what :func:`gains_from_scores` reads,
+    and what a run's kept scores (:meth:`ashlib.runs.Run.keep_scores`) hold under the same names."""
+    sets = [experiments.ID_SET, *ctx.ood_sets]
+    return {m.label: {name: np.asarray(experiments.method_scores(m, ctx, name), dtype=np.float64) for name in sets}
+            for m in methods}
+
+
+def _auroc_table(labels: Sequence[str], scores: Mapping[str, Mapping[str, np.ndarray]], averaged: Sequence[str],
+                 ood_sets: Sequence[str], convention: str, n_resamples: int) -> np.ndarray:
+    """One network, one seed: row 0 each method's mean AUROC over ``averaged`` (percent), rows 1.. its
+    replicates on the resamples of :func:`ashlib.experiments.replicate_table` (seed 0, a stream per set
+    in ``ood_sets``' order), so that the numbers equal :func:`ashlib.experiments.differences`'."""
+    s_id = [scores[m][experiments.ID_SET] for m in labels]
+    per_set = {name: [scores[m][name] for m in labels] for name in ood_sets}
+    reps = uncertainty.set_replicates(s_id, per_set, n_resamples, seed=0, convention=convention,
+                                      metrics_wanted=("AUROC",))
+    point = np.array([metrics.ood_metrics_many(np.stack(s_id), np.stack(per_set[name]), convention)["AUROC"]
+                      for name in averaged]).sum(axis=0) / len(averaged)
+    columns = [np.mean([reps[name][k]["AUROC"] for name in averaged], axis=0) for k in range(len(labels))]
+    return np.vstack([point, np.column_stack(columns)])
+
+
+def gains_from_scores(methods: Sequence[experiments.Method], reference: experiments.Method,
+                      networks: Mapping[object, Sequence[Mapping[str, Mapping[str, np.ndarray]]]],
+                      averaged: Sequence[str], ood_sets: Sequence[str] | None = None, convention: str = "paper",
+                      n_resamples: int = experiments.INTERVAL_RESAMPLES) -> pd.DataFrame:
+    """Each method's mean AUROC over the OOD sets ``averaged`` minus ``reference``'s (points), per network
+    of ``networks`` (``{label: one score mapping per training seed}``, each ``{method label: {set:
+    per-image scores}}`` with the ID test set under :data:`ashlib.experiments.ID_SET`, as
+    :func:`network_scores` gives and a run's kept scores hold), with the 95% interval of the paired
+    hierarchical bootstrap over the seeds, then the test images, and the verdict on "better than the
+    reference". ``ood_sets``: every OOD set, in the order whose resampling streams the intervals use
+    (default ``averaged``). One row per network and method: ``network, method, family, percentile,
+    seeds, difference, lo, hi, verdict``."""
+    if not networks:
+        raise ParameterError("networks={} is not allowed: expected at least one network.")
+    ood_sets = list(averaged if ood_sets is None else ood_sets)
+    labels = list(dict.fromkeys([reference.label, *(m.label for m in methods)]))
+    rows = []
+    for label, seeds in networks.items():
+        seeds = list(seeds)
+        if not seeds:
+            raise ParameterError(f"networks[{label!r}] is empty: expected the scores of at least one training seed.")
+        for k, scores in enumerate(seeds):
+            missing = [m for m in labels if m not in scores]
+            if missing:
+                raise ParameterError(f"networks[{label!r}][{k}] without scores of {missing[0]!r} is not allowed: "
+                                     "expected every method's scores.")
+        tables = [pd.DataFrame(_auroc_table(labels, s, averaged, ood_sets, convention, n_resamples), columns=labels)
+                  for s in seeds]
+        table = experiments.across_seeds(tables, n_resamples)
+        for m in methods:
+            effect = (table[m.label] - table[reference.label]).to_numpy()
+            lo, hi = uncertainty.interval(effect[1:])
+            rows.append(dict(network=label, method=m.label, family=m.family, percentile=m.percentile,
+                             seeds=len(seeds), difference=float(effect[0]), lo=lo, hi=hi,
+                             verdict=uncertainty.verdict(lo, hi, claim=">")))
+    return pd.DataFrame(rows)
+
+
 def gains(methods: Sequence[experiments.Method], reference: experiments.Method,
           networks: Mapping[object, Sequence[experiments.Context]], convention: str = "paper",
           n_resamples: int = experiments.INTERVAL_RESAMPLES) -> pd.DataFrame:
-    """Each method's mean AUROC minus ``reference``'s (points) on each network of ``networks`` (``{label:
-    one context per training seed}``), with the 95% interval of the paired hierarchical bootstrap over
-    the seeds, then the test images, and the verdict on "better than the reference"
-    (:func:`ashlib.experiments.differences`). One row per network and method: ``network, method, family,
-    percentile, seeds, difference, lo, hi, verdict``."""
+    """:func:`gains_from_scores` on networks given as contexts (``{label: one context per training
+    seed}``): the same numbers as :func:`ashlib.experiments.differences` on each network."""
     if not networks:
         raise ParameterError("networks={} is not allowed: expected at least one network.")
-    info = pd.DataFrame({"method": [m.label for m in methods], "family": [m.family for m in methods],
-                         "percentile": [m.percentile for m in methods]})
-    rows = []
-    for label, contexts in networks.items():
-        contexts = list(contexts)
-        table = experiments.differences(list(methods), reference, contexts, "AUROC", convention, n_resamples)
-        rows.append(info.merge(table, on="method").assign(network=label, seeds=len(contexts)))
-    out = pd.concat(rows, ignore_index=True)
-    return out[["network", "method", "family", "percentile", "seeds", "difference", "lo", "hi", "verdict"]]
+    every = list(dict.fromkeys([reference, *methods]))
+    first = next(iter(networks.values()))[0]
+    return gains_from_scores(methods, reference,
+                             {label: [network_scores(every, c) for c in contexts] for label, contexts in networks.items()},
+                             first.averaged_sets, first.ood_sets, convention, n_resamples)

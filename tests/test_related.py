@@ -38,6 +38,7 @@ ROWS = {  # one long row per number printed in the source ('-' and '-NA-' cells 
     "Thesis CIFAR-100 OOD": 3 * 3 * 4 - 3,
     "SCALE OpenOOD": (7 + 8 + 8) * 5,      # (ImageNet 7, CIFAR-10/100 8 rows) x 5 metrics
     "OpenOOD ASH": 2 * 2,                  # ViT-B/16 and ResNet-18 x near/far-OOD AUROC
+    "OpenOOD leaderboard": 2 * 4 * 3,      # CIFAR-10 and ImageNet x 4 methods x near, far AUROC and ID acc
 }
 VARIANTS3 = ["ReLU (baseline)", "log-softmax, lambda=0", "log-softmax, lambda=0.01"]
 
@@ -71,11 +72,14 @@ def test_values_are_percentages_as_printed():
         s = df["spread"].dropna()
         assert ((s >= 0) & (s < 25)).all(), table
     # spreads only where the source prints a ±: every cell of the NAC detection table and of SCALE's
-    # CIFAR results (three trainings), nowhere else
+    # CIFAR results and of the OpenOOD leaderboard's CIFAR-10 rows (three trainings), nowhere else
     assert long("NAC detection")["spread"].notna().all()
     scale = long("SCALE OpenOOD")
     assert scale["spread"].notna().eq(scale["benchmark"] != "imagenet").all()
-    assert all(long(t)["spread"].isna().all() for t in related.TABLES if t not in ("NAC detection", "SCALE OpenOOD"))
+    board = long("OpenOOD leaderboard")
+    assert board["spread"].notna().eq(board["benchmark"] == "cifar10").all()
+    assert all(long(t)["spread"].isna().all() for t in related.TABLES
+               if t not in ("NAC detection", "SCALE OpenOOD", "OpenOOD leaderboard"))
 
 
 def test_names_are_the_ones_the_accessors_promise():
@@ -549,3 +553,17 @@ def test_openood_ash_and_its_cross_check_with_the_nac_slides():
     per_set = related.nac_detection("cifar10").loc["ASH"].xs("AUROC", level=1).drop("Average")
     assert round(per_set.mean(), 2) == t.loc["ResNet-18", "Far-OOD average"]
     assert related.related_results("OpenOOD ASH")["document"].eq("OpenOOD").all()
+
+
+def test_openood_leaderboard_agrees_with_the_ash_quote_and_keeps_the_spread():
+    """The leaderboard's ASH row is the "OpenOOD ASH" quote; CIFAR-10 has its ± over three trainings, ImageNet none."""
+    t = related.openood_leaderboard("cifar10")
+    assert list(t.index) == ["MSP", "EBO", "ReAct", "ASH"]
+    assert list(t.columns) == ["Near-OOD average", "Far-OOD average", "ID acc"]
+    assert t.loc["ASH", ["Near-OOD average", "Far-OOD average"]].tolist() == related.openood_ash().loc["ResNet-18"].tolist()
+    assert t.loc["EBO"].tolist() == [87.58, 91.21, 95.06]
+    assert related.openood_leaderboard("cifar10", spread=True).loc["ASH"].tolist() == [1.04, 2.58, 0.30]
+    assert related.openood_leaderboard("imagenet").loc["ASH"].tolist() == [78.17, 95.74, 76.18]
+    assert related.openood_leaderboard("imagenet", spread=True).isna().all().all()
+    with pytest.raises(ParameterError, match="benchmark='cifar100'"):
+        related.openood_leaderboard("cifar100")

@@ -120,7 +120,7 @@ def test_gains_are_experiments_differences_per_network(band_benchmark):
     for e, ctx in contexts.items():
         expected = experiments.differences(methods, energy, ctx, "AUROC", n_resamples=100)
         mine = got[got.network == e].reset_index(drop=True)
-        pd.testing.assert_frame_equal(mine[["method", "difference", "lo", "hi", "verdict"]], expected)
+        pd.testing.assert_frame_equal(mine[["method", "difference", "lo", "hi", "verdict"]], expected, check_exact=True)
         assert list(mine.family) == ["ASH-P", "ASH-S"] and list(mine.percentile) == [60, 60]
     with pytest.raises(ParameterError, match="networks"):
         w.gains(methods, energy, {})
