@@ -22,7 +22,8 @@ from ashlib._checks import ParameterError, check_choice
 from ashlib.data import PREPROCESSINGS
 
 __all__ = ["BASELINE", "MIN_PER_SET", "MIN_MEAN", "PREFERENCE", "variant_methods", "paper_baseline",
-           "energy_and_norm", "energy_under_scaling", "baseline_check", "choose_preprocessing"]
+           "energy_and_norm", "energy_under_scaling", "baseline_check", "choose_preprocessing", "PAPER_UNITS",
+           "NETWORK_BASELINES", "network_check", "choose_network"]
 
 #: The baseline whose behaviour decides: ASH's own score, the negative energy (paper Eq. 1).
 BASELINE = "Energy"
@@ -128,3 +129,53 @@ def choose_preprocessing(checks: dict[str, dict], preference=PREFERENCE) -> str:
             return name
     raise ParameterError("no preprocessing passes the baseline check: " + "; ".join(
         f"{n}: worst {c['worst set']} {c['worst AUROC']:.1f}, mean {c['mean AUROC']:.1f}" for n, c in checks.items()))
+
+
+# ----------------------------------------------------------------------------------- the network
+
+#: Penultimate ReLU units of the paper's networks: DenseNet-101 (342) to ResNet-50 (2,048).
+PAPER_UNITS = (342, 2048)
+#: The baselines a candidate network must not do worse on than the network without a head.
+NETWORK_BASELINES = ("Energy", "ReAct", "Mahalanobis (penultimate)")
+
+
+def network_check(candidate: pd.DataFrame, reference: pd.DataFrame, units: int, energy_check: dict) -> dict:
+    """Is a candidate network as good a miniature of the paper's as the network without a head, and closer
+    to the paper's architecture? ``candidate``/``reference``: each network's replicate table with the
+    columns "ID acc" and the mean AUROC of each of :data:`NETWORK_BASELINES` (row 0 the value, rows 1.. its
+    bootstrap replicates over the test images, :func:`ashlib.experiments.replicate_table`, on the *same*
+    resamples for both networks, so that their difference is paired); ``energy_check``: the candidate's
+    :func:`baseline_check`. It passes when its ``units`` lie in :data:`PAPER_UNITS`, its energy score
+    passes the baseline check, and neither its ID accuracy nor any baseline's mean AUROC is worse than the
+    reference's beyond the noise of the test images (the upper end of the difference's 95% interval is at
+    least zero). Returns each difference with its interval, and ``passes``."""
+    from ashlib import uncertainty
+
+    wanted = ["ID acc", *NETWORK_BASELINES]
+    for name, table in (("candidate", candidate), ("reference", reference)):
+        missing = [c for c in wanted if c not in table.columns]
+        if missing or len(table) < 2:
+            raise ParameterError(f"{name} without the columns {missing} (or without replicates) is not allowed: "
+                                 f"expected {', '.join(wanted)}, row 0 the values, rows 1.. the replicates.")
+    if len(candidate) != len(reference):
+        raise ParameterError(f"candidate with {len(candidate)} rows and reference with {len(reference)} are not "
+                             "allowed: expected the same resamples.")
+    out = {"units": units, "in the paper's range": PAPER_UNITS[0] <= units <= PAPER_UNITS[1],
+           "energy check": bool(energy_check["passes"])}
+    not_worse = True
+    for quantity in wanted:
+        effect = (candidate[quantity] - reference[quantity]).to_numpy()
+        lo, hi = uncertainty.interval(effect[1:])
+        out[f"{quantity} difference"], out[f"{quantity} lo"], out[f"{quantity} hi"] = float(effect[0]), lo, hi
+        not_worse &= hi >= 0
+    out["not worse"] = bool(not_worse)
+    out["passes"] = bool(out["in the paper's range"] and out["energy check"] and not_worse)
+    return out
+
+
+def choose_network(checks: dict[int, dict]) -> int:
+    """The expansion head of the book's default network: the candidate with the fewest units (the least
+    change) whose :func:`network_check` passes, else 0 (no head). ``checks`` maps a head's units to its
+    check; the choice never looks at ASH."""
+    passing = sorted(units for units, check in checks.items() if check["passes"])
+    return passing[0] if passing else 0

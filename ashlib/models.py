@@ -68,7 +68,8 @@ __all__ = [
     "MODELS", "PRETRAINED", "Normalize", "BasicBlock", "small_resnet", "densenet100", "resnet50",
     "mobilenet_v2", "build_model", "block_merge_layers", "feature_dim", "pretrained_model",
     "WeightsNotFoundError", "densenet_from_official", "densenet_to_official", "torchvision_to_sequential",
-    "TrainRecipe", "train", "load_or_train", "penultimate_units", "load_or_train_many", "random_shift",
+    "TrainRecipe", "train", "load_or_train", "penultimate_units", "DEFAULT_EXPANSION", "EXPANDABLE",
+    "default_expansion", "load_or_train_many", "random_shift",
     "TRAINABLE", "small_resnet_logsoftmax", "logsoftmax_layers", "pixel_entropy", "entropy_loss",
     "training_loss", "BENCHMARK_MODELS", "model_for", "small_vit", "PatchEmbedding", "EncoderBlock",
     "OPTIMIZERS",
@@ -170,6 +171,22 @@ def small_resnet(num_classes: int = 10, width: int = 16, in_channels: int = 1, e
         layers["head"] = nn.Sequential(nn.Conv2d(8 * w, expansion, 1, bias=False), nn.BatchNorm2d(expansion), nn.ReLU())
     layers.update(avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(expansion or 8 * w, num_classes))
     return nn.Sequential(layers)
+
+
+#: The small ResNets' expansion head by default: 512 penultimate units, inside the paper's range (342 to
+#: 2,048). Chapter *A faithful miniature* (notebooks/00_benchmark.ipynb) chooses it by a rule that reads
+#: only ID accuracy and the baselines (fidelity.choose_network), and stops if the rule stops choosing it.
+DEFAULT_EXPANSION = 512
+#: The models an expansion head applies to.
+EXPANDABLE = ("smallresnet", "smallresnet_logsoftmax")
+
+
+def default_expansion(model: str, expansion: int | None = None) -> int:
+    """The expansion head of ``model`` (a name of :data:`MODELS`): ``expansion`` as given, else
+    :data:`DEFAULT_EXPANSION` for the small ResNets and 0 (none) for every other network."""
+    if expansion is not None:
+        return expansion
+    return DEFAULT_EXPANSION if model in EXPANDABLE else 0
 
 
 def penultimate_units(width: int = 16, expansion: int = 0) -> int:
@@ -572,7 +589,7 @@ def build_model(name: str, num_classes: int, width: int = 16, seed: int = 0, exp
     ``smallvit`` (the token width) only; the paper's architectures have fixed widths. For the same seed both small ResNets start from the same weights.
     ``expansion`` (the small ResNets only): the units of a 1x1 expansion head, 0 for none (:func:`small_resnet`).
     """
-    if expansion and name not in ("smallresnet", "smallresnet_logsoftmax"):
+    if expansion and name not in EXPANDABLE:
         raise ParameterError(f"expansion={expansion!r} is not allowed for model={name!r}: expected 0 (only the small "
                              "ResNets have an expansion head).")
     check_choice("model", name, MODELS)

@@ -258,9 +258,11 @@ def _placements(name, value, params) -> None:
     if value is None:
         return
     _list(name, value, "module names", _items(lambda v: isinstance(v, str) and v, "a module name"))
-    from ashlib.models import build_model
+    from ashlib.models import build_model, default_expansion
 
-    model = build_model(model_for(params["benchmark"], params.get("model")), 10, width=params.get("width", 16))
+    network = model_for(params["benchmark"], params.get("model"))
+    model = build_model(network, 10, width=params.get("width", 16),
+                        expansion=default_expansion(network, params.get("expansion")))
     modules = dict(model.named_modules())
     for i, p in enumerate(value):
         if p not in modules:
@@ -377,12 +379,31 @@ def _vit_width(name, value, _params=None) -> None:
         raise _fail(name, value, "a positive multiple of 4 (the ViT's 4 attention heads share the width)")
 
 
+def _expansion(name, value, _params=None) -> None:
+    """None (the default network, chapter 00) or the units of the small ResNet's 1x1 expansion head (0: none)."""
+    if value is not None and (not _is_int(value) or value < 0):
+        raise _fail(name, value, "None (the book's default), 0 (no head) or a positive number of penultimate units")
+
+
+def _units(name, value, params) -> None:
+    """Penultimate units of the small ResNets compared (chapter *When does ASH help?*): different positive
+    integers, each 8 * width (the network without a head) or at least 8 (a 1x1 expansion head)."""
+    _list(name, value, "different positive numbers of units", _items(lambda v: _is_int(v) and v >= 8,
+                                                                     "an integer >= 8 (penultimate units)"))
+    if len(set(value)) != len(value):
+        raise _fail(name, value, "different numbers of units")
+
+
+def _train_seed_list(name, value, _params=None) -> None:
+    check_train_seeds(name, value)
+
+
 def _timeout(name, value, _params=None) -> None:
     if not (_is_number(value) and value > 0):
         raise _fail(name, value, "a positive number of seconds")
 
 
-_COMMON = {"benchmark": _benchmark, "model": _model, "width": _positive_int, "epochs": _positive_int,
+_COMMON = {"benchmark": _benchmark, "model": _model, "width": _positive_int, "expansion": _expansion, "epochs": _positive_int,
            "device": _device, "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
            "data_root": _optional_str, "checkpoint": _checkpoint, "results_dir": _optional_str,
            "preprocessing": _preprocessing}
@@ -391,11 +412,12 @@ _ASH = {**_COMMON, "compare": _compare, "n_train": _subset, "n_test": _subset, "
 #: Every notebook's parameters and how each is checked (tests/test_notebooks.py: exactly the parameters
 #: its parameters cell declares).
 NOTEBOOK_PARAMETERS = {
-    "00_benchmark": {"benchmark": _embedded_benchmark, "width": _positive_int, "epochs": _positive_int,
+    "00_benchmark": {"benchmark": _embedded_benchmark, "width": _positive_int, "expansion": _expansion,
+                     "epochs": _positive_int,
                      "device": _device, "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
                      "data_root": _optional_str, "results_dir": _optional_str, "candidates": _candidates,
                      "second_benchmark": _second_benchmark, "scale_factors": _scale_factors,
-                     "n_scaled": _positive_int},
+                     "n_scaled": _positive_int, "network_candidates": _units},
     "01_methods": {**_ASH, "percentile": _optional_percentile, "sweep": _percentiles,
                    "accuracy_sweep": _percentiles, "distribution_set": _ood_set,
                    "distribution_percentiles": _percentiles, "mahalanobis_n_val": _n_val,
@@ -411,7 +433,15 @@ NOTEBOOK_PARAMETERS = {
                 "near_set": _ood_set, "far_set": _far_set, "mixture_fractions": _fractions,
                 "mixture_n": _positive_int},
     "07_classroom": {"sample_assignment": _assignment, "timeout": _timeout},
-    "08_transformer": {"benchmark": _embedded_benchmark, "width": _positive_int, "epochs": _positive_int,
+    "09_when_ash_helps": {"benchmark": _embedded_benchmark, "width": _positive_int, "units": _units,
+                          "epochs": _positive_int, "device": _device, "batch_size": _positive_int, "seed": _seed,
+                          "train_seeds": _train_seed_list, "more_seeds": _optional_str,
+                          "fpr_convention": _convention, "data_root": _optional_str, "results_dir": _optional_str,
+                          "preprocessing": _preprocessing, "percentile": _optional_percentile,
+                          "percentiles": _percentiles, "second_benchmark": _second_benchmark,
+                          "second_units": _units, "snapshot_epochs": _snapshot_epochs},
+    "08_transformer": {"benchmark": _embedded_benchmark, "width": _positive_int, "expansion": _expansion,
+                       "epochs": _positive_int,
                        "vit_width": _vit_width, "vit_epochs": _positive_int, "device": _device,
                        "batch_size": _positive_int, "seed": _seed, "fpr_convention": _convention,
                        "results_dir": _optional_str, "preprocessing": _preprocessing,

@@ -720,6 +720,9 @@ def this_run_page(record: dict, present: set[str], fragments: Path) -> str:
         line += (" Its network classifies {glue:text}`run/01_methods.ipynb::methods_id_accuracy:.2f`% of the "
                  "ID test images correctly.")
     parts.append(line.strip())
+    if "09_when_ash_helps" in present:  # the book's central question, answered by this run
+        parts.append("**When does ASH help?** {glue:md}`run/09_when_ash_helps.ipynb::when_ash_helps_answer` "
+                     "(chapter *When does ASH help?*)")
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

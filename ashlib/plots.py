@@ -236,3 +236,58 @@ def line_with_band(data: pd.DataFrame, x: str, y: str, color=None, label: str | 
     line, = ax.plot(xs, data[y], marker="o", color=color, label=label)
     ax.fill_between(xs, data[f"{y}_lo"], data[f"{y}_hi"], color=line.get_color(), alpha=0.2, lw=0)
     return ax
+
+
+def gain_vs_width(gains: pd.DataFrame, families=("ASH-P", "ASH-B", "ASH-S", "SCALE"), title: str | None = None,
+                  reference: str = "Energy"):
+    """Chapter *When does ASH help?*: each family's mean-AUROC gain over ``reference`` (points) against the
+    penultimate units (log axis), a line per p with its 95% interval as error bars, one panel per family.
+    ``gains``: :func:`ashlib.when_ash_helps.gains`'s rows, ``network`` the units."""
+    missing = [c for c in ("network", "family", "percentile", "difference", "lo", "hi") if c not in gains.columns]
+    if missing:
+        raise ParameterError(f"gains without the columns {missing} is not allowed: expected when_ash_helps.gains's.")
+    families = [f for f in families if f in set(gains["family"])]
+    fig, axes = plt.subplots(1, len(families), figsize=(3.6 * len(families), 3.6), sharey=True, squeeze=False)
+    palette = dict(zip(sorted(gains["percentile"].unique()), sns.color_palette("viridis", gains["percentile"].nunique())))
+    for ax, family in zip(axes[0], families):
+        for p, group in gains[gains["family"] == family].groupby("percentile"):
+            group = group.sort_values("network")
+            ax.errorbar(group["network"], group["difference"],
+                        yerr=[group["difference"] - group["lo"], group["hi"] - group["difference"]],
+                        marker="o", capsize=3, color=palette[p], label=f"p = {p:g}")
+        ax.axhline(0, color="0.5", ls=":", lw=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(gains["network"].unique()), [f"{u:,}" for u in sorted(gains["network"].unique())])
+        ax.set_title(family)
+        ax.set_xlabel("penultimate units")
+    axes[0][0].set_ylabel(f"mean AUROC minus {reference}'s (points)")
+    axes[0][-1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def premise_vs_gain(points: pd.DataFrame, title: str | None = None, ax=None):
+    """Chapter *When does ASH help?*: ASH-S's gain over the energy score (``difference`` with ``lo``, ``hi``)
+    against its premise (``premise AUROC``: the AUROC of s1/s2 as an ID score, 50 = no premise), one
+    point per network (``label``), marked by ``kind`` (e.g. width or training epoch)."""
+    missing = [c for c in ("premise AUROC", "difference", "lo", "hi", "label", "kind") if c not in points.columns]
+    if missing:
+        raise ParameterError(f"points without the columns {missing} is not allowed.")
+    ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
+    for (kind, group), marker in zip(points.groupby("kind", sort=False), "osD^"):
+        bars = ax.errorbar(group["premise AUROC"], group["difference"],
+                           yerr=[group["difference"] - group["lo"], group["hi"] - group["difference"]],
+                           fmt=marker, capsize=3, label=kind)
+        for _, row in group.iterrows():
+            ax.annotate(row["label"], (row["premise AUROC"], row["difference"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8, color=bars[0].get_color())
+    ax.axhline(0, color="0.5", ls=":", lw=1)
+    ax.axvline(50, color="0.5", ls=":", lw=1)
+    ax.set_xlabel("premise AUROC: s1/s2 as an ID score (%)")
+    ax.set_ylabel("ASH-S minus Energy, mean AUROC (points)")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax

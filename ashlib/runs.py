@@ -15,7 +15,8 @@ import torch
 from ashlib import experiments, metrics
 from ashlib._checks import ParameterError
 from ashlib.data import default_preprocessing, load_benchmark
-from ashlib.models import TRAINABLE, TrainRecipe, load_or_train, load_or_train_many, model_for, pretrained_model
+from ashlib.models import (TRAINABLE, TrainRecipe, default_expansion, load_or_train, load_or_train_many, model_for,
+                           pretrained_model)
 from ashlib.params import check_run_parameters, check_seed, check_train_seeds
 
 
@@ -154,7 +155,7 @@ def train_networks(variants: list[dict], workers: int | None = None, progress: b
         except DataNotFoundError:
             continue
         train_seed = a["seed"] if a["train_seed"] is None else a["train_seed"]
-        specs.append(_training(model, bench, a["width"], a["epochs"], train_seed, a["expansion"]))
+        specs.append(_training(model, bench, a["width"], a["epochs"], train_seed, default_expansion(model, a["expansion"])))
     load_or_train_many(specs, device=device, progress=progress, workers=workers)
     return len(specs)
 
@@ -181,7 +182,7 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
             checkpoint: str | None = None, results_dir: str | None = None, preprocessing: str | None = None,
             n_train: int | None = None, n_test: int | None = None, n_ood: int | None = None,
             num_workers: int | None = None, mahalanobis_n_val: int = 1000, train_seed: int | None = None,
-            expansion: int = 0, **checked) -> Run:
+            expansion: int | None = None, **checked) -> Run:
     """Check the parameters (``checked`` holds the notebook's others, e.g. ``percentile``), load the
     benchmark (``preprocessing``: None for its default; ``n_train``/``n_test``/``n_ood``: None for the
     benchmark's sizes, else smaller subsets for a smoke run), then the model — trained once and cached
@@ -191,7 +192,8 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
     images of the paper's Mahalanobis, :meth:`ashlib.experiments.Context.mahalanobis_detector`).
     ``train_seed``: the seed of the small ResNet's training (initial weights, batch order, shifts); None:
     ``seed``, which also draws the data split and the OOD sets (:func:`seed_runs` varies it alone).
-    ``expansion``: the small ResNet's 1x1 expansion head, its penultimate units (0: none; :func:`ashlib.models.small_resnet`)."""
+    ``expansion``: the small ResNet's 1x1 expansion head, its penultimate units (0: none; :func:`ashlib.models.small_resnet`);
+    None: :data:`ashlib.models.DEFAULT_EXPANSION` for the small ResNets (the book's default network), none for the others."""
     from ashlib.features import default_num_workers
 
     check_run_parameters(benchmark=benchmark, model=model, device=device, batch_size=batch_size,
@@ -200,6 +202,7 @@ def prepare(benchmark: str = "mnist5k", model: str | None = None, width: int = 1
         check_seed("train_seed", train_seed)
     train_seed = seed if train_seed is None else train_seed
     model = model_for(benchmark, model)
+    expansion = default_expansion(model, expansion)
     torch.manual_seed(seed)
     bench, preprocessing, sizes = _load(benchmark, preprocessing, seed, data_root, n_train, n_test, n_ood)
     if model in TRAINABLE:

@@ -32,7 +32,7 @@ from ashlib.shaping import ash_s_exponent
 __all__ = ["VIT_WIDTH", "VIT_EPOCHS", "PLACEMENTS", "SWEEP_METHODS", "vit_recipe", "prepare_vit",
            "feature_statistics", "evidence", "CLAIMS", "claims_table"]
 
-#: The ViT's token width (64: 4 heads of 16; its GELU layer has 128 units, the small ResNet's feature size).
+#: The ViT's token width (64: 4 heads of 16; its GELU layer has 128 units, as many as the small ResNet's last stage has channels).
 VIT_WIDTH = 64
 #: Training epochs of the ViT recipe.
 VIT_EPOCHS = 15

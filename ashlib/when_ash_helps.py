@@ -32,7 +32,7 @@ from ashlib import experiments, metrics, shaping, uncertainty
 from ashlib._checks import ParameterError, check_percentile
 
 __all__ = ["mass_ratio", "premise", "logit_share_kept", "participation_ratio", "effective_rank", "dead_units",
-           "redundancy", "network_scores", "gains_from_scores", "gains", "PAPER_WIDTHS"]
+           "redundancy", "kept_networks", "network_scores", "gains_from_scores", "gains", "PAPER_WIDTHS"]
 
 #: Penultimate ReLU units of the paper's networks (Section 4): DenseNet-101 on CIFAR (342), MobileNetV2
 #: (1,280) and ResNet-50 (2,048) on ImageNet.
@@ -40,11 +40,13 @@ PAPER_WIDTHS = {"DenseNet-101 (CIFAR)": 342, "MobileNetV2 (ImageNet)": 1280, "Re
 
 
 def _features(name: str, x) -> Tensor:
+    """``x`` as a float64 ``(samples, units)`` tensor; trailing dimensions (a pooled ``(N, d, 1, 1)``)
+    are flattened into the units."""
     x = torch.as_tensor(x)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ParameterError(f"{name} with shape {tuple(x.shape)} is not allowed: expected (samples, units), "
+    if x.ndim < 2 or x.shape[0] == 0 or x[0].numel() == 0:
+        raise ParameterError(f"{name} with shape {tuple(x.shape)} is not allowed: expected (samples, units, ...), "
                              "both at least 1.")
-    return x.to(torch.float64)
+    return x.reshape(x.shape[0], -1).to(torch.float64)
 
 
 def mass_ratio(features, percentile: float) -> np.ndarray:
@@ -138,6 +140,35 @@ def redundancy(features) -> dict[str, float]:
     d = x.shape[1]
     return {"units": d, "participation ratio": pr, "participation ratio (% of units)": 100 * pr / d,
             "effective rank": er, "effective rank (% of units)": 100 * er / d, "dead units (%)": dead_units(x)}
+
+
+def kept_networks(paths, name: str = "when_ash_helps_scores") -> tuple[dict, dict]:
+    """The per-image scores that runs of this chapter kept (:meth:`ashlib.runs.Run.keep_scores`, files
+    ``<name>.npz`` found under each of ``paths``, keys ``units=<u>/train_seed=<t>/<method>/<set>``):
+    ``({(units, train seed): {method: {set: scores}}}, {(units, train seed): ID labels})``. A network kept
+    by two files counts once (the first file, in sorted order)."""
+    from pathlib import Path
+
+    files = sorted({f for p in paths for f in Path(p).rglob(f"{name}.npz")})
+    scores, labels = {}, {}
+    for file in files:
+        with np.load(file) as data:
+            for key in data.files:
+                parts = key.split("/")
+                if len(parts) < 3 or not parts[0].startswith("units=") or not parts[1].startswith("train_seed="):
+                    raise ParameterError(f"{file} with the key {key!r} is not allowed: expected keys "
+                                         "'units=<u>/train_seed=<t>/<method>/<set>' (a run of this chapter).")
+                network = (int(parts[0].split("=")[1]), int(parts[1].split("=")[1]))
+                if network in scores and scores[network].get("_file") != file:
+                    continue
+                if parts[2] == "ID labels":
+                    labels[network] = data[key]
+                    scores.setdefault(network, {"_file": file})
+                elif parts[-1] != "ID prediction":
+                    scores.setdefault(network, {"_file": file}).setdefault("/".join(parts[2:-1]), {})[parts[-1]] = data[key]
+    for kept in scores.values():
+        kept.pop("_file")
+    return scores, labels
 
 
 def network_scores(methods: Sequence[experiments.Method], ctx: experiments.Context) -> dict[str, dict[str, np.ndarray]]:

@@ -139,7 +139,8 @@ BAD = {
     "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0, "n_train": 100, "n_test": 0,
     "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus", "mahalanobis_n_val": 9,
     "sample_assignment": "homework", "timeout": 0, "vit_width": 30, "vit_epochs": 0, "histogram_set": "bogus",
-    "train_seeds": [1, 1],
+    "train_seeds": [1, 1], "units": [128, 4], "more_seeds": "", "second_units": [],
+    "expansion": -1, "network_candidates": [],
 }
 
 

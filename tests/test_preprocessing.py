@@ -226,3 +226,29 @@ def test_paper_scale_user_sets_keep_the_benchmarks_transform(tmp_path):
     assert b.prepare_ood(torch.ones(4, 3, 32, 32), "t").shape == (4, 3, 32, 32)
     with pytest.raises(ParameterError, match=r"expected \(N, 3, H, W\)"):
         b.prepare_ood(torch.ones(4, 1, 32, 32), "t")
+
+
+def test_network_check_and_choice_by_hand():
+    """A candidate passes when its units are in the paper's range, its energy passes the baseline check and
+    nothing is worse beyond the interval; the choice is the passing candidate with the fewest units."""
+    import numpy as np
+    import pandas as pd
+
+    from ashlib import fidelity
+
+    rng = np.random.default_rng(0)
+    columns = ["ID acc", *fidelity.NETWORK_BASELINES]
+    reference = pd.DataFrame(90 + rng.normal(0, 0.5, size=(201, 4)), columns=columns)
+    better = reference + 2.0  # every quantity 2 points above, on the same resamples
+    worse = reference.assign(**{"ReAct": reference["ReAct"] - 3.0})
+    ok = {"passes": True}
+    assert fidelity.network_check(better, reference, 512, ok)["passes"]
+    check = fidelity.network_check(worse, reference, 1024, ok)
+    assert not check["passes"] and check["ReAct difference"] == pytest.approx(-3) and check["ReAct hi"] < 0
+    assert not fidelity.network_check(better, reference, 256, ok)["passes"]  # below the paper's 342 units
+    assert not fidelity.network_check(better, reference, 512, {"passes": False})["passes"]
+    with pytest.raises(ParameterError, match="without the columns"):
+        fidelity.network_check(better.drop(columns="ReAct"), reference, 512, ok)
+    checks = {2048: {"passes": True}, 512: {"passes": False}, 1024: {"passes": True}}
+    assert fidelity.choose_network(checks) == 1024
+    assert fidelity.choose_network({512: {"passes": False}}) == 0

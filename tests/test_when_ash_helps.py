@@ -124,3 +124,32 @@ def test_gains_are_experiments_differences_per_network(band_benchmark):
         assert list(mine.family) == ["ASH-P", "ASH-S"] and list(mine.percentile) == [60, 60]
     with pytest.raises(ParameterError, match="networks"):
         w.gains(methods, energy, {})
+
+
+def test_kept_scores_of_other_runs_join_as_seeds(band_benchmark, tmp_path):
+    """A run's kept scores (Run.keep_scores' layout) read back by kept_networks give the same gains as the
+    contexts themselves; a file with keys of another chapter is refused by name."""
+    from ashlib.runs import Run
+
+    bench = band_benchmark(0)
+    energy, methods = experiments.Method("Energy"), [experiments.ash("S", 60)]
+    contexts = {}
+    for t in (0, 1):
+        model = train(build_model("smallresnet", 3, width=2, expansion=24, seed=t), bench.x_train, bench.y_train,
+                      TrainRecipe(epochs=1, batch_size=30, seed=t), progress=False)
+        contexts[t] = experiments.build_context(model, bench, batch_size=64)
+        w.network_scores([energy, *methods], contexts[t])  # scored, so kept in the context's memo
+    for t, ctx in contexts.items():  # two runs, one seed each, as the matrix's cells
+        Run(bench, None, "", ctx, {}, str(tmp_path / f"cell{t}")).keep_scores(
+            "when_ash_helps_scores", {f"units=24/train_seed={t}": ctx})
+    kept, labels = w.kept_networks([tmp_path])
+    assert sorted(kept) == [(24, 0), (24, 1)] and np.array_equal(labels[(24, 1)], bench.y_test.numpy())
+    assert np.array_equal(kept[(24, 1)]["ASH-S@60"]["noise"], w.network_scores(methods, contexts[1])["ASH-S@60"]["noise"])
+    ctx = contexts[0]
+    from_files = w.gains_from_scores(methods, energy, {24: [kept[(24, 0)], kept[(24, 1)]]}, ctx.averaged_sets,
+                                     ctx.ood_sets, n_resamples=100)
+    direct = w.gains(methods, energy, {24: [contexts[0], contexts[1]]}, n_resamples=100)
+    pd.testing.assert_frame_equal(from_files, direct, check_exact=True)
+    np.savez(tmp_path / "cell0" / "when_ash_helps_scores.npz", **{"Energy/ID test": np.zeros(3)})
+    with pytest.raises(ParameterError, match="a run of this chapter"):
+        w.kept_networks([tmp_path / "cell0"])
