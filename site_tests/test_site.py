@@ -102,7 +102,8 @@ def test_the_site_has_every_chapter():
     names = pages()
     for chapter in ("intro.html", "results.html", "references.html", "run/00_benchmark.html", "run/01_methods.html",
                     "run/02_placements.html", "run/03_global_vs_local.html", "run/04_ash_rand.html",
-                    "run/05_nac.html", "run/06_misp.html", "run/07_classroom.html", "run/08_transformer.html"):
+                    "run/05_nac.html", "run/06_misp.html", "run/07_classroom.html", "run/08_transformer.html",
+                    "run/09_when_ash_helps.html"):
         assert chapter in names
 
 
@@ -157,6 +158,14 @@ def test_no_internal_link_is_broken(server, browser):
                 if f'id="{fragment}"' not in html and f"name=\"{fragment}\"" not in html:
                     broken.append(f"{page} -> {link} (no #{fragment})")
     assert broken == [], "\n".join(broken)
+
+
+def test_the_answer_to_when_ash_helps_is_on_the_introduction_and_the_chapter(server, browser):
+    """The generated answer (glued from chapter 09) is rendered as text, not left as a glue directive."""
+    for page in ("intro.html", "run/09_when_ash_helps.html", "results.html"):
+        open_page(browser, urljoin(server, page))
+        text = browser.execute_script("return document.body.innerText")
+        assert "ASH-S at the paper's p" in text and "{glue" not in text, page
 
 
 def test_screenshot_of_the_methods_chapter(server, browser):

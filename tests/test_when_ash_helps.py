@@ -153,3 +153,27 @@ def test_kept_scores_of_other_runs_join_as_seeds(band_benchmark, tmp_path):
     np.savez(tmp_path / "cell0" / "when_ash_helps_scores.npz", **{"Energy/ID test": np.zeros(3)})
     with pytest.raises(ParameterError, match="a run of this chapter"):
         w.kept_networks([tmp_path / "cell0"])
+
+
+def test_the_default_head_applies_to_the_small_resnets_only():
+    from ashlib.models import DEFAULT_EXPANSION, default_expansion
+    from ashlib.params import _expansion
+
+    assert default_expansion("smallresnet") == default_expansion("smallresnet_logsoftmax") == DEFAULT_EXPANSION
+    assert default_expansion("densenet100") == default_expansion("smallvit") == 0
+    assert default_expansion("smallresnet", 0) == 0 and default_expansion("smallresnet", 1024) == 1024
+    assert 342 <= DEFAULT_EXPANSION <= 2048  # inside the paper's range
+    for bad in (-1, 2.5, "512", True):
+        with pytest.raises(ParameterError, match="expansion="):
+            _expansion("expansion", bad)
+
+
+def test_the_intro_and_results_pages_carry_the_chapters_answer():
+    from ashlib import pipeline
+
+    fragments = pipeline.BOOK / "_fragments"
+    with_chapter = pipeline.this_run_page({"profile": "embedded"}, {"01_methods", "09_when_ash_helps"}, fragments)
+    assert "{glue:md}`run/09_when_ash_helps.ipynb::when_ash_helps_answer`" in with_chapter
+    assert "when_ash_helps" not in pipeline.this_run_page({"profile": "embedded"}, {"01_methods"}, fragments)
+    assert "when_ash_helps_grid" in pipeline.results_page({"09_when_ash_helps"}, fragments)
+    assert "when_ash_helps" not in pipeline.results_page({"01_methods"}, fragments)
