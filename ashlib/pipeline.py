@@ -721,8 +721,8 @@ def this_run_page(record: dict, present: set[str], fragments: Path) -> str:
                  "ID test images correctly.")
     parts.append(line.strip())
     if "09_when_ash_helps" in present:  # the book's central question, answered by this run
-        parts.append("**When does ASH help?** {glue:md}`run/09_when_ash_helps.ipynb::when_ash_helps_answer` "
-                     "(chapter *When does ASH help?*)")
+        parts.append("**When does ASH help?** {glue:text}`run/09_when_ash_helps.ipynb::when_ash_helps_answer_text:s` "
+                     "(chapter *When does ASH help?*, generated from this run)")
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

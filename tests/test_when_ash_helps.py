@@ -173,7 +173,7 @@ def test_the_intro_and_results_pages_carry_the_chapters_answer():
 
     fragments = pipeline.BOOK / "_fragments"
     with_chapter = pipeline.this_run_page({"profile": "embedded"}, {"01_methods", "09_when_ash_helps"}, fragments)
-    assert "{glue:md}`run/09_when_ash_helps.ipynb::when_ash_helps_answer`" in with_chapter
+    assert "{glue:text}`run/09_when_ash_helps.ipynb::when_ash_helps_answer_text:s`" in with_chapter
     assert "when_ash_helps" not in pipeline.this_run_page({"profile": "embedded"}, {"01_methods"}, fragments)
     assert "when_ash_helps_grid" in pipeline.results_page({"09_when_ash_helps"}, fragments)
     assert "when_ash_helps" not in pipeline.results_page({"01_methods"}, fragments)
