@@ -165,7 +165,7 @@ def test_the_answer_to_when_ash_helps_is_on_the_introduction_and_the_chapter(ser
     for page in ("intro.html", "run/09_when_ash_helps.html", "results.html"):
         open_page(browser, urljoin(server, page))
         text = browser.execute_script("return document.body.innerText")
-        assert "ASH-S at the paper's p" in text and "{glue" not in text, page
+        assert "points against the energy score" in text and "{glue" not in text, page
 
 
 def test_screenshot_of_the_methods_chapter(server, browser):
