@@ -13,9 +13,10 @@ a lower one, and no imports form a cycle, function-level imports included (tests
    verifying files (in fetch alone); building networks; cached activations.
 4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
 5. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
-   ``rehearsal``, ``fidelity``, ``claims``, ``classroom``, ``matrix``, ``transformer``. Tables of methods,
+   ``rehearsal``, ``fidelity``, ``claims``, ``classroom``, ``matrix``, ``transformer``, ``when_ash_helps``. Tables of methods,
    the notebooks' parameters and profiles, runs; assignments for a class (nbgrader); many runs as jobs
-   (submitit); the vision-transformer chapter's setup and claims.
+   (submitit); the vision-transformer chapter's setup and claims; the statistics of the chapter *When does
+   ASH help?*.
 6. publishing: ``plots``, ``interactive``, ``__main__``. Figures (static, and interactive for the site) and
    the command line.
 """
@@ -41,7 +42,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "assets": ("data", "fetch", "models", "features"),
     "detectors on networks": ("mahalanobis", "nac", "misp"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
-                      "claims", "classroom", "matrix", "transformer"),
+                      "claims", "classroom", "matrix", "transformer", "when_ash_helps"),
     "publishing": ("plots", "interactive", "__main__"),
 }
 

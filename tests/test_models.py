@@ -301,7 +301,7 @@ def test_train_networks_caches_what_prepare_would_train_and_skips_pretrained_net
     monkeypatch.setattr(models, "_train", lambda *a, **k: pytest.fail("not cached by train_networks"))
     for preprocessing in ("raw", "standardize"):
         bench = load_benchmark("mnist5k", seed=0, preprocessing=preprocessing)
-        load_or_train(**runs._training("smallresnet", bench, 2, 1, 0), progress=False)
+        load_or_train(**runs._training("smallresnet", bench, 2, 1, 0, models.DEFAULT_EXPANSION), progress=False)
 
 
 def test_train_networks_names_the_network_prepare_loads_with_prepare_s_defaults(monkeypatch):
@@ -341,7 +341,7 @@ def test_seed_runs_train_the_same_recipe_with_other_seeds_on_the_same_data():
     assert torch.equal(other.benchmark.x_test, run.benchmark.x_test)
     assert all(torch.equal(other.benchmark.ood[k], v) for k, v in run.benchmark.ood.items())
     alone, _ = load_or_train("smallresnet", run.benchmark.x_train, run.benchmark.y_train, 10, 2,
-                             TrainRecipe(epochs=1, seed=3), progress=False)
+                             TrainRecipe(epochs=1, seed=3), progress=False, expansion=run.settings["expansion"])
     for (k, a), b in zip(other.model.state_dict().items(), alone.state_dict().values()):
         assert torch.equal(a, b), k
     with pytest.raises(ParameterError, match=r"train_seeds=\[1, 1\] is not allowed: expected different seeds"):
