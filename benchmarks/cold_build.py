@@ -1,5 +1,6 @@
-"""How long do `make book` and `make test` take from a fresh clone, against the budgets (book <= 15
-minutes, tests <= 10 minutes on 2 cores)? And how fast was the machine meanwhile?
+"""How long do `make book` and `make test` take from a fresh clone, against the budgets (book <= 20
+minutes with the chapter *When does ASH help?*, the other chapters within their 15; tests <= 10 minutes on
+2 cores)? And how fast was the machine meanwhile?
 
     python benchmarks/cold_build.py                  # make book from a clone of HEAD
     python benchmarks/cold_build.py --target test    # make test
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_MINUTES = {"book": 15, "test": 10}
+BUDGET_MINUTES = {"book": 20, "test": 10}
 
 
 def loop_seconds() -> float:
