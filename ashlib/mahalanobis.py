@@ -354,7 +354,8 @@ def stage_layers(model: nn.Module) -> list[str]:
     being the penultimate feature map (the official ``feature_list``, Lee et al. 2018 Sec. 2.2).
 
     - ``smallresnet`` (and ``smallresnet_logsoftmax``), ``resnet50``: ``layer1`` .. ``layer4``
-      (ReAct's ResNet-50 used only ``layer4``; Lee et al.'s ResNet also the stem).
+      (ReAct's ResNet-50 used only ``layer4``; Lee et al.'s ResNet also the stem), then the small ResNet's
+      expansion ``head`` where it has one: its output is then the penultimate feature map.
     - ``densenet100``: ``stem, trans1, trans2, head``, exactly DICE's ``DenseNet3.feature_list``
       (``conv1``, ``trans1(block1)``, ``trans2(block2)``, ``relu(bn1(block3))``).
     - ``mobilenet_v2``: ``layer1`` .. ``layer7``, ``head``.
