@@ -32,11 +32,7 @@ from ashlib import experiments, metrics, shaping, uncertainty
 from ashlib._checks import ParameterError, check_percentile
 
 __all__ = ["mass_ratio", "premise", "logit_share_kept", "participation_ratio", "effective_rank", "dead_units",
-           "redundancy", "kept_networks", "network_scores", "gains_from_scores", "gains", "PAPER_WIDTHS"]
-
-#: Penultimate ReLU units of the paper's networks (Section 4): DenseNet-101 on CIFAR (342), MobileNetV2
-#: (1,280) and ResNet-50 (2,048) on ImageNet.
-PAPER_WIDTHS = {"DenseNet-101 (CIFAR)": 342, "MobileNetV2 (ImageNet)": 1280, "ResNet-50 (ImageNet)": 2048}
+           "redundancy", "kept_networks", "network_scores", "gains_from_scores", "gains"]
 
 
 def _features(name: str, x) -> Tensor:
@@ -59,8 +55,8 @@ def mass_ratio(features, percentile: float) -> np.ndarray:
 
 def premise(features: Mapping[str, object], id_set: str, percentile: float) -> pd.DataFrame:
     """ASH-S's premise per OOD set of ``features`` (``{set name: (N, d) features}``, ``id_set`` among
-    them): one row per OOD set with the median ``s1/s2`` of the ID and of the OOD samples, the median
-    share of the mass in the kept units (``s2/s1``, percent) of each, and the premise AUROC (percent),
+    them): one row per OOD set with the median ``s1/s2`` of the ID and of the OOD samples, the share of
+    the mass in the kept units that median means (``100 / median``, percent) for each, and the premise AUROC (percent),
     the AUROC of ``s1/s2`` as a score with ID positive: above 50, ASH-S scales ID samples up more than
     OOD ones (what it needs to help), below 50 the other way round."""
     if id_set not in features:
@@ -150,7 +146,7 @@ def kept_networks(paths, name: str = "when_ash_helps_scores") -> tuple[dict, dic
     from pathlib import Path
 
     files = sorted({f for p in paths for f in Path(p).rglob(f"{name}.npz")})
-    scores, labels = {}, {}
+    scores, labels, source = {}, {}, {}
     for file in files:
         with np.load(file) as data:
             for key in data.files:
@@ -159,15 +155,13 @@ def kept_networks(paths, name: str = "when_ash_helps_scores") -> tuple[dict, dic
                     raise ParameterError(f"{file} with the key {key!r} is not allowed: expected keys "
                                          "'units=<u>/train_seed=<t>/<method>/<set>' (a run of this chapter).")
                 network = (int(parts[0].split("=")[1]), int(parts[1].split("=")[1]))
-                if network in scores and scores[network].get("_file") != file:
+                if source.setdefault(network, file) != file:  # kept by an earlier file
                     continue
+                kept = scores.setdefault(network, {})
                 if parts[2] == "ID labels":
                     labels[network] = data[key]
-                    scores.setdefault(network, {"_file": file})
                 elif parts[-1] != "ID prediction":
-                    scores.setdefault(network, {"_file": file}).setdefault("/".join(parts[2:-1]), {})[parts[-1]] = data[key]
-    for kept in scores.values():
-        kept.pop("_file")
+                    kept.setdefault("/".join(parts[2:-1]), {})[parts[-1]] = data[key]
     return scores, labels
 
 
