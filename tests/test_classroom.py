@@ -2,6 +2,7 @@
 synthetic submissions exactly the points they deserve, whatever they do (nbgrader underneath)."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +27,8 @@ ASSIGNMENTS = classroom.assignment_names()
 #: short enough that the endless loop costs little.
 TIMEOUT = {"ash": 5}
 GRAFFITI = Path("/tmp") / f"ashbook-graffiti-{os.getpid()}.txt"
+#: A variable of the grading process, set while a class is graded.
+SECRET = "ASHBOOK_TEST_GRADER_SECRET"
 
 
 def test_every_assignment_named_in_the_issue_exists():
@@ -110,16 +114,26 @@ def _write_class(name: str, folder: Path, released_nb: Path) -> dict[str, dict[s
     # the misbehaving ones, on the ASH assignment
     nbformat.write(classroom.submission_from(name, {"ash_p": "def ash_p(x, p):\n    while True:\n        pass"}),
                    folder / "loops.ipynb")
-    peek = ("import pathlib\n\ndef ash_b(x, p):\n    raise NotImplementedError\n\n"
-            "course = pathlib.Path.cwd().parents[2]\nprint(open(course / 'source' / 'ash' / 'ash.ipynb').read()[:80])\n")
-    nbformat.write(classroom.submission_from(name, {"ash_b": peek}), folder / "peeks.ipynb")
+    # every way of looking for the hidden tests the issue names, then an echo of every later cell
+    snoop = ("import os, pathlib\n\ndef ash_b(x, p):\n    raise NotImplementedError\n\nfound = []\n\n"
+             "def _try(what, action):\n    try:\n        found.append((what, str(action())[:3000]))\n"
+             "    except Exception as err:\n        found.append((what, repr(err)))\n\n"
+             "_try('the notebook here', lambda: open('ash.ipynb').read())\n"
+             "_try('this folder', lambda: os.listdir('.'))\n"
+             "for parent in pathlib.Path.cwd().parents:\n"
+             "    _try(f'list {parent}', lambda: os.listdir(parent))\n"
+             "    _try(f'source under {parent}', lambda: (parent / 'source' / 'ash' / 'ash.ipynb').read_text())\n"
+             "_try('environment', lambda: dict(os.environ))\n"
+             "print(found)\n"
+             "get_ipython().events.register('pre_run_cell', lambda info: print(info.raw_cell))\n")
+    nbformat.write(classroom.submission_from(name, {"ash_b": snoop}), folder / "snoops.ipynb")
     scribble = f"def ash_s(x, p):\n    raise NotImplementedError\n\nopen({str(GRAFFITI)!r}, 'w').write('was here')\n"
     nbformat.write(classroom.submission_from(name, {"ash_s": scribble}), folder / "scribbles.ipynb")
     tampered = classroom.submission_from(name, {"ash_p_example": "# I trust my code\nassert True"})
     tampered.cells = [c for c in tampered.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "ash_b_edges"]
     nbformat.write(tampered, folder / "tampers.ipynb")
     (folder / "broken.ipynb").write_text('{"cells": [ {"cell_type": "code", ')
-    expected.update(loops=None, peeks=None, scribbles=None, tampers=full, broken={q: 0.0 for q in full})
+    expected.update(loops=None, snoops=None, scribbles=None, tampers=full, broken={q: 0.0 for q in full})
     return expected
 
 
@@ -134,7 +148,11 @@ class _Classes(dict):
         folder = self.factory.mktemp(f"submissions-{name}")
         expected = _write_class(name, folder, self.released[name])
         out = self.factory.mktemp(f"grades-{name}")
-        table = classroom.grade(name, folder, out, timeout=TIMEOUT.get(name, 120), progress=False)
+        os.environ[SECRET] = "grader-only-" + name  # must not reach a student's kernel
+        try:
+            table = classroom.grade(name, folder, out, timeout=TIMEOUT.get(name, 120), progress=False)
+        finally:
+            del os.environ[SECRET]
         self[name] = (table, expected, out)
         return self[name]
 
@@ -169,9 +187,9 @@ def test_the_gradebook_has_its_columns_a_reason_everywhere_and_feedback_per_stud
     assert table.reason.map(lambda r: isinstance(r, str) and len(r) > 0).all()
     for student in expected:
         assert (out / "feedback" / f"{student}.html").is_file(), student
-    # only the ASH class's peeking and scribbling students tried anything the sandbox refuses
+    # only the ASH class's snooping and scribbling students tried anything the sandbox refuses or notes
     refused = set(table[table.question == classroom.INTEGRITY].student)
-    assert refused == ({"peeks", "scribbles"} if name == "ash" else set()), table[table.question == classroom.INTEGRITY]
+    assert refused == ({"snoops", "scribbles"} if name == "ash" else set()), table[table.question == classroom.INTEGRITY]
     manual = [q.name for q in classroom.questions(name) if q.manual]
     for q in manual:  # a person grades these: no points, and the reason says so
         rows = table[table.question == q]
@@ -183,6 +201,14 @@ def test_a_wrong_answer_says_what_failed(graded):
     table, _, _ = graded["ash"]
     row = table[(table.student == "off_by_one_k") & (table.question == "ash_p_random")].iloc[0]
     assert row.points == 0 and row.reason.startswith("AssertionError: wrong values at p = ")
+    assert re.search(r"values differ; first at \(sample, unit\) \(\d+, \d+\): got \S+, expected \S+", row.reason), row.reason
+    row = table[(table.student == "off_by_one_k") & (table.question == "ash_p_example")].iloc[0]
+    assert row.reason.startswith("AssertionError: got [[") and ", expected [[0.0, 4.0, 0.0, 3.0]" in row.reason
+    # a cell that raised before defining the function: the test says which, and why
+    for question in ("ash_p_example", "ash_p_random", "ash_p_edges"):
+        row = table[(table.student == "import_fails") & (table.question == question)].iloc[0]
+        assert row.reason == ("NameError: name 'ash_p' is not defined (your code raised first: cell 'ash_p' raised "
+                              "ModuleNotFoundError: No module named 'a_module_nobody_installed')"), row.reason
     row = table[(table.student == "untouched") & (table.question == "ash_s_edges")].iloc[0]
     assert row.reason == "NotImplementedError"
 
@@ -197,21 +223,78 @@ def test_an_endless_loop_costs_only_the_cells_it_stops(graded):
 
 
 @pytest.mark.project_cache
-def test_reading_the_hidden_tests_or_writing_outside_is_refused_and_reported(graded):
+def test_looking_for_the_hidden_tests_finds_none_and_is_refused_or_noted(graded):
+    """Reading ./ash.ipynb, listing the folder, walking up to source/ and the course folder, reading
+    os.environ, echoing later cells: nothing hidden is found, every attempt is on the integrity row."""
+    table, expected, out = graded["ash"]
+    points = _points(table, "snoops")
+    assert points == {**expected["instructor"], **{q: 0.0 for q in points if q.startswith("ash_b")}}
+    integrity = table[(table.student == "snoops") & (table.question == classroom.INTEGRITY)]
+    assert len(integrity) == 1 and integrity.flagged.all()
+    reason = integrity.reason.iloc[0]
+    assert reason.startswith("refused while grading: ")
+    assert re.search(r"read \S+/source/ash/ash\.ipynb", reason), reason  # walking up to the source
+    assert re.search(r"list \S+/students/snoops[;]", reason), reason  # listing the course folder
+    noted = reason.split("noted while grading: ")[1]
+    kernel = re.search(r"listed (\S+/kernel)", noted).group(1)  # its own (empty) working folder
+    assert f"opened {kernel}/ash.ipynb" in noted and "read the environment (os.environ)" in noted
+    page = html.unescape((out / "feedback" / "snoops.html").read_text())
+    assert "the notebook here" in page and "FileNotFoundError" in page  # it ran, and found nothing
+    assert "PATH" in page and SECRET not in page and "grader-only" not in page  # a minimal environment
+
+
+@pytest.mark.project_cache
+def test_writing_outside_its_folder_is_refused_and_reported(graded):
     table, expected, _ = graded["ash"]
-    for student, question in [("peeks", "ash_b"), ("scribbles", "ash_s")]:
-        points = _points(table, student)
-        lost = {q: 0.0 for q in points if q.startswith(question)}
-        assert points == {**expected["instructor"], **lost}, student  # everything else still counts
-        integrity = table[(table.student == student) & (table.question == classroom.INTEGRITY)]
-        assert len(integrity) == 1 and integrity.flagged.all()
-    peeks = table[(table.student == "peeks") & (table.question == classroom.INTEGRITY)].reason.iloc[0]
-    assert peeks.startswith("refused while grading: read ") and peeks.endswith("source/ash/ash.ipynb")
-    scribbles = table[(table.student == "scribbles") & (table.question == classroom.INTEGRITY)].reason.iloc[0]
-    assert scribbles == f"refused while grading: write {GRAFFITI}"
+    points = _points(table, "scribbles")
+    assert points == {**expected["instructor"], **{q: 0.0 for q in points if q.startswith("ash_s")}}
+    scribbles = table[(table.student == "scribbles") & (table.question == classroom.INTEGRITY)]
+    assert len(scribbles) == 1 and scribbles.flagged.all()
+    assert scribbles.reason.iloc[0] == f"refused while grading: write {GRAFFITI}"
     assert not GRAFFITI.exists()
-    honest = table[~table.student.isin(["peeks", "scribbles"])]
+    honest = table[~table.student.isin(["snoops", "scribbles"])]
     assert not (honest.question == classroom.INTEGRITY).any()
+
+
+def _secret_lines(name: str) -> set[str]:
+    """The hidden tests' lines that the student version never shows (computed here, not by classroom)."""
+    cells = nbformat.read(classroom.source_notebook(name), as_version=4).cells
+    hidden = {line.strip() for c in cells for line in _blocks(c.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")}
+    shown = {line.strip() for c in cells for line in re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "",
+                                                            c.source, flags=re.S).splitlines()}
+    return {line for line in hidden - shown if len(line) > 12}
+
+
+@pytest.mark.project_cache
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_feedback_states_the_gradebooks_points_and_never_a_hidden_test(name, graded):
+    table, expected, out = graded[name]
+    secret = _secret_lines(name)
+    assert secret, "the assignment has no hidden test to keep hidden"
+    for student in expected:
+        page = html.unescape((out / "feedback" / f"{student}.html").read_text())
+        rows = table[(table.student == student) & (table.question != classroom.INTEGRITY) & table.points.notna()]
+        score = re.findall(r"Score: ([0-9.]+) / ([0-9.]+)", page)
+        assert score == [(f"{rows.points.sum():g}", f"{rows.max_points.sum():g}")], (student, score)
+        leaked = [line for line in secret if line in page]
+        assert not leaked, (student, leaked[:3])
+        assert "BEGIN HIDDEN TESTS" not in page
+        for reason in table[(table.student == student) & table.flagged].reason:
+            assert reason in page, (student, reason)  # every flag and refusal, with its reason
+    if name == "ash":
+        assert "this test cell was edited; the original was run" in html.unescape(
+            (out / "feedback" / "tampers.html").read_text())
+
+
+@pytest.mark.project_cache
+@pytest.mark.parametrize("name", [n for n in ASSIGNMENTS if "bends_its_input" in classroom.samples(n)])
+def test_a_function_that_modifies_its_input_cannot_bend_the_reference(name, graded):
+    """The references are computed on copies made before the student's function runs, so scaling the
+    caller's tensor and shaping the scaled one loses the points of every test that compares values."""
+    table, expected, _ = graded[name]
+    lost = {q for q, p in _points(table, "bends_its_input").items() if p == 0}
+    assert lost == set(classroom.samples(name)["bends_its_input"]["points"])
+    assert lost >= {"ash_b_random", "ash_s_random"} if name == "ash" else lost
 
 
 @pytest.mark.project_cache
@@ -270,10 +353,19 @@ for what, action in [("read", lambda: open({str(secret / 'hidden.txt')!r}).read(
     except PermissionError as err:
         results[what] = str(err)
 results["ash_b"] = ashlib.shaping.ash_b(torch.ones(1, 4), 50).tolist()
+results["ash_rand"] = ashlib.shaping.ash_rand(torch.ones(1, 4), 50).shape[1]  # runs kept_count inside
+import os
+results["listed"] = os.listdir({str(own)!r})
+results["environment"] = "PATH" in dict(os.environ)
+try:
+    open("/proc/1/environ").read()
+    results["proc"] = "allowed"
+except PermissionError as err:
+    results["proc"] = str(err)
 print(json.dumps(results))
 """
     settings = {"deny": [str(tmp_path / "course")], "write": [str(own)], "log": str(log),
-                "forbidden": ["ashlib.shaping.ash_b"]}
+                "forbidden": ["ashlib.shaping.ash_b", "ashlib.shaping.kept_count"]}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "ASHBOOK_SANDBOX": json.dumps(settings)})
     assert done.returncode == 0, done.stderr
@@ -283,8 +375,15 @@ print(json.dumps(results))
     assert results["own"] == "allowed"
     assert results["program"] == "ashbook grader: starting programs is not allowed while grading"
     assert results["ash_b"] == [[2.0, 2.0, 0.0, 0.0]] or sorted(results["ash_b"][0]) == [0.0, 0.0, 2.0, 2.0]
-    kinds = [json.loads(line)["kind"] for line in log.read_text().splitlines()]
-    assert kinds == ["read", "write", "program", "forbidden"]
+    assert results["listed"] == ["mine.txt"] and results["environment"] is True
+    assert results["proc"].startswith("ashbook grader: /proc/1/environ is off limits")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["kind"] for e in events] == ["read", "write", "program", "forbidden", "forbidden", "looked",
+                                           "looked", "read"]
+    # the student called ash_b and ash_rand; ash_b's own kept_count is not theirs, ash_rand's is named
+    assert [e["detail"] for e in events if e["kind"] == "forbidden"] == [
+        "ashlib.shaping.ash_b", "ashlib.shaping.ash_rand, which runs ashlib.shaping.kept_count"]
+    assert [e["detail"] for e in events if e["kind"] == "looked"] == [f"listed {own}", "read the environment (os.environ)"]
     assert not (tmp_path / "outside.txt").exists()
 
 
@@ -346,7 +445,13 @@ def test_jupyterlab_opens_the_student_version(released, tmp_path):
         assert answer is not None, server.stderr.read1().decode() if server.poll() is not None else "no answer"
         assert answer["type"] == "notebook" and answer["name"] == "ash.ipynb"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=10) as r:
-            assert r.status == 200 and b"JupyterLab" in r.read()
+            page = r.read().decode()
+            assert r.status == 200 and "JupyterLab" in page
+        # the student's server runs no instructor extension: no formgrader, nor its menu
+        assert '"@jupyter/nbgrader:formgrader"' in page.split('"disabledExtensions"')[1].split("]")[0]
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/formgrader", timeout=10)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    assert "course directory root" not in server.stderr.read().decode()
