@@ -51,5 +51,13 @@ def cache_dir(*parts: str) -> Path:
     """Folder for cached weights, activations and data; ``$ASHLIB_CACHE`` or ``~/.cache/ashlib``."""
     root = Path(os.environ.get("ASHLIB_CACHE", Path.home() / ".cache" / "ashlib")).expanduser()
     path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(p for p in [path, *path.parents] if p.exists() and not p.is_dir())
+        raise ParameterError(f"ASHLIB_CACHE={str(root)!r} is not allowed: {blocking} is a file, not a folder; "
+                             "expected a folder (created if missing).") from None
+    except PermissionError:
+        raise ParameterError(f"ASHLIB_CACHE={str(root)!r} is not allowed: {path} cannot be created here "
+                             "(permission denied); expected a folder you may write.") from None
     return path

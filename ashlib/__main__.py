@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     except pipeline.RunFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # what was stopped, and where its output is, has been said
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -22,23 +22,29 @@ cache list|clear``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import math
 import os
 import re
+import shutil
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from filelock import FileLock, Timeout
-from torch import Tensor
 
 from ashlib import cache_dir
 from ashlib._checks import ParameterError, check_choice, check_range
+
+if TYPE_CHECKING:
+    from torch import Tensor
+# torch is imported where an entry is read or written: checking $ASHLIB_CACHE_MAX (a run does it
+# before anything starts) must not wait for it
 
 __all__ = ["FORMAT", "DamagedEntryWarning", "digest", "tensor_digest", "save", "load", "locked", "MAX_VARIABLE",
            "DEFAULT_MAX", "EVICTABLE", "KINDS", "Entry", "parse_size", "max_bytes", "entries", "lru_victims",
@@ -74,10 +80,12 @@ class DamagedEntryWarning(UserWarning):
 
 def digest(value) -> str:
     """sha256 of a tensor (shape, dtype, bytes) or of a mapping of names to tensors (a state dict)."""
+    import torch
+
     h = hashlib.sha256()
     items = value.items() if isinstance(value, Mapping) else [("", value)]
     for name, t in items:
-        if not isinstance(t, Tensor):
+        if not isinstance(t, torch.Tensor):
             raise TypeError(f"cache values are tensors or mappings of tensors, got {type(t).__name__} at {name!r}")
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
@@ -96,6 +104,12 @@ def tensor_digest(*tensors: Tensor) -> str:
     return h.hexdigest()
 
 
+def _nbytes(value) -> int:
+    """The bytes of the tensors of ``value`` (a tensor or a mapping of names to tensors)."""
+    items = value.values() if isinstance(value, Mapping) else [value]
+    return sum(t.numel() * t.element_size() for t in items if hasattr(t, "element_size"))
+
+
 def save(path: str | Path, value, key: str) -> Path:
     """Write ``value`` as the entry for ``key`` at ``path``, atomically (unique temporary file, then rename)."""
     path = Path(path)
@@ -103,9 +117,19 @@ def save(path: str | Path, value, key: str) -> Path:
     limit = max_bytes() if path.resolve().is_relative_to(root) else None  # a bad limit fails before writing
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    import torch
+
     try:
         torch.save({"format": FORMAT, "key": key, "digest": digest(value), "value": value}, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        needed = _nbytes(value)
+        free = shutil.disk_usage(path.parent).free
+        if getattr(err, "errno", None) == errno.ENOSPC or free < needed + 2**20:
+            raise OSError(errno.ENOSPC, f"no space left to write the cache entry {path} ({needed / 2**20:.1f} MiB; "
+                          f"{free / 2**20:.1f} MiB free on its disk). Free some space, lower $ASHLIB_CACHE_MAX or "
+                          "point $ASHLIB_CACHE at a larger disk") from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     if limit is not None:
@@ -120,6 +144,18 @@ def _discard(path: Path, reason: str) -> None:
         path.unlink()
 
 
+def _where_keys_differ(found: str, expected: str, context: int = 40) -> str:
+    """Two keys, shown around the first character where they differ (keys are long; the difference,
+    an epoch or a seed, is often near their end)."""
+    at = next((i for i, (a, b) in enumerate(zip(found, expected)) if a != b), min(len(found), len(expected)))
+    start = max(0, at - context)
+
+    def around(text: str) -> str:
+        return ("..." if start else "") + text[start:at + context] + ("..." if len(text) > at + context else "")
+
+    return f"its key is {around(found)!r}, expected {around(expected)!r} (they differ from character {at})"
+
+
 def load(path: str | Path, key: str, check=None):
     """The value of the entry at ``path`` if it exists and is intact for ``key``, else None.
 
@@ -130,18 +166,21 @@ def load(path: str | Path, key: str, check=None):
     path = Path(path)
     if not path.is_file():
         return None
+    import torch
+
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:  # evicted or cleared by another process since is_file
         return None
-    except Exception as err:  # truncated, random bytes, not a torch file
-        _discard(path, f"unreadable: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    except Exception as err:  # truncated, random bytes, not a torch file (torch's own advice, to load
+        # it with weights_only=False, is wrong here: the entry is damaged, not unsafe)
+        _discard(path, f"unreadable ({type(err).__name__}): truncated, overwritten, or not a file ashlib wrote")
         return None
     if not isinstance(entry, dict) or entry.get("format") != FORMAT or not {"key", "digest", "value"} <= set(entry):
         _discard(path, "not an ashlib cache entry (an old format, or another file copied over it)")
         return None
     if entry["key"] != key:
-        _discard(path, f"computed from something else: its key is {entry['key'][:80]!r}..., expected {key[:80]!r}...")
+        _discard(path, f"computed from something else: {_where_keys_differ(str(entry['key']), key)}")
         return None
     try:
         actual = digest(entry["value"])

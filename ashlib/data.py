@@ -49,14 +49,13 @@ import string
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import pooch
 import torch
 
-from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
+from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range, check_seed
 
 __all__ = [
     "BENCHMARKS", "EMBEDDED_BENCHMARKS", "PAPER_BENCHMARKS", "OOD_SETS", "FMNIST_OOD_SETS", "OOD_KINDS",
@@ -95,7 +94,13 @@ IMAGENET_OOD_SETS = {"iNaturalist": "inaturalist_mos", "SUN": "sun_mos", "Places
 CIFAR_SIZE = (32, 32)  # DICE's test transform: Resize(32), CenterCrop(32)
 IMAGENET_SIZE = (256, 224)  # Resize(256), CenterCrop(224)
 IMAGENET_NUM_CLASSES = 1000
+#: The classes of each benchmark.
+NUM_CLASSES = {"mnist5k": 10, "fmnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": IMAGENET_NUM_CLASSES}
 IMAGENET_N_TRAIN = 10_000  # default class-balanced train subset for fitting statistics: 10 per class
+#: The training images :func:`load_benchmark` gives each benchmark when ``n_train`` is None: mnist5k's
+#: fixed 80% of 5,000, fmnist's :data:`FMNIST_N_TRAIN`, CIFAR's 50,000, ImageNet's :data:`IMAGENET_N_TRAIN`.
+TRAIN_IMAGES = {"mnist5k": 4000, "fmnist": FMNIST_N_TRAIN, "cifar10": 50000, "cifar100": 50000,
+                "imagenet": IMAGENET_N_TRAIN}
 SVHN_PER_CLASS = 1000  # DICE/ASH select_svhn_data.py: the first 1,000 test images of each digit
 PLACES365_FIRST = 10_000  # ASH's dataset_factory: Subset(ImageFolder(places365), range(10000))
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
@@ -358,9 +363,7 @@ def _sample(x, k: int = 16) -> torch.Tensor:
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer >= 0.")
-    return int(seed)
+    return check_seed("seed", seed)
 
 
 def default_preprocessing(benchmark: str) -> str:

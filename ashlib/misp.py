@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range
+from ashlib._checks import ParameterError, check_choice, check_positive_int, check_range, check_seed
 from ashlib.features import activations, top_level
 from ashlib.models import entropy_loss, logsoftmax_layers, pixel_entropy
 from ashlib.scores import MahalanobisFit, fit_mahalanobis, mahalanobis
@@ -293,8 +293,7 @@ def mix_sets(sets: Mapping[str, Tensor], proportions: Mapping[str, float], n: in
     E.g. ``mix_sets(bench.ood, {"letters": 0.25, "noise": 0.75}, 1000)``.
     """
     check_positive_int("n", n)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer >= 0.")
+    check_seed("seed", seed)
     if not proportions:
         raise ParameterError("proportions is empty: expected {set name: fraction}.")
     names = list(proportions)

@@ -75,7 +75,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 from tqdm.auto import tqdm
 
-from ashlib._checks import ParameterError, check_choice, check_positive_int
+from ashlib._checks import ParameterError, check_choice, check_positive_int, check_seed
 from ashlib.features import batches
 from ashlib.placement import get_layer
 
@@ -484,8 +484,7 @@ def class_balanced_subset(labels, n: int, seed: int = 0) -> Tensor:
     if labels.ndim != 1 or labels.is_floating_point() or labels.is_complex():
         raise ParameterError(f"labels has shape {tuple(labels.shape)} and dtype {labels.dtype}: expected 1-D integer labels.")
     check_positive_int("n", n)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParameterError(f"seed={seed!r} is not allowed: expected an integer >= 0.")
+    check_seed("seed", seed)
     classes, sizes = torch.unique(labels, return_counts=True)
     if n < len(classes):
         raise ParameterError(f"n={n!r} is not allowed: expected at least one sample per class ({len(classes)} classes).")

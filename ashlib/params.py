@@ -13,13 +13,32 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
 import yaml
 
-from ashlib._checks import ParameterError, check_choice, check_percentile, check_positive_int
-from ashlib.data import BENCHMARKS, PAPER_BENCHMARKS, PREPROCESSINGS
-from ashlib.metrics import FPR_CONVENTIONS
-from ashlib.models import PRETRAINED, TrainRecipe, model_for
+from ashlib._checks import (MAX_INT64, MAX_SEED, ParameterError, check_choice, check_percentile,  # noqa: F401
+                            check_positive_int, check_seed)
+
+# torch and the modules that import it are imported by the checks that need them, so that a bad value
+# of most parameters is refused before they load (well under a second)
+
+
+def _data():
+    from ashlib import data
+
+    return data
+
+
+def model_for(benchmark: str, model: str | None) -> str:
+    """:func:`ashlib.models.model_for` (imported when first needed)."""
+    from ashlib.models import model_for as _model_for
+
+    return _model_for(benchmark, model)
+
+
+def _fpr_conventions():
+    from ashlib.metrics import FPR_CONVENTIONS
+
+    return FPR_CONVENTIONS
 
 PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
@@ -42,6 +61,10 @@ def check_device(device: str) -> str:
     """'cpu', 'cuda' or 'cuda:N' (when CUDA is present), or 'mps'; never falls back silently."""
     if not isinstance(device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
         raise ParameterError(f"device={device!r} is not allowed: expected 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    if not (device.startswith("cuda") or device == "mps"):
+        return device
+    import torch
+
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ParameterError(f"device={device!r} is not available: torch.cuda.is_available() is False here; "
                              "use device='cpu'.")
@@ -54,8 +77,8 @@ def check_preprocessing(benchmark: str, preprocessing: str | None) -> str | None
     """None (the benchmark's default) or one of :data:`ashlib.data.PREPROCESSINGS`; paper scale: 'raw'."""
     if preprocessing is None:
         return None
-    check_choice("preprocessing", preprocessing, PREPROCESSINGS)
-    if benchmark in PAPER_BENCHMARKS and preprocessing != "raw":
+    check_choice("preprocessing", preprocessing, _data().PREPROCESSINGS)
+    if benchmark in _data().PAPER_BENCHMARKS and preprocessing != "raw":
         raise ParameterError(f"preprocessing={preprocessing!r} is not allowed for benchmark={benchmark!r}: "
                              "expected 'raw' or None (paper-scale sets get the ID preprocessing only).")
     return preprocessing
@@ -100,14 +123,9 @@ def check_run_parameters(*, benchmark: str, model: str | None, device: str, batc
                 check_percentile(f"{name}[{i}]", p)
         elif value is not None:
             check_percentile(name, value)
-    check_choice("fpr_convention", fpr_convention, FPR_CONVENTIONS)
+    check_choice("fpr_convention", fpr_convention, _fpr_conventions())
 
 
-def check_seed(name: str, value) -> int:
-    """A seed: an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ParameterError(f"{name}={value!r} is not allowed: expected an integer >= 0.")
-    return value
 
 
 # ------------------------------------------------------------------ every parameter of every notebook
@@ -130,7 +148,8 @@ def _fail(name, value, allowed: str) -> ParameterError:
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer (not a bool) that fits in 64 bits: larger ones overflow torch and numpy."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT64
 
 
 def _is_number(value) -> bool:
@@ -209,6 +228,8 @@ def _checkpoint(name, value, params) -> None:
     _optional_str(name, value)
     if value is None:
         return
+    from ashlib.models import PRETRAINED
+
     if model_for(params["benchmark"], params.get("model")) not in PRETRAINED:
         raise _fail(name, value, "None: checkpoint= is a weights file for the paper's pretrained networks ("
                     + ", ".join(PRETRAINED) + "); the small ResNets are trained and cached here")
@@ -217,7 +238,7 @@ def _checkpoint(name, value, params) -> None:
 
 
 def _benchmark(name, value, _params=None) -> None:
-    check_choice(name, value, BENCHMARKS)
+    check_choice(name, value, _data().BENCHMARKS)
 
 
 def _embedded_benchmark(name, value, _params=None) -> None:
@@ -239,7 +260,7 @@ def _device(name, value, _params=None) -> None:
 
 
 def _convention(name, value, _params=None) -> None:
-    check_choice(name, value, FPR_CONVENTIONS)
+    check_choice(name, value, _fpr_conventions())
 
 
 def _preprocessing(name, value, params) -> None:
@@ -292,7 +313,29 @@ def _optional_ood_set(name, value, params) -> None:
         _ood_set(name, value, params)
 
 
+def _n_fit(name, value, params) -> None:
+    """NAC-UE's fitting images: at least one per class (:func:`ashlib.nac.class_balanced_subset`)."""
+    check_positive_int(name, value)
+    classes = _data().NUM_CLASSES[params["benchmark"]]
+    if value < classes:
+        raise _fail(name, value, f"an integer >= {classes} (at least one image per class of "
+                    f"benchmark={params['benchmark']!r})")
+
+
+def _nac_search_set(name, value, params) -> None:
+    """None, or an OOD set whose search needs ID validation images: training images left out of the
+    ``n_fit`` fitting ones, so ``n_fit`` must be below the benchmark's training images."""
+    _optional_ood_set(name, value, params)
+    train = params.get("n_train") or _data().TRAIN_IMAGES.get(params["benchmark"])
+    if value is not None and train is not None and params["n_fit"] >= train:
+        raise ParameterError(f"{name}={value!r} is not allowed with n_fit={params['n_fit']!r}: the search needs "
+                             f"training images left out of the fitting subset, and benchmark={params['benchmark']!r} "
+                             f"has {train}; expected n_fit < {train}, or nac_search_set=None.")
+
+
 def _snapshot_epochs(name, value, params) -> None:
+    from ashlib.models import TrainRecipe
+
     epochs = params.get("epochs", TrainRecipe.epochs)
     _list(name, value, f"epochs in [1, {epochs}]", _items(lambda v: _is_int(v) and 1 <= v <= epochs,
                                                            f"an integer in [1, {epochs}] (the training run's epochs)"))
@@ -327,12 +370,12 @@ def _far_set(name, value, params) -> None:
 
 
 def _seeds(name, value, _params=None) -> None:
-    _list(name, value, "seeds (integers >= 0)", check_seed)
+    _list(name, value, f"seeds (integers in [0, {MAX_SEED}])", check_seed)
 
 
 def check_train_seeds(name: str, value) -> list[int]:
     """Seeds of a network's training: a non-empty list of different integers >= 0."""
-    _list(name, value, "different seeds (integers >= 0)", check_seed)
+    _list(name, value, f"different seeds (integers in [0, {MAX_SEED}])", check_seed)
     if len(set(value)) != len(value):
         raise _fail(name, value, "different seeds")
     return list(value)
@@ -351,8 +394,8 @@ def _train_seeds(name, value, params) -> None:
 
 
 def _candidates(name, value, _params=None) -> None:
-    _list(name, value, "preprocessings (" + ", ".join(PREPROCESSINGS) + ")",
-          lambda n, v: check_choice(n, v, PREPROCESSINGS))
+    allowed = _data().PREPROCESSINGS
+    _list(name, value, "preprocessings (" + ", ".join(allowed) + ")", lambda n, v: check_choice(n, v, allowed))
 
 
 def _second_benchmark(name, value, params) -> None:
@@ -399,8 +442,8 @@ def _train_seed_list(name, value, _params=None) -> None:
 
 
 def _timeout(name, value, _params=None) -> None:
-    if not (_is_number(value) and value > 0):
-        raise _fail(name, value, "a positive number of seconds")
+    if not (_is_number(value) and 0 < value <= 86400):
+        raise _fail(name, value, "a positive number of seconds, at most 86400 (a day)")
 
 
 _COMMON = {"benchmark": _benchmark, "model": _model, "width": _positive_int, "expansion": _expansion, "epochs": _positive_int,
@@ -426,8 +469,8 @@ NOTEBOOK_PARAMETERS = {
     "03_global_vs_local": {**_ASH, "percentiles": _percentiles, "train_seeds": _train_seeds},
     "04_ash_rand": {**_ASH, "rand_percentiles": _percentiles, "seeds": _seeds, "train_seeds": _train_seeds},
     "05_nac": {**_COMMON, "model": _nac_model, "n_train": _subset, "n_test": _subset,
-               "n_ood": _optional_positive_int, "num_workers": _num_workers, "n_fit": _positive_int,
-               "nac_layers": _nac_layers, "nac_search_set": _optional_ood_set, "snapshot_epochs": _snapshot_epochs,
+               "n_ood": _optional_positive_int, "num_workers": _num_workers, "n_fit": _n_fit,
+               "nac_layers": _nac_layers, "nac_search_set": _nac_search_set, "snapshot_epochs": _snapshot_epochs,
                "shift_kind": _shift_kind, "shift_amount": _shift_amount},
     "06_misp": {**_COMMON, "benchmark": _embedded_benchmark, "entropy_weights": _entropy_weights,
                 "near_set": _ood_set, "far_set": _far_set, "mixture_fractions": _fractions,
@@ -449,14 +492,48 @@ NOTEBOOK_PARAMETERS = {
 }
 
 
-def check_parameters(notebook: str, values) -> None:
-    """Check every parameter of ``notebook`` (a name in :data:`NOTEBOOK_PARAMETERS`), in its declared
-    order, taking each value from the mapping ``values`` (a notebook passes ``globals()``); raise
-    :class:`ParameterError` naming the first bad one by the notebook's own name."""
+def check_parameter(notebook: str, name: str, values) -> None:
+    """Check parameter ``name`` of ``notebook`` alone, the other values of the mapping ``values`` as its
+    context (a cross-parameter check reads them)."""
+    spec = NOTEBOOK_PARAMETERS[check_choice("notebook", notebook, NOTEBOOK_PARAMETERS)]
+    _check(spec[check_choice("parameter", name, spec)], name, values)
+
+
+def _papermill_hint(name: str, value) -> str:
+    """For a value that is text but reads as YAML of another type (``-p percentiles "[80, 90]"``, which
+    papermill passes as the string), how to pass it; else ''."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        meant = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return ""
+    if isinstance(meant, str):
+        return ""
+    return (f" It arrived as text, as papermill's -p passes it: write -y \"{name}: {value}\" with papermill, or "
+            f"python -m ashlib run -p {name} '{value}' (read as YAML).")
+
+
+def _check(check, name: str, values) -> None:
+    try:
+        check(name, values[name], values)
+    except ParameterError as err:
+        hint = _papermill_hint(name, values[name])
+        if not hint:
+            raise
+        raise ParameterError(f"{err}{hint}") from None
+
+
+def check_parameters(notebook: str, values, first=()) -> None:
+    """Check every parameter of ``notebook`` (a name in :data:`NOTEBOOK_PARAMETERS`), those named in
+    ``first`` (what a user changed) first, then the others in their declared order, taking each value
+    from the mapping ``values`` (a notebook passes ``globals()``); raise :class:`ParameterError` naming
+    the first bad one by the notebook's own name."""
     spec = NOTEBOOK_PARAMETERS[check_choice("notebook", notebook, NOTEBOOK_PARAMETERS)]
     missing = [name for name in spec if name not in values]
     if missing:
         raise ParameterError(f"{notebook}: parameter {missing[0]!r} has no value.")
     params = {name: values[name] for name in spec}
-    for name, check in spec.items():
-        check(name, params[name], params)
+    first = [name for name in first if name in spec]
+    for name in [*first, *(n for n in spec if n not in first)]:
+        _check(spec[name], name, params)

@@ -87,10 +87,29 @@ def notebook_names() -> list[str]:
 
 
 def notebook_parameters(name: str) -> dict:
-    """The parameters a notebook declares (papermill's inspection of its ``parameters`` cell)."""
-    import papermill
-
-    return papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    """The parameters a notebook declares: the assignments of its cell tagged ``parameters``, as
+    ``papermill.inspect_notebook`` gives them (name -> ``name``, ``inferred_type_name``, ``default``,
+    ``help``; tests/test_pipeline.py compares the two), read with :mod:`ast` (papermill takes a second
+    to import, and a refusal should take less)."""
+    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))
+    cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
+    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    lines = source.splitlines()
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, kind = node.target.id, ast.get_source_segment(source, node.annotation)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, kind = node.targets[0].id, "None"
+        else:
+            continue
+        after = lines[node.end_lineno - 1][node.end_col_offset:]
+        found[target] = {"name": target, "inferred_type_name": kind,
+                         "default": ast.get_source_segment(source, node.value),
+                         "help": after.partition("#")[2].strip()}
+    return found
 
 
 def parse_value(text: str, name: str = "value"):
@@ -116,7 +135,7 @@ def plan(profile: str, notebooks: list[str] | None = None, device: str | None = 
     ``check`` (the default), every parameter of every notebook is checked here, with the notebook's own
     defaults for the rest (:func:`ashlib.params.check_parameters`; a CUDA device must be present).
     """
-    from ashlib.params import check_parameters, load_profile
+    from ashlib.params import check_parameter, check_parameters, load_profile
 
     spec = load_profile(profile)
     names = notebooks or list(spec["notebooks"]) or notebook_names()
@@ -134,12 +153,30 @@ def plan(profile: str, notebooks: list[str] | None = None, device: str | None = 
         params = {**spec["defaults"], **(spec["notebooks"].get(name) or {}), **overrides}
         params["device"] = device or params.get("device") or spec.get("device", "cpu")
         out[name] = {k: v for k, v in params.items() if k in declared[name]}
-        if check:
-            try:
-                check_parameters(name, {**notebook_defaults(name), **out[name]})
-            except ParameterError as err:
-                raise ParameterError(f"{name}: {err}") from None
+    if check:
+        check_environment()
+        values = {name: {**notebook_defaults(name), **out[name]} for name in names}
+        changed = [*overrides, *(["device"] if device else [])]
+        try:  # the values the user set first, in every notebook, so that a bad one of theirs is
+            # refused before the checks that need torch load it; then every parameter
+            for name in names:
+                for key in changed:
+                    if key in declared[name]:
+                        check_parameter(name, key, values[name])
+            for name in names:
+                check_parameters(name, values[name])
+        except ParameterError as err:
+            raise ParameterError(f"{name}: {err}") from None
     return out
+
+
+def check_environment() -> None:
+    """The environment a run reads, checked before any notebook starts: ``$ASHLIB_CACHE`` must be a
+    folder (or one that can be created), ``$ASHLIB_CACHE_MAX`` a size (:func:`ashlib.cache.parse_size`)."""
+    from ashlib import cache, cache_dir
+
+    cache_dir()
+    cache.max_bytes()
 
 
 class RunFailed(RuntimeError):
@@ -389,8 +426,10 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
     record = dict(profile=profile, overrides=overrides or {}, python=platform.python_version(),
                   machine=platform.machine(), started=time.strftime("%Y-%m-%dT%H:%M:%S"), status="running",
                   notebooks={}, **({"rehearsal": rehearsal} if rehearsal else {}))
+    _write_record(staging, record)  # a run that is killed still says what it was
     previous = _read_record(out)
-    failed_notebook = []
+    _recover_killed(out, echo)
+    failed_notebook, running_now, left_behind, todo = [], set(), {}, {}
     try:
         with kernel_environment(staging, environment):
             shared = shared_inputs(bool(rehearsal))
@@ -419,10 +458,12 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
         order = sorted(todo, key=lambda name: -(seconds[name] or math.inf))  # stable: new ones first, in order
 
         def started(name):
+            running_now.add(name)
             echo(f"{number[name]}: running on {todo[name]['parameters'].get('device', 'cpu')} "
                  f"({todo[name]['reason']}) ...", flush=True)
 
         def finished(name, took, files):
+            running_now.discard(name)
             for report in _cache_reports(staging / f"{name}.ipynb"):
                 echo(f"  cache: {report}", flush=True)
             _scrub_paths(staging / f"{name}.ipynb", name)
@@ -435,19 +476,27 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
 
         with kernel_environment(staging, environment):
             execute([(name, todo[name]["parameters"]) for name in order], staging, jobs, kernel_env,
-                    started, finished, failed_notebook.append)
+                    started, finished, failed_notebook.append,
+                    lambda name, files: left_behind.setdefault(name, []).extend(files))
         record["notebooks"] = {name: record["notebooks"][name] for name in plans}  # the plan's order
         _carry_over(out, staging, record, echo)
         record.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         _write_record(staging, record)
         _replace(out, staging)
     except BaseException as err:
-        current = failed_notebook[0] if failed_notebook else None
+        stopped = [name for name in plans if name in running_now or name in left_behind]
+        current = failed_notebook[0] if failed_notebook else (stopped[0] if len(stopped) == 1 else None)
         failed = out.with_name(f"{out.name}.failed-{stamp}")
         error = getattr(err, "ename", None) or type(err).__name__  # papermill: the notebook's exception
         full = f"{error}: {getattr(err, 'evalue', None) or err}".strip()
         what = full.splitlines()[0]
-        record.update(status="failed", failed_notebook=current, error=full)
+        for name in stopped:  # the folder's every file is listed: a notebook's partial output under its name
+            record["notebooks"][name] = dict(parameters=todo.get(name, {}).get("parameters", plans[name]),
+                                             status="failed" if name == current else "stopped",
+                                             files=sorted(left_behind.get(name, [])), executed="partly")
+        record["notebooks"] = {name: record["notebooks"][name] for name in plans if name in record["notebooks"]}
+        record.update(status="interrupted" if isinstance(err, KeyboardInterrupt) else "failed",
+                      failed_notebook=current, error=full)
         with contextlib.suppress(OSError):
             _write_record(staging, record)
             os.rename(staging, failed)
@@ -461,15 +510,53 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
     return out
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _recover_killed(out: Path, echo=print) -> list[Path]:
+    """The staging folders of earlier runs into ``out`` whose process is gone (killed: SIGKILL, a lost
+    machine), renamed ``<out>.failed-<stamp>`` beside the failed runs, with a ``run.json`` that says so
+    and lists their files; one line each. A run still going is left alone. The new names."""
+    recovered = []
+    for staging in sorted(out.parent.glob(f".{out.name}.running-*")):
+        stamp, _, pid = staging.name.rpartition(".running-")[2].rpartition("-")
+        if not pid.isdigit() or _alive(int(pid)) or not staging.is_dir():
+            continue
+        try:  # what the run wrote when it started (profile, overrides, start time)
+            record = json.loads((staging / "run.json").read_text())
+        except (OSError, ValueError):
+            record = {}
+        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file() and p.name != "run.json")
+        record.update(status="killed", failed_notebook=None, files=files,
+                      error=f"the run (process {pid}) stopped without finishing: killed, or its machine went down")
+        target = out.with_name(f"{out.name}.failed-{stamp}")
+        while target.exists():
+            target = target.with_name(target.name + "x")
+        _write_record(staging, record)
+        os.rename(staging, target)
+        echo(f"an earlier run into {out} (process {pid}, {stamp}) was killed before it finished; "
+             f"its partial output: {target}", flush=True)
+        recovered.append(target)
+    return recovered
+
+
 def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: dict | None = None,
             started=lambda name: None, finished=lambda name, seconds, files: None,
-            failed=lambda name: None) -> None:
+            failed=lambda name: None, partial=lambda name, files: None) -> None:
     """Execute each ``(name, parameters)`` of ``tasks`` (``notebooks/<name>.ipynb``) with papermill,
     ``jobs`` at a time, in the order given, into ``staging``: each in its own folder ``staging/.<name>/``
     (its kernel's ``ASHLIB_RESULTS_DIR``), whose files move into ``staging`` when it succeeds, so each
     notebook's files are known even while others write theirs. ``env``: variables added to this
     process's environment for the kernels. ``started(name)`` is called when one starts, ``finished(name,
-    seconds, files)`` when one succeeded (from this thread, one at a time), ``failed(name)`` for the
+    seconds, files)`` when one succeeded (from this thread, one at a time), ``partial(name, files)`` for
+    what a failed or stopped one left (in ``staging`` too), ``failed(name)`` for the
     first that failed.
 
     When one fails or the run is interrupted (Ctrl-C), nothing else starts and the kernels still running
@@ -500,7 +587,7 @@ def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: di
                 try:
                     took = future.result()
                 except BaseException as err:  # noqa: BLE001 (KeyboardInterrupt in the stand-in of a test too)
-                    _collect(staging / f".{name}", staging, partial=True)
+                    partial(name, _collect(staging / f".{name}", staging, partial=True))
                     if failure is None:
                         failure = err
                         failed(name)
@@ -512,7 +599,9 @@ def execute(tasks: list[tuple[str, dict]], staging: Path, jobs: int = 1, env: di
     finally:
         pool.shutdown(wait=True)
         for name in managers:  # what the stopped notebooks wrote: beside the failed one's, for a look
-            _collect(staging / f".{name}", staging, partial=True)
+            files = _collect(staging / f".{name}", staging, partial=True)
+            if files:
+                partial(name, files)
     if failure is not None:
         raise failure
 

@@ -346,7 +346,7 @@ def test_seed_runs_train_the_same_recipe_with_other_seeds_on_the_same_data():
         assert torch.equal(a, b), k
     with pytest.raises(ParameterError, match=r"train_seeds=\[1, 1\] is not allowed: expected different seeds"):
         runs.seed_runs(run, [1, 1])
-    with pytest.raises(ParameterError, match=r"train_seeds\[1\]=-1 is not allowed: expected an integer >= 0"):
+    with pytest.raises(ParameterError, match=r"train_seeds\[1\]=-1 is not allowed: expected an integer in \[0, 4294967295\]"):
         runs.seed_runs(run, [0, -1])
     pretrained = runs.Run(None, None, "", None, {**run.settings, "model": "densenet100"})
     with pytest.raises(ParameterError, match=r"train_seeds=\[0, 1\] is not allowed for model='densenet100'"):

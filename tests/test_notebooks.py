@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ashlib import ParameterError
+from bad_parameters import BAD  # a bad value for every parameter any notebook declares
 from ashlib.params import check_device, check_run_parameters
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
@@ -127,21 +128,6 @@ def test_percentile_lists_and_seeds_are_checked_by_name():
         check_run_parameters(**GOOD, seeds=[0, -2])
 
 
-#: A bad value for every parameter any notebook declares (a new parameter needs one here).
-BAD = {
-    "benchmark": "cifar", "model": "vgg", "width": 0, "epochs": 0, "device": "gpu", "batch_size": 0, "seed": -1,
-    "fpr_convention": "tnr", "data_root": "", "checkpoint": "weights.pt", "results_dir": 5,
-    "preprocessing": "whiten", "compare": ["gpu"], "percentile": 150, "sweep": [1, 101], "accuracy_sweep": "all",
-    "distribution_set": "bogus", "distribution_percentiles": [], "placements": ["layer_9"], "percentiles": 90,
-    "rand_percentiles": [-1], "seeds": [0, -2], "n_fit": 0, "nac_layers": ["avgpool", "layer_3"],
-    "snapshot_epochs": [12], "shift_kind": "blur", "shift_amount": 400, "entropy_weights": [], "near_set": "bogus",
-    "far_set": "letters", "mixture_fractions": [1.5], "mixture_n": 0, "candidates": ["raw", "tanh"],
-    "second_benchmark": "mnist5k", "scale_factors": [1, -2], "n_scaled": 0, "n_train": 100, "n_test": 0,
-    "n_ood": 0, "num_workers": -1, "nac_search_set": "bogus", "mahalanobis_n_val": 9,
-    "sample_assignment": "homework", "timeout": 0, "vit_width": 30, "vit_epochs": 0, "histogram_set": "bogus",
-    "train_seeds": [1, 1], "units": [128, 4], "more_seeds": "", "second_units": [],
-    "expansion": -1, "network_candidates": [],
-}
 
 
 def _defaults(path) -> dict:
@@ -202,3 +188,20 @@ def test_checking_every_parameter_takes_well_under_a_second():
         t0 = time.perf_counter()
         check_parameters(path.stem, defaults)
         assert time.perf_counter() - t0 < 0.5, path.name
+
+
+def test_a_list_passed_as_text_by_papermill_says_to_use_yaml():
+    """``papermill -p percentiles "[80, 90]"`` passes the string; the chapter's refusal says how to pass
+    the list."""
+    from ashlib.params import check_parameters
+
+    path = NOTEBOOKS[0].with_name("03_global_vs_local.ipynb")
+    with pytest.raises(ParameterError) as err:
+        check_parameters("03_global_vs_local", {**_defaults(path), "percentiles": "[80, 90]"})
+    assert str(err.value) == (
+        "percentiles='[80, 90]' is not allowed: expected a non-empty list of percentiles in [0, 100]. It arrived "
+        "as text, as papermill's -p passes it: write -y \"percentiles: [80, 90]\" with papermill, or python -m "
+        "ashlib run -p percentiles '[80, 90]' (read as YAML).")
+    with pytest.raises(ParameterError) as err:  # text that is text gets no hint
+        check_parameters("03_global_vs_local", {**_defaults(path), "benchmark": "cifar"})
+    assert "papermill" not in str(err.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import yaml
 from ashlib import ParameterError, pipeline
 from ashlib.__main__ import main
 from ashlib.params import check_run_parameters
+import bad_parameters
 
 
 def test_every_profile_names_existing_notebooks_and_a_benchmark():
@@ -154,8 +156,85 @@ def test_a_failed_run_leaves_the_previous_folder_as_it_was(tmp_path, monkeypatch
     failed = [p for p in out.parent.iterdir() if p.name.startswith("embedded.failed-")]
     assert len(failed) == 1 and not [p for p in out.parent.iterdir() if ".running-" in p.name]
     record = json.loads((failed[0] / "run.json").read_text())
-    assert record["status"] == "failed" and record["failed_notebook"] == "03_global_vs_local"
-    assert list(record["notebooks"]) == ["01_methods"]  # what completed, and nothing else
+    assert record["status"] == ("interrupted" if interrupt else "failed")
+    assert record["failed_notebook"] == "03_global_vs_local"
+    assert list(record["notebooks"]) == ["01_methods", "03_global_vs_local"]  # what completed, what failed
+    assert record["notebooks"]["01_methods"]["executed"] == "ran"
+    assert record["notebooks"]["03_global_vs_local"]["status"] == "failed"
+    _every_file_is_listed(failed[0], record)
+
+
+def _every_file_is_listed(folder, record):
+    """A failed run's run.json describes its folder: each file under the notebook that wrote it."""
+    listed = [f for entry in record["notebooks"].values() for f in entry["files"]]
+    assert sorted(listed) == sorted(p.name for p in folder.iterdir() if p.name != "run.json"), (listed, record)
+
+
+def test_an_interrupted_runs_record_names_the_notebook_and_its_partial_files(tmp_path, monkeypatch):
+    """Ctrl-C in the main thread (not in a notebook's): the notebook that was running is named, its
+    partial files listed under it, beside the completed notebook's."""
+    import _thread
+    import threading
+    import time
+
+    import papermill
+
+    def execute(src, dst, parameters=None, **kwargs):
+        name = Path(src).stem
+        results = Path(kwargs["kernel_manager_class"].extra_env["ASHLIB_RESULTS_DIR"])
+        (results / f"{name}_table.csv").write_text("x\n1\n")
+        Path(dst).write_text(json.dumps({"cells": []}))
+        if name == "03_global_vs_local":
+            threading.Timer(0.5, _thread.interrupt_main).start()
+            time.sleep(3)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    out = tmp_path / "runs" / "embedded"
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("embedded", ["01_methods", "03_global_vs_local"], out=out, jobs=1, echo=lambda *a, **k: None)
+    failed = [p for p in out.parent.iterdir() if p.name.startswith("embedded.failed-")]
+    assert len(failed) == 1 and not [p for p in out.parent.iterdir() if ".running-" in p.name]
+    record = json.loads((failed[0] / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["failed_notebook"] == "03_global_vs_local"
+    assert record["notebooks"]["03_global_vs_local"]["files"] == ["03_global_vs_local.ipynb", "03_global_vs_local_table.csv"]
+    _every_file_is_listed(failed[0], record)
+
+
+def test_a_killed_runs_hidden_folder_is_named_and_reported_by_the_next_run(tmp_path, monkeypatch):
+    """SIGKILL leaves ``.<run>.running-<stamp>-<pid>``: the next run into the same folder renames it
+    ``<run>.failed-<stamp>``, says so in its run.json and on one line; a live run's folder is left."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(done.stdout)  # a process that has ended
+    out = tmp_path / "runs" / "embedded"
+    out.parent.mkdir(parents=True)
+    killed = out.parent / f".embedded.running-20260101T000000-{dead}"
+    (killed / ".01_methods").mkdir(parents=True)
+    (killed / ".01_methods" / "partial.csv").write_text("x\n")
+    (killed / "run.json").write_text(json.dumps({"status": "running", "profile": "embedded", "overrides": {}}))
+    alive = out.parent / f".embedded.running-20260101T000001-{os.getpid()}"
+    alive.mkdir()
+    _fake_papermill(monkeypatch)
+    lines = []
+    pipeline.run("embedded", ["01_methods"], out=out, echo=lambda *a, **k: lines.append(a[0]))
+    recovered = out.parent / "embedded.failed-20260101T000000"
+    assert recovered.is_dir() and not killed.exists() and alive.exists()
+    record = json.loads((recovered / "run.json").read_text())
+    assert record["status"] == "killed" and record["profile"] == "embedded"
+    assert record["files"] == [".01_methods/partial.csv"] and f"process {dead}" in record["error"]
+    assert lines[0] == (f"an earlier run into {out} (process {dead}, 20260101T000000) was killed before it "
+                        f"finished; its partial output: {recovered}")
+
+
+def test_ctrl_c_ends_the_command_without_a_traceback(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run", interrupted)
+    assert main(["run", "03_global_vs_local"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
 
 
 def test_a_rerun_of_one_notebook_carries_the_others_over_and_leaves_nothing_stale(tmp_path, monkeypatch):
@@ -573,3 +652,61 @@ def test_ctrl_c_stops_every_kernel_of_the_run(tmp_path, monkeypatch):
         signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - t0 < 120
     assert sorted(p.name for p in staging.iterdir()) == ["slow1.ipynb", "slow2.ipynb"]
+
+
+# ------------------------------------------------------------------------------------ fail fast
+
+def test_notebook_parameters_agree_with_papermills_inspection():
+    """:func:`pipeline.notebook_parameters` reads the parameters cell with ast; papermill's own
+    inspection must find the same names, types, defaults and help, in the same order."""
+    import papermill
+
+    for name in pipeline.notebook_names():
+        ours = pipeline.notebook_parameters(name)
+        theirs = papermill.inspect_notebook(str(pipeline.NOTEBOOKS / f"{name}.ipynb"))
+        assert list(ours) == list(theirs), name
+        for key, spec in theirs.items():
+            assert ours[key]["default"] == spec["default"], (name, key)
+            assert ours[key]["inferred_type_name"] == spec["inferred_type_name"], (name, key)
+            assert ours[key]["help"] == spec["help"], (name, key)
+
+
+CASES = [(nb.stem, overrides, named) for nb in bad_parameters.NOTEBOOKS
+         for overrides, named in bad_parameters.bad_cases(nb.stem)]
+
+
+def test_every_bad_value_of_every_parameter_is_refused_by_run_before_a_kernel_starts(tmp_path, monkeypatch, capsys):
+    """The generated list (tests/bad_parameters.py: a bad value per parameter, one past int64 for every
+    integer, the cross-parameter cases), each through ``python -m ashlib run``: rc 2, one line that
+    names the notebook and the parameter, no kernel, no run folder."""
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a kernel was started")
+
+    monkeypatch.setattr(pipeline, "execute", no_kernel)
+    assert len(CASES) > 200
+    for notebook, overrides, named in CASES:
+        argv = ["run", "--profile", "embedded", notebook, "--out", str(tmp_path / "run")]
+        for key, value in overrides.items():
+            argv += ["-p", key, json.dumps(value)]
+        assert main(argv) == 2, (notebook, overrides)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {notebook}: {named}"), (notebook, overrides, err)
+        assert err.startswith((f"error: {notebook}: {named}=", f"error: {notebook}: {named}[")), (notebook, err)
+        assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("ASHLIB_CACHE_MAX", "abc", "error: ASHLIB_CACHE_MAX='abc' is not allowed: expected a size in bytes"),
+    ("ASHLIB_CACHE", "FILE", "is a file, not a folder; expected a folder (created if missing)."),
+])
+def test_a_bad_cache_setting_is_refused_before_anything_runs(variable, value, message, tmp_path, monkeypatch, capsys):
+    (tmp_path / "FILE").write_text("not a folder")
+    monkeypatch.setenv(variable, str(tmp_path / "FILE") if value == "FILE" else value)
+    monkeypatch.setattr(pipeline, "execute", lambda *a, **k: pytest.fail("a kernel was started"))
+    assert main(["run", "--profile", "embedded", "03_global_vs_local", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+    if variable == "ASHLIB_CACHE":
+        assert main(["cache", "list"]) == 2  # the cache command says the same, without a traceback
+        assert message in capsys.readouterr().err
