@@ -1,17 +1,20 @@
 """Fault injection: damage the cache at random, rerun a chapter, and check that no run publishes a
-different number.
+different number and that every damaged entry is reported by name.
 
     .venv/bin/python benchmarks/fault_injection.py --trials 8 --seed 0
 
 It runs ``python -m ashlib run --profile embedded 03_global_vs_local`` (two percentiles, no variant
-comparison, so a run takes seconds) once on a scratch cache to get the reference CSVs; then, per trial,
-picks a cache entry (activations or a checkpoint) and a fault at random, applies it, reruns the chapter
-and compares every CSV it published with the reference, value by value. Faults: truncate the file,
-overwrite it with random bytes, flip one byte, copy another entry over it, replace it by its value cut
-to half the rows (the old cache format), delete it. Prints one line per trial and a summary; exits 1 if
-any run failed or published a different number. The scratch cache starts empty, so it holds exactly
-the entries the chapter reads (the reference run trains the network once, about a minute on 2 cores;
-a trial that damages the checkpoint trains it again).
+comparison, so a run takes seconds) on a scratch cache to get the reference CSVs, then once more to
+learn which entries the chapter reads (their last use moves: :func:`ashlib.cache.load` touches what it
+reads); only those are damaged, since damaging an entry nobody reads tests nothing. Per trial it picks
+such an entry and a fault at random, applies it, reruns the chapter and compares every CSV it
+published with the reference, value by value. Faults: truncate the file, overwrite it with random
+bytes, flip one byte, copy another entry over it, replace it by its value cut to half the rows in the
+old bare format, write a well-formed entry (right format, key and digest) whose value has half the rows
+(activations only: only the row-count check can catch it), delete it. A trial fails when the run fails,
+publishes a different number, or does not name the damaged entry (a deleted one is simply
+recomputed: it must exist again). The summary says how many faults were exercised (the chapter read
+the damaged entry); exits 1 if any trial failed.
 """
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = ("truncate", "random bytes", "flip a byte", "copy another entry over it", "cut rows (old format)",
-          "delete")
+          "wrong rows (well-formed)", "delete")
+#: Faults that apply to activations only (a checkpoint has no rows to count).
+FEATURES_ONLY = ("wrong rows (well-formed)",)
 
 
 def run_chapter(cache: Path, out: Path) -> tuple[int, str]:
@@ -76,6 +81,13 @@ def damage(path: Path, fault: str, others: list[Path], rng: random.Random) -> No
             value = dict(value)
             value[key] = value[key].flatten()[: max(1, value[key].numel() // 2)].clone()
             torch.save(value, path)
+    elif fault == "wrong rows (well-formed)":
+        from ashlib import cache
+
+        entry = torch.load(path, weights_only=True)
+        value = entry["value"]
+        value = value[: max(1, len(value) // 2)].clone()
+        torch.save({**entry, "value": value, "digest": cache.digest(value)}, path)
     else:
         path.unlink()
 
@@ -97,22 +109,40 @@ def main(argv=None) -> int:
             return 1
         reference = published(tmp / "reference")
         print(f"reference run: {len(reference)} CSV files in {time.perf_counter() - t0:.0f} s")
-        bad = 0
+        read = entries_read(cache, tmp)
+        print(f"the chapter reads {len(read)} cache entries: " + ", ".join(f"{p.parent.name}/{p.name[:24]}" for p in read))
+        bad = exercised = 0
         for trial in range(1, args.trials + 1):
-            entries = sorted(p for folder in ("features", "models") for p in (cache / folder).glob("*.pt"))
-            target, fault = rng.choice(entries), rng.choice(FAULTS)
-            damage(target, fault, [e for e in entries if e != target], rng)
+            fault = rng.choice(FAULTS)
+            candidates = [p for p in read if p.parent.name == "features"] if fault in FEATURES_ONLY else read
+            target = rng.choice(candidates)
+            damage(target, fault, [e for e in read if e != target and e.parent == target.parent], rng)
             t0 = time.perf_counter()
             rc, log = run_chapter(cache, tmp / f"trial-{trial}")
             named = target.name in log  # the pipeline repeats the notebook's DamagedEntryWarning
-            ok = rc == 0 and same(published(tmp / f"trial-{trial}"), reference)
+            recomputed = fault == "delete" and target.is_file()
+            same_numbers = rc == 0 and same(published(tmp / f"trial-{trial}"), reference)
+            ok = same_numbers and (named or recomputed)
+            exercised += named or recomputed
             bad += not ok
             print(f"trial {trial}: {fault:<28} {target.parent.name}/{target.name[:40]:<40} "
-                  f"{'same numbers' if ok else 'DIFFERENT OR FAILED'}; reported by name: "
-                  f"{'yes' if named else ('no (a deleted entry is simply recomputed)' if fault == 'delete' else 'NO')}; "
+                  f"{'same numbers' if same_numbers else 'DIFFERENT OR FAILED'}; "
+                  f"{'recomputed' if recomputed else 'reported by name' if named else 'NOT REPORTED'}; "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
-        print(f"{args.trials} trials: {args.trials - bad} published exactly the reference numbers, {bad} did not")
-        return 1 if bad else 0
+        print(f"{args.trials} trials, {exercised} exercised (the chapter read the damaged entry): "
+              f"{args.trials - bad} published exactly the reference numbers and reported or recomputed the entry, "
+              f"{bad} did not")
+        return 1 if bad or not exercised else 0
+
+
+def entries_read(cache: Path, tmp: Path) -> list[Path]:
+    """The cache entries the chapter reads: those whose last use moves when it runs again."""
+    before = {p: p.stat().st_mtime for folder in ("features", "models") for p in (cache / folder).glob("*.pt")}
+    time.sleep(1.1)
+    rc, log = run_chapter(cache, tmp / "warm")
+    if rc != 0:
+        raise SystemExit(f"the warm run failed:\n{log[-3000:]}")
+    return sorted(p for p, mtime in before.items() if p.is_file() and p.stat().st_mtime > mtime)
 
 
 if __name__ == "__main__":

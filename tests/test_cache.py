@@ -334,3 +334,74 @@ def test_list_and_clear_by_kind_and_age(monkeypatch):
     with contextlib.redirect_stderr(err):
         assert main(["cache", "clear", "--kind", "weights"]) == 2
     assert "kind='weights' is not allowed" in err.getvalue()
+
+
+# ------------------------------------------------------------------------------------ messages
+
+def test_a_junk_entry_is_called_damaged_without_torchs_advice(tmp_path):
+    """torch's message for a file it cannot unpickle says to retry with weights_only=False: wrong here
+    (the entry is damaged, not unsafe), so the warning says what happened in our words."""
+    path = tmp_path / "e.pt"
+    path.write_bytes(os.urandom(300))
+    with pytest.warns(DamagedEntryWarning) as record:
+        assert cache.load(path, "key") is None
+    message = str(record[0].message)
+    assert "weights_only" not in message and "Re-running" not in message
+    assert message.startswith(f"{path}: damaged cache entry (unreadable (") and "not a file ashlib wrote" in message
+
+
+def test_a_key_mismatch_shows_where_two_long_keys_differ(tmp_path):
+    path = tmp_path / "e.pt"
+    stem = "model=smallresnet|width=16|expansion=512|data=" + "a" * 120 + "|recipe=adam,lr=0.001|epoch="
+    cache.save(path, torch.ones(2), stem + "1")
+    with pytest.warns(DamagedEntryWarning) as record:
+        assert cache.load(path, stem + "12") is None
+    message = str(record[0].message)
+    assert "epoch=1'" in message and "epoch=12'" in message, message  # the difference is shown, not cut off
+    assert f"(they differ from character {len(stem) + 1})" in message
+
+
+def test_a_full_disk_says_no_space_and_names_the_entry(tmp_path, monkeypatch):
+    """torch.save on a full disk raises 'RuntimeError: [enforce fail at inline_container.cc:672] .
+    unexpected pos ...'; the cache says there is no space left, for which file, and what to do."""
+    import errno
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    def full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1152 vs 1046")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(3 * 2**20, 3 * 2**20 - 1000, 1000))
+    path = tmp_path / "features" / "e.pt"
+    with pytest.raises(OSError) as err:
+        cache.save(path, torch.zeros(1000, 512), "key")
+    assert err.value.errno == errno.ENOSPC
+    assert str(err.value).startswith(f"[Errno {errno.ENOSPC}] no space left to write the cache entry {path} (2.0 MiB")
+    assert not path.exists() and not list(path.parent.glob(".*.tmp"))  # nothing half-written left
+    # another error, with room on the disk, is not called a full disk
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(2**40, 0, 2**40))
+    with pytest.raises(RuntimeError, match="enforce fail"):
+        cache.save(path, torch.zeros(10), "key")
+
+
+def test_fault_injection_writes_a_well_formed_entry_that_only_the_row_check_refuses(tmp_path):
+    """benchmarks/fault_injection.py's 'wrong rows (well-formed)' fault: format, key and digest right,
+    so only ``check`` (the row count the features module passes) can catch it."""
+    import importlib.util
+    import random
+
+    spec = importlib.util.spec_from_file_location("fault_injection", Path(__file__).parents[1] / "benchmarks" /
+                                                  "fault_injection.py")
+    faults = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(faults)
+    path = tmp_path / "e.pt"
+    cache.save(path, torch.arange(20.0).reshape(10, 2), "key")
+    faults.damage(path, "wrong rows (well-formed)", [], random.Random(0))
+    value = cache.load(path, "key")
+    assert value is not None and value.shape == (5, 2)  # well-formed: the format checks let it through
+    with pytest.warns(DamagedEntryWarning, match="rows"):
+        assert cache.load(path, "key", check=lambda v: None if len(v) == 10 else f"{len(v)} rows, expected 10") is None
+    assert "wrong rows (well-formed)" in faults.FAULTS and faults.FEATURES_ONLY == ("wrong rows (well-formed)",)
