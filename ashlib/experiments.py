@@ -165,6 +165,17 @@ def baseline_settings(benchmark: str, model: str | None = None) -> BaselineSetti
     return BASELINES.get((benchmark, model_for(benchmark, model)), _OURS)
 
 
+def _named_by(label: str) -> tuple[str, str] | None:
+    """The registered score or shaping whose name or label ``label`` is exactly (any case), as
+    ``("score", name)`` or ``("shaping", name)``; None for any other label ("ASH-S@95", "DICE+ReAct")."""
+    key = str(label).strip().lower()
+    for kind, entries in (("score", registry.scores()), ("shaping", registry.shapings())):
+        for name, entry in entries.items():
+            if key in (name.lower(), entry.label.lower()):
+                return kind, name
+    return None
+
+
 @dataclass(frozen=True)
 class Method:
     """One OOD detector: a score of :mod:`ashlib.registry`, optionally with a registered shaping at
@@ -189,6 +200,13 @@ class Method:
         check_choice("threshold", self.threshold, THRESHOLDS)
         if self.shaping != "none":
             check_percentile("percentile", self.percentile)
+        named = _named_by(self.label)
+        if named is not None and named != ("score", self.score) and named != ("shaping", self.shaping):
+            kind, name = named
+            raise ParameterError(
+                f"label={self.label!r} is not allowed with score={self.score!r}, shaping={self.shaping!r}: it names "
+                f"the {kind} {name!r}, which this Method would not compute; write Method({self.label!r}, "
+                f"{kind}={name!r}{', percentile=...' if kind == 'shaping' else ''}) or give it another label.")
         entry = registry.score(self.score)
         if not entry.shapeable and (self.shaping != "none" or self.react or self.dice):
             raise ParameterError(f"score={self.score!r} with shaping={self.shaping!r}, react={self.react}, "

@@ -210,3 +210,33 @@ def test_the_checker_reports_cycles_upward_imports_and_modules_without_a_layer()
     assert layer_problems(import_graph(clean), {**layers, "bottom": (INIT, "low", "base", "high")}) == [
         "high is listed in two layers"]
 
+
+
+def test_every_third_party_module_ashlib_imports_is_a_declared_dependency():
+    """The package's imports (at any depth in its modules) are the standard library, ashlib itself, or a
+    distribution pinned in pyproject.toml (its dependencies or an extra): filelock and threadpoolctl
+    were used without being declared."""
+    import ast
+    import importlib.metadata as md
+    import re
+    import sys
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[; ]", req, maxsplit=1)[0].lower().replace("_", "-")
+                for req in [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]}
+    providers = md.packages_distributions()  # top-level module -> distributions
+    missing = {}
+    for path in sorted((root / "ashlib").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            for name in names:
+                top = name.split(".")[0]
+                if top == "ashlib" or top in sys.stdlib_module_names:
+                    continue
+                dists = {d.lower().replace("_", "-") for d in providers.get(top, [])}
+                if not dists & declared:
+                    missing.setdefault(top, []).append(path.name)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"

@@ -548,3 +548,18 @@ def test_kept_scores_recompute_the_intervals_without_a_network(setup, tmp_path):
         assert uncertainty.interval(accuracy) == pytest.approx(
             tuple(res.loc[(m.label, "Average"), ["ID acc_lo", "ID acc_hi"]]), abs=1e-12)
     assert runs.Run(bench, model, "", ctx, {"seed": 0}).keep_scores("kept") is None  # no results folder
+
+
+def test_a_method_labelled_with_another_scores_name_is_refused_not_scored_as_energy():
+    """``Method("Softmax")`` used to score Energy under the label Softmax (score defaults to energy)."""
+    for label, kind, name in [("Softmax", "score", "msp"), ("mahalanobis", "score", "mahalanobis"),
+                              ("MaxLogit", "score", "max_logit"), ("ASH-S", "shaping", "ash_s")]:
+        with pytest.raises(ParameterError) as err:
+            experiments.Method(label)
+        assert str(err.value).startswith(f"label={label!r} is not allowed with score='energy', shaping='none': it "
+                                         f"names the {kind} {name!r}"), str(err.value)
+    # a label that matches what it computes, or names nothing registered, is fine
+    assert experiments.Method("Softmax", score="msp").score == "msp"
+    assert experiments.Method("Energy").score == "energy"
+    assert experiments.Method("ASH-S", shaping="ash_s", percentile=90).shaping == "ash_s"
+    assert experiments.Method("DICE+ReAct", react=True, dice=True).label == "DICE+ReAct"
