@@ -105,7 +105,7 @@ def notebook_parameters(name: str) -> dict:
             target, kind = node.targets[0].id, "None"
         else:
             continue
-        after = lines[node.end_lineno - 1][node.end_col_offset:]
+        after = lines[node.end_lineno - 1].encode()[node.end_col_offset:].decode()  # ast's offsets are in bytes
         found[target] = {"name": target, "inferred_type_name": kind,
                          "default": ast.get_source_segment(source, node.value),
                          "help": after.partition("#")[2].strip()}

@@ -710,3 +710,19 @@ def test_a_bad_cache_setting_is_refused_before_anything_runs(variable, value, me
     if variable == "ASHLIB_CACHE":
         assert main(["cache", "list"]) == 2  # the cache command says the same, without a traceback
         assert message in capsys.readouterr().err
+
+
+def test_notebook_parameters_read_help_after_non_ascii_text_as_papermill_does(tmp_path, monkeypatch):
+    """ast gives column offsets in bytes: a default with a non-ASCII character must not shift the help."""
+    import papermill
+
+    source = 'label: str = "café"  # the café\nn: int = 3  # how many\nplain = [1, 2]\n'
+    nb = {"cells": [{"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "source": source,
+                     "outputs": [], "execution_count": None}],
+          "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "x.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    monkeypatch.setattr(pipeline, "NOTEBOOKS", tmp_path)
+    theirs = papermill.inspect_notebook(str(tmp_path / "x.ipynb"))
+    assert pipeline.notebook_parameters("x") == {k: dict(v) for k, v in theirs.items()}
+    assert pipeline.notebook_parameters("x")["label"]["help"] == "the café"
