@@ -7,17 +7,18 @@ a lower one, and no imports form a cycle, function-level imports included (tests
    the cache folder, self-verifying cache entries; the grader's guard inside a kernel (never imported);
    threads for processes run side by side.
 2. method math: ``shaping`` (its compiled pass, ``_kernels``), ``scores``, ``metrics``, ``uncertainty``,
-   ``placement``, ``detector``, ``scale``, ``magnitude``, and the reference tables ``paper``, ``related``,
-   ``_tables``. Tensors and tables in, tensors and tables out.
+   ``placement``, ``detector``, ``scale``, ``magnitude``. Tensors in, tensors and numbers out.
 3. assets: ``data``, ``fetch``, ``models``, ``features``. Benchmarks; finding, downloading and
    verifying files (in fetch alone); building networks; cached activations.
 4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
-5. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
+5. quoted results: ``paper``, ``related``, ``_tables``. The published numbers of the paper and the related
+   works, quoted from their tables (``reference/*.csv``), never computed here.
+6. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
    ``rehearsal``, ``fidelity``, ``claims``, ``classroom``, ``matrix``, ``transformer``, ``when_ash_helps``. Tables of methods,
    the notebooks' parameters and profiles, runs; assignments for a class (nbgrader); many runs as jobs
    (submitit); the vision-transformer chapter's setup and claims; the statistics of the chapter *When does
    ASH help?*.
-6. publishing: ``plots``, ``interactive``, ``__main__``. Figures (static, and interactive for the site) and
+7. publishing: ``plots``, ``interactive``, ``__main__``. Figures (static, and interactive for the site) and
    the command line.
 """
 from __future__ import annotations
@@ -38,9 +39,10 @@ __version__ = "0.1.0"
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("__init__", "_checks", "cache", "_sandbox", "_threads"),
     "method math": ("shaping", "_kernels", "scores", "metrics", "uncertainty", "placement", "detector", "scale",
-                    "magnitude", "paper", "related", "_tables"),
+                    "magnitude"),
     "assets": ("data", "fetch", "models", "features"),
     "detectors on networks": ("mahalanobis", "nac", "misp"),
+    "quoted results": ("paper", "related", "_tables"),
     "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
                       "claims", "classroom", "matrix", "transformer", "when_ash_helps"),
     "publishing": ("plots", "interactive", "__main__"),
