@@ -276,9 +276,8 @@ def _test_changes(submitted: Path, release_nb: Path, source_nb: Path) -> dict[st
               for c in nbformat.read(source_nb, as_version=4).cells}
     notes = {}
     for cell in nbformat.read(release_nb, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            gid = meta["grade_id"]
+        if _is_test(cell):
+            gid = cell.metadata["nbgrader"]["grade_id"]
             if gid not in given:
                 notes[gid] = "this test cell was deleted; the original was put back and run"
             elif given[gid].strip() not in (cell.source.strip(), source.get(gid, "").strip()):

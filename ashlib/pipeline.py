@@ -429,7 +429,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
     _write_record(staging, record)  # a run that is killed still says what it was
     previous = _read_record(out)
     _recover_killed(out, echo)
-    failed_notebook, running_now, left_behind, todo = [], set(), {}, {}
+    failed_notebook, running_now, left_behind = [], set(), {}
     try:
         with kernel_environment(staging, environment):
             shared = shared_inputs(bool(rehearsal))
@@ -491,7 +491,7 @@ def run(profile: str, notebooks: list[str] | None = None, out: str | Path | None
         full = f"{error}: {getattr(err, 'evalue', None) or err}".strip()
         what = full.splitlines()[0]
         for name in stopped:  # the folder's every file is listed: a notebook's partial output under its name
-            record["notebooks"][name] = dict(parameters=todo.get(name, {}).get("parameters", plans[name]),
+            record["notebooks"][name] = dict(parameters=plans[name],
                                              status="failed" if name == current else "stopped",
                                              files=sorted(left_behind.get(name, [])), executed="partly")
         record["notebooks"] = {name: record["notebooks"][name] for name in plans if name in record["notebooks"]}
@@ -515,8 +515,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
-        return True
+    except PermissionError:  # someone else's process: alive
+        pass
     return True
 
 
