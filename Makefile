@@ -5,6 +5,7 @@
 # and a third check that CI runs after them:
 #   make check-site   open the built site in headless Chromium (installs Debian's chromium if missing)
 # Optional, before `make book`: `make fmnist` (Fashion-MNIST, for the book's fmnist columns).
+# For developers: `make imports` draws the import graph (the science and the book machine) in build/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ export ASHLIB_CACHE ?= $(CURDIR)/.cache
 PROFILE ?= embedded
 RUN_DIR ?= runs/$(PROFILE)
 
-.PHONY: book notebooks site test check-site chromium fmnist rehearse install clean lab
+.PHONY: book notebooks site test check-site chromium fmnist rehearse install clean lab imports
 book: notebooks site
 
 install: $(VENV)/.installed
@@ -49,7 +50,7 @@ fmnist: install
 	  $(BIN)/python -m ashlib fetch fmnist --no-progress
 
 # The paper-scale profiles rehearsed on the CPU (fake data in the real layout, random weights; see
-# ashlib/rehearsal.py), each run built into a site; the last build is replaced by `make book`.
+# ashlib/book/rehearsal.py), each run built into a site; the last build is replaced by `make book`.
 REHEARSALS ?= cifar10 cifar100 imagenet
 rehearse: install
 	@for p in $(REHEARSALS); do \
@@ -59,6 +60,11 @@ rehearse: install
 
 check-site: install chromium
 	$(BIN)/python -m pytest site_tests
+
+# The import graph: every module of ashlib in its subpackage, the science apart from the book machine
+# (build/import_graph.dot, and .svg if Graphviz's `dot` is installed); fails on a science->book import.
+imports: install
+	$(BIN)/python tools/import_graph.py --out build/import_graph.dot
 
 clean:
 	rm -rf book/_build book/run runs

@@ -1,25 +1,22 @@
-"""ashlib: activation shaping (ASH), OOD scores and metrics, with the benchmarks of the ashbook.
+"""ashlib: activation shaping (ASH), OOD scores and metrics, and the benchmarks they are measured on.
 
-The modules form layers, bottom to top (:data:`LAYERS`). A module imports only from its own layer or
-a lower one, and no imports form a cycle, function-level imports included (tests/test_architecture.py):
+The science, in four subpackages, bottom to top (each imports only from those below it; the
+contracts in ``pyproject.toml``, ``[tool.importlinter]``, are checked by ``lint-imports`` in the tests):
 
-1. foundation: ``__init__`` (this file), ``_checks``, ``cache``, ``_sandbox``, ``_threads``. Argument checks,
-   the cache folder, self-verifying cache entries; the grader's guard inside a kernel (never imported);
-   threads for processes run side by side.
-2. method math: ``shaping`` (its compiled pass, ``_kernels``), ``scores``, ``metrics``, ``uncertainty``,
-   ``placement``, ``detector``, ``scale``, ``magnitude``. Tensors in, tensors and numbers out.
-3. assets: ``data``, ``fetch``, ``models``, ``features``. Benchmarks; finding, downloading and
-   verifying files (in fetch alone); building networks; cached activations.
-4. detectors on networks: ``mahalanobis``, ``nac``, ``misp``.
-5. quoted results: ``paper``, ``related``, ``_tables``. The published numbers of the paper and the related
-   works, quoted from their tables (``reference/*.csv``), never computed here.
-6. orchestration: ``registry``, ``experiments``, ``params``, ``runs``, ``pipeline``, ``estimate``,
-   ``rehearsal``, ``fidelity``, ``claims``, ``classroom``, ``matrix``, ``transformer``, ``when_ash_helps``. Tables of methods,
-   the notebooks' parameters and profiles, runs; assignments for a class (nbgrader); many runs as jobs
-   (submitit); the vision-transformer chapter's setup and claims; the statistics of the chapter *When does
-   ASH help?*.
-7. publishing: ``plots``, ``interactive``, ``__main__``. Figures (static, and interactive for the site) and
-   the command line.
+* :mod:`ashlib.stats`: the metrics (AUROC, FPR95, AUPR, accuracy) and their intervals.
+* :mod:`ashlib.assets`: benchmarks and networks: data, downloads verified against the manifest,
+  models, the cache, hooks at a layer (placements) and cached activations (features).
+* :mod:`ashlib.methods`: the OOD methods, one module per paper (ASH, SCALE, NAC, MiSP, Mahalanobis,
+  the classic scores), and the registry that names them.
+* :mod:`ashlib.evaluation`: the evaluation engine: methods on a network and a benchmark, as tables.
+
+Beside them, ``_checks`` (argument checks, :class:`ParameterError`) and ``_threads`` (thread pools of
+processes run side by side) serve every layer.
+
+The book machine, :mod:`ashlib.book` (running the chapters, profiles, quoted tables, claims, figures,
+the classroom and the command line ``python -m ashlib``), sits on top. It imports the science, never the
+reverse, and ``import ashlib`` never loads it: importing the science sets no environment variable and
+reads no file outside the package.
 """
 from __future__ import annotations
 
@@ -27,26 +24,9 @@ import os
 from pathlib import Path
 
 from ashlib._checks import ParameterError
-from ashlib._threads import passive_waiting
 
-passive_waiting()  # before anything loads torch: OpenMP's idle threads sleep instead of spin (see _threads)
-
-__all__ = ["LAYERS", "ParameterError", "cache_dir"]
+__all__ = ["ParameterError", "cache_dir"]
 __version__ = "0.1.0"
-
-#: The layers of the package, bottom to top, each with its modules (module docstring). A module may
-#: be listed before it exists; every module that exists must be listed.
-LAYERS: dict[str, tuple[str, ...]] = {
-    "foundation": ("__init__", "_checks", "cache", "_sandbox", "_threads"),
-    "method math": ("shaping", "_kernels", "scores", "metrics", "uncertainty", "placement", "detector", "scale",
-                    "magnitude"),
-    "assets": ("data", "fetch", "models", "features"),
-    "detectors on networks": ("mahalanobis", "nac", "misp"),
-    "quoted results": ("paper", "related", "_tables"),
-    "orchestration": ("registry", "experiments", "params", "runs", "pipeline", "estimate", "rehearsal", "fidelity",
-                      "claims", "classroom", "matrix", "transformer", "when_ash_helps"),
-    "publishing": ("plots", "interactive", "__main__"),
-}
 
 
 def cache_dir(*parts: str) -> Path:

@@ -7,7 +7,8 @@ another busy process take the time the working threads need. One training epoch 
 ResNet (2,000 images) on the 2-core CI machine, medians (``benchmarks/openmp_wait.py``): idle, 6.7 s
 spinning and 6.4 s sleeping (``OMP_WAIT_POLICY=PASSIVE``); beside one busy process, 11.8 s and 7.5 s;
 beside a whole book build, 24-40 s and 7.5-8 s. The weights are bitwise identical. :func:`passive_waiting`,
-which ``import ashlib`` calls, sets that policy unless the user has set one.
+which the book machine calls when imported (``import ashlib.book``; the science alone never does), sets
+that policy unless the user has set one.
 
 Sharing: torch, numpy's BLAS and numba each start one thread per core by default. Two processes doing so on
 two cores fight for them: OpenMP's threads spin while they wait, and a small network's training ran
@@ -28,8 +29,8 @@ def passive_waiting() -> bool:
     """Let OpenMP's idle threads sleep instead of spin: set ``OMP_WAIT_POLICY=PASSIVE`` in this process's
     environment unless it is set already (then the user's value stays, e.g. ``ACTIVE``). Returns True
     when this process's OpenMP will wait passively. OpenMP reads the variable once, when torch loads
-    it, so it takes effect here only if torch is not imported yet (``import ashlib`` first, as every
-    notebook does); the kernels and workers started from this process always inherit it.
+    it, so it takes effect here only if torch is not imported yet (``import ashlib.book`` first, as every
+    notebook's check cell does); the kernels and workers started from this process always inherit it.
     The wait policy decides only how threads wait, never how work is split: results are bitwise the same.
     """
     os.environ.setdefault(WAIT_VARIABLE, WAIT_POLICY)

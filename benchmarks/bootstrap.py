@@ -1,6 +1,6 @@
 """What does a 95% interval cost? Seconds per (method, set) for the bootstrap of every OOD metric, by
-sorting each resample (``ashlib.metrics.ood_metrics_many`` on the resampled scores) and by counting the
-copies of each image (``ashlib.uncertainty``, the path the book takes in the paper's convention).
+sorting each resample (``ashlib.stats.metrics.ood_metrics_many`` on the resampled scores) and by counting the
+copies of each image (``ashlib.stats.uncertainty``, the path the book takes in the paper's convention).
 
     python benchmarks/bootstrap.py                       # 1,000 resamples of 1,000 ID + 1,000 OOD
     python benchmarks/bootstrap.py --n-id 50000 --n-ood 10000 --resamples 200
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ashlib import metrics, uncertainty  # noqa: E402
+from ashlib.stats import metrics, uncertainty  # noqa: E402
 
 
 def best_of(repeats: int, fn) -> float:

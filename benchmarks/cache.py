@@ -1,5 +1,5 @@
 """How big is the feature cache, and how big would it be at ImageNet scale? Whole layer outputs against
-the per-sample reductions that are cached instead (``reduce=`` of :func:`ashlib.features.activations`).
+the per-sample reductions that are cached instead (``reduce=`` of :func:`ashlib.assets.features.activations`).
 
     python benchmarks/cache.py                          # $ASHLIB_CACHE (default ./.cache), sizes, timing
     python benchmarks/cache.py --cache /tmp/c --n 2000  # another cache folder; images for the timing
@@ -12,7 +12,7 @@ Prints four things:
    chapter's Mahalanobis per layer caches now) for the embedded network (a 28x28 digit) and for
    ResNet-50 (``torchvision.models.resnet50(weights=None)``, one 224x224 image, by forward hooks);
 3. the projected footprint of caching every stage for all the images of the imagenet profile
-   (train subset, 50,000 validation images, the four OOD sets: :data:`ashlib.estimate.PAPER_SIZES`),
+   (train subset, 50,000 validation images, the four OOD sets: :data:`ashlib.book.estimate.PAPER_SIZES`),
    whole outputs before and spatial means after;
 4. the time of the Mahalanobis-per-layer features on ``--n`` random images, cold cache: one cached
    whole output per stage, then pooled (before), against one pass pooled batch by batch (after).
@@ -32,11 +32,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ashlib import cache  # noqa: E402
-from ashlib.estimate import PAPER_SIZES  # noqa: E402
-from ashlib.features import activations  # noqa: E402
-from ashlib.misp import pooled_features  # noqa: E402
-from ashlib.models import build_model  # noqa: E402
+from ashlib.assets import cache  # noqa: E402
+from ashlib.book.estimate import PAPER_SIZES  # noqa: E402
+from ashlib.assets.features import activations  # noqa: E402
+from ashlib.methods.misp import pooled_features  # noqa: E402
+from ashlib.assets.models import build_model  # noqa: E402
 
 EMBEDDED_STAGES = ["stem", "layer1", "layer2", "layer3", "layer4", "avgpool"]
 RESNET50_STAGES = ["maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]  # maxpool: the stem's output

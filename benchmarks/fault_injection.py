@@ -5,7 +5,7 @@ different number and that every damaged entry is reported by name.
 
 It runs ``python -m ashlib run --profile embedded 03_global_vs_local`` (two percentiles, no variant
 comparison, so a run takes seconds) on a scratch cache to get the reference CSVs, then once more to
-learn which entries the chapter reads (their last use moves: :func:`ashlib.cache.load` touches what it
+learn which entries the chapter reads (their last use moves: :func:`ashlib.assets.cache.load` touches what it
 reads); only those are damaged, since damaging an entry nobody reads tests nothing. Per trial it picks
 such an entry and a fault at random, applies it, reruns the chapter and compares every CSV it
 published with the reference, value by value. Faults: truncate the file, overwrite it with random
@@ -82,7 +82,7 @@ def damage(path: Path, fault: str, others: list[Path], rng: random.Random) -> No
             value[key] = value[key].flatten()[: max(1, value[key].numel() // 2)].clone()
             torch.save(value, path)
     elif fault == "wrong rows (well-formed)":
-        from ashlib import cache
+        from ashlib.assets import cache
 
         entry = torch.load(path, weights_only=True)
         value = entry["value"]

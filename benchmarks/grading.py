@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from ashlib import classroom
+from ashlib.book import classroom
 
 BUDGET_S = 600.0
 BUDGET_STUDENTS = 30

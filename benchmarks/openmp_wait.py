@@ -1,6 +1,6 @@
 """How much does OpenMP's wait policy cost? One training run of the embedded ResNet in a fresh process
 with OpenMP's idle threads spinning (``OMP_WAIT_POLICY=ACTIVE``, OpenMP's default) and one with them
-sleeping (``PASSIVE``, what ``import ashlib`` sets unless the user set a policy; see ashlib/_threads.py).
+sleeping (``PASSIVE``, what ``import ashlib.book`` sets unless the user set a policy; see ashlib/_threads.py).
 
     python benchmarks/openmp_wait.py                 # 1 epoch on 2,000 images, all cores, 2 repeats
     python benchmarks/openmp_wait.py --epochs 2 --n 4000 --repeats 3 --threads 2
@@ -22,8 +22,8 @@ import sys
 TRAIN = """
 import hashlib, sys, time
 import torch
-from ashlib.data import load_benchmark
-from ashlib.models import TrainRecipe, build_model, train
+from ashlib.assets.data import load_benchmark
+from ashlib.assets.models import TrainRecipe, build_model, train
 n, epochs = int(sys.argv[1]), int(sys.argv[2])
 bench = load_benchmark("mnist5k", seed=0, preprocessing="match")
 model = build_model("smallresnet", bench.num_classes, width=16, seed=0)

@@ -4,7 +4,7 @@ faster than pytorch-ood).
 
 Three implementations of each variant:
 
-* ours: ``ashlib.shaping`` as the book calls it (on the CPU: one fused numba pass per row, which
+* ours: ``ashlib.methods.shaping`` as the book calls it (on the CPU: one fused numba pass per row, which
   selects the threshold by a radix histogram and a quickselect, sums and writes; on CUDA:
   ``torch.topk`` and torch operations);
 * ours, torch path: the same functions on a tensor that needs gradients (what ODIN + ASH runs);
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from ashlib import shaping
+from ashlib.methods import shaping
 
 try:
     import pytorch_ood.detector.ash as pood

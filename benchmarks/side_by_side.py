@@ -1,6 +1,6 @@
 """Networks trained one by one on every core, or side by side on one core each? The embedded ResNets
 train on one thread (``TrainRecipe.threads``: the weights must not depend on the machine's core count),
-and ``ashlib.models.load_or_train_many`` trains the missing ones in a process each.
+and ``ashlib.assets.models.load_or_train_many`` trains the missing ones in a process each.
 
     python benchmarks/side_by_side.py                  # 3 networks, 1 epoch on 1,000 images each
     python benchmarks/side_by_side.py --networks 4 --n 2000
@@ -18,12 +18,12 @@ import tempfile
 import time
 from dataclasses import replace
 
-import ashlib  # noqa: F401  (before torch: OpenMP's idle threads sleep)
+import ashlib.book  # noqa: F401  (before torch: OpenMP's idle threads sleep)
 import torch
 
 from ashlib import _threads
-from ashlib.data import load_benchmark
-from ashlib.models import TrainRecipe, build_model, load_or_train_many, train
+from ashlib.assets.data import load_benchmark
+from ashlib.assets.models import TrainRecipe, build_model, load_or_train_many, train
 
 
 def weights(model) -> torch.Tensor:

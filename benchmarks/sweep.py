@@ -2,10 +2,10 @@
 mnist5k three ways and print the ratios:
 
 * shared (the book's path): the network runs once per data set; the local-threshold configurations
-  share one sort per set (ashlib.experiments.share_sweeps: ASH-S and ASH-B together, each output only
+  share one sort per set (ashlib.evaluation.experiments.share_sweeps: ASH-S and ASH-B together, each output only
   written where it keeps values, straight into the last linear layer), the global ones cost one fused
   pass each; the energies of all configurations on a set in one call, and their metrics at once
-  (ashlib.metrics.ood_metrics_many);
+  (ashlib.stats.metrics.ood_metrics_many);
 * cached, one configuration at a time (the previous path, ``evaluate(..., share=False)``): the same
   features, one selection per configuration and set;
 * naive: one forward pass of the whole network per configuration and data set, with the shaping
@@ -21,11 +21,13 @@ import time
 
 import torch
 
-from ashlib import experiments, metrics, scores
-from ashlib.data import load_benchmark
-from ashlib.models import TrainRecipe, load_or_train
-from ashlib.placement import shaping_at
-from ashlib.shaping import make_shaper
+from ashlib.evaluation import experiments
+from ashlib.stats import metrics
+from ashlib.methods import scores
+from ashlib.assets.data import load_benchmark
+from ashlib.assets.models import TrainRecipe, load_or_train
+from ashlib.assets.placement import shaping_at
+from ashlib.methods.shaping import make_shaper
 
 PERCENTILES = [70, 75, 80, 85, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99]
 

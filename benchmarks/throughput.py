@@ -5,8 +5,8 @@ pass, on a synthetic folder shaped like ImageNet's validation set, with ``num_wo
     python benchmarks/throughput.py --device cuda --n 2000 --batch-size 256
 
 Each image is a 500x375 JPEG (quality 90; ImageNet's typical size) of smooth random colour, read through
-:class:`ashlib.data.ImageFiles` with the paper's Resize(256)+CenterCrop(224), exactly as a run reads it,
-and through :func:`ashlib.features.batches` (worker processes, pinned memory on CUDA). The ratio
+:class:`ashlib.assets.data.ImageFiles` with the paper's Resize(256)+CenterCrop(224), exactly as a run reads it,
+and through :func:`ashlib.assets.features.batches` (worker processes, pinned memory on CUDA). The ratio
 ``decode+forward / decode`` is near 1 when the network keeps up with decoding (data-bound: add workers)
 and well below 1 when the network is the bottleneck (the goal on a GPU is near 1 with enough workers).
 Pass ``--throughput`` the decode+forward rate of the default to ``python -m ashlib run --dry-run``.
@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ashlib.data import IMAGENET_SIZE, ImageFiles  # noqa: E402
-from ashlib.features import batches, default_num_workers  # noqa: E402
-from ashlib.models import build_model  # noqa: E402
+from ashlib.assets.data import IMAGENET_SIZE, ImageFiles  # noqa: E402
+from ashlib.assets.features import batches, default_num_workers  # noqa: E402
+from ashlib.assets.models import build_model  # noqa: E402
 
 
 def jpeg_folder(folder: Path, n: int, seed: int = 0) -> list[str]:

@@ -251,7 +251,7 @@ def test_the_teachers_page_offers_every_student_version_for_download(server, bro
 
 # ------------------------------------------------------------------------------ interactive figures
 
-#: The interactive figures each chapter embeds (ashlib.interactive), by the id its notebook gives them.
+#: The interactive figures each chapter embeds (ashlib.book.interactive), by the id its notebook gives them.
 FIGURES = {"run/01_methods.html": ["methods-figures-2-3", "methods-figure-6"],
            "run/03_global_vs_local.html": ["thresholds-figure-4"],
            "run/05_nac.html": ["nac-coverage-per-layer"]}
@@ -313,7 +313,7 @@ def _matches_the_run(title: re.Match, rows: dict[str, dict]) -> None:
 
 
 def test_moving_the_figure_6_slider_shows_the_runs_numbers_for_each_p(server, browser):
-    """The methods chapter's Figure 6 (ashlib.interactive.score_distributions): a reader clicks the
+    """The methods chapter's Figure 6 (ashlib.book.interactive.score_distributions): a reader clicks the
     slider's rail at each step's tick, with the mouse; the title's p, AUROC and histogram IoU change with
     it and are, at every step, the row of the run's ``methods_distributions.csv`` for that p."""
     rows = _distribution_rows()

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import ashlib  # noqa: F401  before torch loads OpenMP: its idle threads sleep (ashlib._threads.passive_waiting)
+import ashlib.book  # noqa: F401  before torch loads OpenMP: its idle threads sleep (ashlib._threads.passive_waiting)
 from torch.utils.data import Dataset
 
 

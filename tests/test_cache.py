@@ -1,4 +1,4 @@
-"""Self-verifying cache entries (ashlib.cache) and their use for activations and checkpoints.
+"""Self-verifying cache entries (ashlib.assets.cache) and their use for activations and checkpoints.
 
 Each finding of the reliability probe is reproduced here: a damaged entry (rows cut, bytes flipped,
 file truncated or replaced by junk, another entry copied over it) is named, discarded and recomputed,
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ashlib import cache
-from ashlib.cache import DamagedEntryWarning
-from ashlib.features import activations
-from ashlib.models import TrainRecipe, build_model, checkpoint_path, load_or_train, load_snapshots
+from ashlib.assets import cache
+from ashlib.assets.cache import DamagedEntryWarning
+from ashlib.assets.features import activations
+from ashlib.assets.models import TrainRecipe, build_model, checkpoint_path, load_or_train, load_snapshots
 
 
 def _entries(folder: str) -> list[Path]:
@@ -178,7 +178,7 @@ def test_two_processes_on_one_fresh_cache_both_succeed_with_identical_results():
 
 
 def test_a_training_run_caches_every_epoch_so_snapshots_need_no_second_run(monkeypatch):
-    import ashlib.models as M
+    import ashlib.assets.models as M
 
     x, y, recipe = _train_setup()
     model, _ = load_or_train("smallresnet", x, y, 3, width=2, recipe=recipe, progress=False)
@@ -298,7 +298,7 @@ def test_processes_evicting_concurrently_only_ever_miss_entries():
 
 
 def test_list_and_clear_by_kind_and_age(monkeypatch):
-    from ashlib.__main__ import main
+    from ashlib.book.cli import main
 
     day = 86400.0
     now = 2_000_000_000.0

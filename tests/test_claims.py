@@ -1,11 +1,12 @@
-"""ashlib.claims: each claim's check on hand-made evidence, on the paper's own numbers, and the table."""
+"""ashlib.book.claims: each claim's check on hand-made evidence, on the paper's own numbers, and the table."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ashlib import ParameterError, claims
+from ashlib import ParameterError
+from ashlib.book import claims
 
 
 def _check(chapter: str, i: int, evidence: dict) -> tuple[float, str]:
@@ -136,7 +137,7 @@ def test_paper_key():
 def test_a_run_and_its_variant_give_evidence_of_the_same_shape():
     """On the embedded benchmark (cached checkpoint): run evidence has what the checks read, and a
     variant prepared from a profile shares the run's settings."""
-    from ashlib import runs
+    from ashlib.book import runs
 
     run = runs.prepare()
     raw = claims.variant_runs(run, ["embedded", "embedded-raw"])

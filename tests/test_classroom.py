@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from ashlib import ParameterError, classroom
+from ashlib import ParameterError
+from ashlib.book import classroom
 
 ASSIGNMENTS = classroom.assignment_names()
 #: Seconds a cell may run in the graded classes: long enough for the embedded benchmark's cells,
@@ -304,7 +305,7 @@ def test_calling_ashlibs_own_function_is_flagged_where_it_happens(graded):
     flagged = rows[rows.flagged]
     assert list(flagged.question) == ["ash_b_example", "ash_b_random", "ash_b_edges"]
     assert (flagged.points == 0).all()
-    assert flagged.reason.str.startswith("flagged: called ashlib.shaping.ash_b,").all()
+    assert flagged.reason.str.startswith("flagged: called ashlib.methods.shaping.ash_b,").all()
     assert "kept_count" not in flagged.reason.iloc[0]  # ash_b's own calls are not the student's
     others = table[(table.student != "uses_ashlib") & (table.question != classroom.INTEGRITY)]
     assert not others.flagged.any()
@@ -341,7 +342,7 @@ def test_the_sandbox_refuses_and_records_in_a_plain_python(tmp_path):
     script = f"""
 import runpy, json
 runpy.run_path({str(classroom.SANDBOX)!r})
-import ashlib.shaping, torch
+import ashlib.methods.shaping, torch
 results = {{}}
 for what, action in [("read", lambda: open({str(secret / 'hidden.txt')!r}).read()),
                      ("write", lambda: open({str(tmp_path / 'outside.txt')!r}, "w")),
@@ -352,8 +353,8 @@ for what, action in [("read", lambda: open({str(secret / 'hidden.txt')!r}).read(
         results[what] = "allowed"
     except PermissionError as err:
         results[what] = str(err)
-results["ash_b"] = ashlib.shaping.ash_b(torch.ones(1, 4), 50).tolist()
-results["ash_rand"] = ashlib.shaping.ash_rand(torch.ones(1, 4), 50).shape[1]  # runs kept_count inside
+results["ash_b"] = ashlib.methods.shaping.ash_b(torch.ones(1, 4), 50).tolist()
+results["ash_rand"] = ashlib.methods.shaping.ash_rand(torch.ones(1, 4), 50).shape[1]  # runs kept_count inside
 import os
 results["listed"] = os.listdir({str(own)!r})
 results["environment"] = "PATH" in dict(os.environ)
@@ -365,7 +366,7 @@ except PermissionError as err:
 print(json.dumps(results))
 """
     settings = {"deny": [str(tmp_path / "course")], "write": [str(own)], "log": str(log),
-                "forbidden": ["ashlib.shaping.ash_b", "ashlib.shaping.kept_count"]}
+                "forbidden": ["ashlib.methods.shaping.ash_b", "ashlib.methods.shaping.kept_count"]}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "ASHBOOK_SANDBOX": json.dumps(settings)})
     assert done.returncode == 0, done.stderr
@@ -382,7 +383,7 @@ print(json.dumps(results))
                                            "looked", "read"]
     # the student called ash_b and ash_rand; ash_b's own kept_count is not theirs, ash_rand's is named
     assert [e["detail"] for e in events if e["kind"] == "forbidden"] == [
-        "ashlib.shaping.ash_b", "ashlib.shaping.ash_rand, which runs ashlib.shaping.kept_count"]
+        "ashlib.methods.shaping.ash_b", "ashlib.methods.shaping.ash_rand, which runs ashlib.methods.shaping.kept_count"]
     assert [e["detail"] for e in events if e["kind"] == "looked"] == [f"listed {own}", "read the environment (os.environ)"]
     assert not (tmp_path / "outside.txt").exists()
 

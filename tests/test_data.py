@@ -1,4 +1,4 @@
-"""Acceptance tests for ashlib.data: the mnist5k benchmark as built (``preprocessing="raw"``), its manifest
+"""Acceptance tests for ashlib.assets.data: the mnist5k benchmark as built (``preprocessing="raw"``), its manifest
 and its argument checks. The preprocessings themselves: tests/test_preprocessing.py; fmnist: tests/test_fmnist.py."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ashlib import ParameterError
-from ashlib.data import _rng  # the per-set random streams
-from ashlib.data import (
+from ashlib.assets.data import _rng  # the per-set random streams
+from ashlib.assets.data import (
     BENCHMARKS, EXCLUDED_LETTERS, FONTS, LETTERS, OOD_SETS, PHOTOS, TEXTURES, ChecksumError,
     checked_source, load_benchmark, manifest, read_mnist_csv, source_path, verify_file,
 )
@@ -246,7 +246,7 @@ def test_bad_arguments_raise_parameter_error(kwargs, text):
 
 
 def test_shifted_rotates_and_rescales_without_touching_the_input():
-    from ashlib.data import shifted
+    from ashlib.assets.data import shifted
 
     x = torch.zeros(1, 1, 5, 5)
     x[0, 0, 2, 4] = 1.0  # a dot right of the centre

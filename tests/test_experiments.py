@@ -7,10 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from ashlib import ParameterError, cache_dir, experiments, metrics, paper, scores
-from ashlib.models import build_model, train, TrainRecipe
-from ashlib.placement import shaping_at
-from ashlib.shaping import make_shaper
+from ashlib import ParameterError, cache_dir
+from ashlib.evaluation import experiments
+from ashlib.stats import metrics
+from ashlib.book import paper
+from ashlib.methods import scores
+from ashlib.assets.models import build_model, train, TrainRecipe
+from ashlib.assets.placement import shaping_at
+from ashlib.methods.shaping import make_shaper
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +78,10 @@ def test_react_dice_and_mahalanobis_rows_use_training_statistics_only(setup):
 
 
 def test_the_papers_mahalanobis_row_is_lee_et_al_with_the_official_validation_recipe(setup):
-    """The row labelled "Mahalanobis" is the paper's detector (ashlib.mahalanobis: every stage, input
+    """The row labelled "Mahalanobis" is the paper's detector (ashlib.methods.mahalanobis: every stage, input
     pre-processing, a regression picked on ID training images and their FGSM examples), recomputed
     here by calling the module directly; it is not the penultimate-only score."""
-    from ashlib import mahalanobis
+    from ashlib.methods import mahalanobis
 
     model, bench, ctx = setup
     res = experiments.evaluate([experiments.Method("Mahalanobis", score="mahalanobis")], ctx,
@@ -400,7 +404,8 @@ def test_evaluate_with_intervals_adds_the_bootstrap_bounds_and_moves_no_number(s
     of the sets' replicates (the ID resamples shared), and ID accuracy's the accuracy bootstrap's."""
     import numpy as np
 
-    from ashlib import registry, uncertainty
+    from ashlib.methods import registry
+    from ashlib.stats import uncertainty
 
     _, bench, ctx = setup
     methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
@@ -461,7 +466,7 @@ def test_replicate_tables_give_evaluates_values_and_its_resamples(setup):
     for OOD metrics and ID accuracy alike (whose table needs no OOD metric at all)."""
     import numpy as np
 
-    from ashlib import uncertainty
+    from ashlib.stats import uncertainty
 
     _, _, ctx = setup
     methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
@@ -520,7 +525,8 @@ def test_kept_scores_recompute_the_intervals_without_a_network(setup, tmp_path):
     evaluate's intervals exactly, with no network run."""
     import numpy as np
 
-    from ashlib import runs, uncertainty
+    from ashlib.book import runs
+    from ashlib.stats import uncertainty
 
     model, bench, _ = setup
     ctx = experiments.build_context(model, bench, batch_size=32)

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from ashlib import ParameterError
-from ashlib.features import activations, data_digest, model_digest, replay_start, run_after, stage_input
-from ashlib.models import build_model
-from ashlib.placement import placeable_layers, shaping_at
-from ashlib.shaping import make_shaper
+from ashlib.assets.features import activations, data_digest, model_digest, replay_start, run_after, stage_input
+from ashlib.assets.models import build_model
+from ashlib.assets.placement import placeable_layers, shaping_at
+from ashlib.methods.shaping import make_shaper
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_activations_match_a_hooked_forward_pass(model, x):
 
 def test_cache_is_reused_and_keyed_by_weights_and_data(model, x, monkeypatch):
     first = activations(model, x, ["avgpool"])["avgpool"]
-    monkeypatch.setattr("ashlib.features._forward_collect",
+    monkeypatch.setattr("ashlib.assets.features._forward_collect",
                         lambda *a, **k: pytest.fail("recomputed a cached activation"))
     torch.testing.assert_close(activations(model, x, ["avgpool"])["avgpool"], first)
     monkeypatch.undo()
@@ -145,7 +145,7 @@ class _Images(torch.utils.data.Dataset):
 
 
 def test_worker_processes_give_the_same_batches_in_the_same_order(model, x):
-    from ashlib.features import batches, default_num_workers
+    from ashlib.assets.features import batches, default_num_workers
 
     data = _Images(x, "workers-v1")
     alone = torch.cat(list(batches(data, 6, num_workers=0)))
@@ -199,7 +199,7 @@ def test_reduced_entries_are_cached_apart_small_and_reused(model, x, monkeypatch
     files = {p.name.rsplit("-", 1)[0]: p.stat().st_size for p in cache_dir("features").glob("*.pt")}
     assert set(files) == {"layer1", "layer1-spatial_mean", "layer1-test_scores"}
     assert files["layer1-spatial_mean"] * 20 < files["layer1"]  # 2 values per image instead of 2 x 28 x 28
-    monkeypatch.setattr("ashlib.features._forward_collect",
+    monkeypatch.setattr("ashlib.assets.features._forward_collect",
                         lambda *a, **k: pytest.fail("recomputed a cached reduction"))
     assert torch.equal(activations(model, x, ["layer1"], reduce="spatial_mean")["layer1"], pooled)
     again = activations(model, x, ["layer1"], reduce=("test_scores", _scores))["layer1"]

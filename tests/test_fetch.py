@@ -1,6 +1,6 @@
-"""ashlib.fetch against local sources only: a throwaway HTTP server on 127.0.0.1 and file:// URLs.
+"""ashlib.assets.fetch against local sources only: a throwaway HTTP server on 127.0.0.1 and file:// URLs.
 
-Every test installs a tiny manifest (``ashlib.data.manifest_path`` patched) whose entries point at files
+Every test installs a tiny manifest (``ashlib.assets.data.manifest_path`` patched) whose entries point at files
 made here, with checksums computed here; nothing touches the internet.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-import ashlib.data as data
-from ashlib import fetch as F
+import ashlib.assets.data as data
+from ashlib.assets import fetch as F
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -535,7 +535,7 @@ def _nested_train_tar(path, classes, per_class, extra=0):
 
 
 def test_imagenet_train_subset_streams_the_archive_and_keeps_only_what_is_used(tmp_path, monkeypatch):
-    from ashlib import data
+    from ashlib.assets import data
 
     monkeypatch.setattr(data, "IMAGENET_NUM_CLASSES", 4)
     archive, root = tmp_path / "ILSVRC2012_img_train.tar", tmp_path / "root"
@@ -562,7 +562,7 @@ def test_a_record_and_the_loaders_see_the_same_files_hidden_ones_left_out(tmp_pa
 
     """An archive's macOS ``._*`` forks are skipped by the loaders, so the record leaves them out too
     (before, a record holding them made every check of that folder fail)."""
-    from ashlib import data
+    from ashlib.assets import data
 
     dest = tmp_path / "setH"
     (dest / "imgs").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""ashlib.fidelity: the artifact's measurements and the rule that chooses the default preprocessing."""
+"""ashlib.book.fidelity: the artifact's measurements and the rule that chooses the default preprocessing."""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ashlib import ParameterError, fidelity, paper
+from ashlib import ParameterError
+from ashlib.book import fidelity, paper
 
 
 def _rows(auroc: dict[str, float], method: str = "Energy") -> pd.DataFrame:

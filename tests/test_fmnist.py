@@ -11,13 +11,13 @@ import pytest
 import torch
 import yaml
 
-import ashlib.data as data
+import ashlib.assets.data as data
 from ashlib import ParameterError
-from ashlib.data import FMNIST_FILES, ChecksumError, DataNotFoundError, load_benchmark, read_idx
+from ashlib.assets.data import FMNIST_FILES, ChecksumError, DataNotFoundError, load_benchmark, read_idx
 
 
 def _idx(array: np.ndarray) -> bytes:
-    """IDX bytes (LeCun's format) of a uint8 array, written independently of ashlib.data."""
+    """IDX bytes (LeCun's format) of a uint8 array, written independently of ashlib.assets.data."""
     return struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 

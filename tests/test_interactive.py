@@ -1,4 +1,4 @@
-"""The interactive figures (ashlib.interactive): each control carries exactly the numbers it was given,
+"""The interactive figures (ashlib.book.interactive): each control carries exactly the numbers it was given,
 the HTML loads no JavaScript of its own, and bad inputs fail with the parameter's name. CPU, fast."""
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pandas as pd
 import plotly  # noqa: F401  (the book extra pins it; `make test` installs it: a missing install must fail)
 import pytest
 
-from ashlib import ParameterError, interactive, metrics
+from ashlib import ParameterError
+from ashlib.book import interactive
+from ashlib.stats import metrics
 
 RNG = np.random.default_rng(0)
 SCORES = {p: (RNG.normal(5 + p / 30, 1, 300), RNG.normal(3, 1.5, 200)) for p in (0, 50, 90)}

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from ashlib import ParameterError, registry
-from ashlib.magnitude import ash_s_magnitude
-from ashlib.shaping import ash_s
+from ashlib import ParameterError
+from ashlib.methods import registry
+from ashlib.methods.magnitude import ash_s_magnitude
+from ashlib.methods.shaping import ash_s
 
 
 def test_hand_worked_example():

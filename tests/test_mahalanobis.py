@@ -1,4 +1,4 @@
-"""ashlib.mahalanobis: the paper's Mahalanobis baseline (Lee et al. 2018, as ReAct/DICE ran it).
+"""ashlib.methods.mahalanobis: the paper's Mahalanobis baseline (Lee et al. 2018, as ReAct/DICE ran it).
 
 Tiny models built here (nothing downloads or trains); every expected value is computed independently:
 numpy/scikit-learn for the Gaussians, a hand-derived gradient step for the input pre-processing.
@@ -14,11 +14,12 @@ from sklearn.covariance import EmpiricalCovariance
 from sklearn.linear_model import LogisticRegressionCV
 from torch import nn
 
-from ashlib import mahalanobis as M
-from ashlib import metrics, scores
+from ashlib.methods import mahalanobis as M
+from ashlib.stats import metrics
+from ashlib.methods import scores
 from ashlib._checks import ParameterError
-from ashlib.models import Normalize, densenet100, mobilenet_v2, small_resnet
-from ashlib.scores import MahalanobisFit
+from ashlib.assets.models import Normalize, densenet100, mobilenet_v2, small_resnet
+from ashlib.methods.scores import MahalanobisFit
 
 NUM_CLASSES = 3
 

@@ -1,4 +1,4 @@
-"""The run matrix (ashlib/matrix.py): cells and their folder names, the checks before any job, the
+"""The run matrix (ashlib/book/matrix.py): cells and their folder names, the checks before any job, the
 aggregation over seeds against a hand computation, the command line, and a 2 x 2 matrix run through
 submitit's LocalExecutor (real processes) in which one cell's job is killed, then resumed."""
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ashlib import matrix
-from ashlib.__main__ import main
+from ashlib.book import matrix
+from ashlib.book.cli import main
 from ashlib._checks import ParameterError
 
 ROOT = Path(__file__).parents[1]
@@ -167,7 +167,7 @@ def test_aggregate_matches_rows_by_position_without_key_columns_and_renames_a_la
 
 def test_published_tables_have_no_nameless_column_and_read_back_as_written(tmp_path):
     """Issue 30: Run.publish writes every table through runs.as_columns, without pandas' nameless index."""
-    from ashlib.runs import as_columns
+    from ashlib.book.runs import as_columns
 
     frame = pd.DataFrame({"AUROC": [1.5, 2.5]})
     named = frame.set_axis(pd.Index([85, 90], name="p"))

@@ -1,4 +1,4 @@
-"""Acceptance tests for ashlib.metrics (scores: higher = more in-distribution)."""
+"""Acceptance tests for ashlib.stats.metrics (scores: higher = more in-distribution)."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,9 @@ import pytest
 import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
-from ashlib import metrics
+from ashlib.stats import metrics
 from ashlib._checks import ParameterError
-from ashlib.metrics import (
+from ashlib.stats.metrics import (
     AUPR_METHODS,
     DEFAULT_AUPR,
     histogram_iou,
@@ -428,7 +428,7 @@ def test_histogram_iou_extremes():
 
 def test_change_is_judged_at_the_shown_precision():
     """Issue 10: a tie used to read "FPR95 16.7% -> 16.7% (worse)"."""
-    from ashlib.metrics import change
+    from ashlib.stats.metrics import change
 
     assert change(16.71, 16.74, lower_is_better=True) == "unchanged"
     assert change(16.7, 16.5, lower_is_better=True) == "better"
@@ -479,7 +479,7 @@ def test_many_detectors_at_once_give_exactly_the_one_at_a_time_numbers():
 def test_average_ranks_are_scipys():
     from scipy.stats import rankdata
 
-    from ashlib.metrics import _average_ranks
+    from ashlib.stats.metrics import _average_ranks
 
     rng = np.random.default_rng(1)
     x = np.sort(rng.integers(0, 7, (20, 50)).astype(float), axis=1)

@@ -1,5 +1,5 @@
 """MiSP thesis methods: log-softmax ResNet, entropy loss, nine intermediate scores, Mahalanobis per
-layer and its ensemble, OOD mixtures (ashlib.misp; model and training parts in ashlib.models)."""
+layer and its ensemble, OOD mixtures (ashlib.methods.misp; model and training parts in ashlib.assets.models)."""
 from __future__ import annotations
 
 import math
@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-import ashlib.models as models
+import ashlib.assets.models as models
 from ashlib import ParameterError
-from ashlib.misp import (LOG_ASP_NAMES, SCORE_NAMES, fit_layer_mahalanobis, intermediate_scores, layer_mahalanobis,
+from ashlib.methods.misp import (LOG_ASP_NAMES, SCORE_NAMES, fit_layer_mahalanobis, intermediate_scores, layer_mahalanobis,
                          layer_scores, mahalanobis_ensemble, mahalanobis_layers, mix_sets, position_probabilities,
                          score_table)
-from ashlib.models import (MODELS, TRAINABLE, TrainRecipe, build_model, entropy_loss, load_or_train,
+from ashlib.assets.models import (MODELS, TRAINABLE, TrainRecipe, build_model, entropy_loss, load_or_train,
                            logsoftmax_layers, pixel_entropy, random_shift, train, training_loss)
-from ashlib.scores import fit_mahalanobis, mahalanobis, misp, msp
+from ashlib.methods.scores import fit_mahalanobis, mahalanobis, misp, msp
 
 LS_LAYERS = ["layer1.relu", "layer2.relu", "layer3.relu", "layer4.relu"]
 
@@ -166,7 +166,7 @@ def test_pixel_entropy_and_entropy_loss_by_hand():
 
 
 def test_training_loss_adds_the_entropy_of_every_logsoftmax_layer():
-    from ashlib.features import activations
+    from ashlib.assets.features import activations
 
     model = build_model("smallresnet_logsoftmax", 4, width=2, seed=1).eval()
     x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1])
@@ -242,7 +242,7 @@ def test_lambda_zero_is_plain_training_and_lambda_changes_it():
 
 
 def test_cache_key_unchanged_for_smallresnet_and_changes_with_architecture_and_lambda(monkeypatch):
-    # names computed with ashlib/models.py when the thread count entered the key (3baca2e; before it,
+    # names computed with ashlib/assets/models.py when the thread count entered the key (3baca2e; before it,
     # and before the log-softmax model and entropy_weight existed, the first was ...-79109acbfa653849.pt)
     monkeypatch.setattr(torch, "__version__", "2.14.1")  # the key includes torch's version
     monkeypatch.setattr(models, "train", lambda model, *a, **k: model.eval())
@@ -280,7 +280,7 @@ def test_layer_scores_are_intermediate_scores_of_each_logsoftmax_layer():
 
 def _old_layer_scores(model, x, layers, batch_size, log_asp):
     """layer_scores before it reduced batch by batch: each layer's whole output, then the scores."""
-    from ashlib.features import activations
+    from ashlib.assets.features import activations
 
     return {layer: intermediate_scores(activations(model, x, [layer], batch_size=batch_size, cache=False)[layer],
                                        log_asp=log_asp) for layer in layers}
@@ -308,8 +308,8 @@ def test_scores_reduced_batch_by_batch_equal_the_old_whole_output_path_bit_for_b
 
 
 def test_pooled_features_equal_the_mean_of_the_whole_output_bit_for_bit():
-    from ashlib.features import activations
-    from ashlib.misp import pooled_features
+    from ashlib.assets.features import activations
+    from ashlib.methods.misp import pooled_features
 
     model = build_model("smallresnet_logsoftmax", 4, width=4, seed=1).eval()
     x = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(4))

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from ashlib import ParameterError
-from ashlib.data import load_benchmark
-from ashlib.features import top_level
-from ashlib.metrics import accuracy
-from ashlib.cache import tensor_digest
-from ashlib.models import TrainRecipe, build_model, load_or_train, random_shift, small_resnet
+from ashlib.assets.data import load_benchmark
+from ashlib.assets.features import top_level
+from ashlib.stats.metrics import accuracy
+from ashlib.assets.cache import tensor_digest
+from ashlib.assets.models import TrainRecipe, build_model, load_or_train, random_shift, small_resnet
 
 
 def test_small_resnet_is_sequential_with_named_stages():
@@ -64,7 +64,7 @@ def test_load_or_train_caches_and_reloads(monkeypatch):
     recipe = TrainRecipe(epochs=1, batch_size=16)
     model, path = load_or_train("smallresnet", x, y, 10, width=2, recipe=recipe, progress=False)
     assert path.exists() and not model.training
-    monkeypatch.setattr("ashlib.models.train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("ashlib.assets.models.train", lambda *a, **k: pytest.fail("trained again"))
     again, path2 = load_or_train("smallresnet", x, y, 10, width=2, recipe=recipe, progress=False)
     assert path2 == path
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
@@ -103,7 +103,7 @@ def test_embedded_default_model_reaches_97_percent():
 
 
 def test_snapshots_are_checkpoints_of_one_run_and_the_last_is_load_or_train(monkeypatch):
-    from ashlib.models import load_snapshots, train
+    from ashlib.assets.models import load_snapshots, train
 
     x, y = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
     recipe = TrainRecipe(epochs=3, batch_size=16)
@@ -116,7 +116,7 @@ def test_snapshots_are_checkpoints_of_one_run_and_the_last_is_load_or_train(monk
     for epoch, net in snaps.items():
         for k, v in net.state_dict().items():
             torch.testing.assert_close(v, seen[epoch][k])
-    monkeypatch.setattr("ashlib.models.train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("ashlib.assets.models.train", lambda *a, **k: pytest.fail("trained again"))
     final, _ = load_or_train("smallresnet", x, y, 10, width=2, recipe=recipe, progress=False)
     for k, v in final.state_dict().items():
         torch.testing.assert_close(v, seen[3][k])
@@ -129,7 +129,7 @@ def test_snapshots_are_checkpoints_of_one_run_and_the_last_is_load_or_train(monk
 
 
 def test_small_vit_is_sequential_with_a_class_token_feature_and_gelu_placement():
-    from ashlib.features import activations
+    from ashlib.assets.features import activations
 
     model = build_model("smallvit", 10, width=16).eval()
     assert top_level(model) == ["normalize", "embed", "block1", "block2", "block3", "block4", "norm", "fc"]
@@ -146,7 +146,7 @@ def test_encoder_block_equals_torchvisions_and_its_class_token_row():
     class-token-only block against the full block's first row."""
     from torchvision.models.vision_transformer import EncoderBlock as TorchvisionBlock
 
-    from ashlib.models import EncoderBlock
+    from ashlib.assets.models import EncoderBlock
 
     torch.manual_seed(0)
     ours, row = EncoderBlock(16, 4, 32), EncoderBlock(16, 4, 32, class_token_only=True)
@@ -171,7 +171,7 @@ def test_encoder_block_equals_torchvisions_and_its_class_token_row():
 
 
 def test_small_vit_trains_with_adamw_and_the_sgd_recipes_keep_their_cache_names(monkeypatch):
-    from ashlib.models import checkpoint_path
+    from ashlib.assets.models import checkpoint_path
 
     x, y = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
     recipe = TrainRecipe(epochs=1, batch_size=16, lr=1e-3, weight_decay=0.05, optimizer="adamw")
@@ -190,7 +190,7 @@ def test_training_runs_on_the_recipes_threads_whatever_the_callers():
     """Weights trained with 2 threads differ from those trained with 1 (a sum split among threads rounds
     differently), so the recipe fixes the count: the caller's setting neither changes the weights nor is
     changed by training; the count is part of the checkpoint's name."""
-    from ashlib.models import checkpoint_path, train
+    from ashlib.assets.models import checkpoint_path, train
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(256, 1, 28, 28, generator=gen), torch.randint(0, 10, (256,), generator=gen)
@@ -219,9 +219,9 @@ def test_load_or_train_many_trains_a_checkpoint_once_and_leaves_a_busy_one_to_it
     """Two specs of the same checkpoint are one job; a network whose lock another process holds is not
     taken by a worker (which would wait idle) but waited for by the caller once the others are done; by
     default all missing networks train at once on a machine of several cores, in-process on one."""
-    import ashlib.models as models
-    from ashlib import cache as ashcache
-    from ashlib.models import load_or_train_many
+    import ashlib.assets.models as models
+    from ashlib.assets import cache as ashcache
+    from ashlib.assets.models import load_or_train_many
 
     monkeypatch.setenv("ASHLIB_CACHE", str(tmp_path))
     gen = torch.Generator().manual_seed(0)
@@ -270,8 +270,8 @@ def test_load_or_train_many_trains_a_checkpoint_once_and_leaves_a_busy_one_to_it
 def test_load_or_train_many_trains_side_by_side_the_weights_of_one_by_one(tmp_path, monkeypatch):
     """The missing networks train in worker processes (this process's ``train`` is made to fail), and
     each equals the network that load_or_train trains here, in a cache of its own."""
-    import ashlib.models as models
-    from ashlib.models import load_or_train_many
+    import ashlib.assets.models as models
+    from ashlib.assets.models import load_or_train_many
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(96, 1, 28, 28, generator=gen), torch.randint(0, 10, (96,), generator=gen)
@@ -291,8 +291,8 @@ def test_load_or_train_many_trains_side_by_side_the_weights_of_one_by_one(tmp_pa
 
 
 def test_train_networks_caches_what_prepare_would_train_and_skips_pretrained_networks(monkeypatch):
-    import ashlib.models as models
-    from ashlib import runs
+    import ashlib.assets.models as models
+    from ashlib.book import runs
 
     settings = dict(benchmark="mnist5k", width=2, epochs=1, seed=0)
     variants = [{**settings, "preprocessing": "raw"}, {**settings, "preprocessing": "standardize"},
@@ -306,8 +306,8 @@ def test_train_networks_caches_what_prepare_would_train_and_skips_pretrained_net
 
 def test_train_networks_names_the_network_prepare_loads_with_prepare_s_defaults(monkeypatch):
     """Variants that leave settings out get prepare's defaults (width, epochs, seed, preprocessing)."""
-    import ashlib.models as models
-    from ashlib import runs
+    import ashlib.assets.models as models
+    from ashlib.book import runs
 
     class Named(Exception):
         pass
@@ -332,7 +332,7 @@ def test_train_networks_names_the_network_prepare_loads_with_prepare_s_defaults(
 def test_seed_runs_train_the_same_recipe_with_other_seeds_on_the_same_data():
     """Issue 31: a run's network trained again with other seeds: the data (split, OOD sets) and every
     setting stay; the checkpoint is the one load_or_train gives for the recipe with that seed."""
-    from ashlib import runs
+    from ashlib.book import runs
 
     run = runs.prepare(width=2, epochs=1, n_ood=30, mahalanobis_n_val=20, num_workers=0)
     same, other = runs.seed_runs(run, [0, 3], progress=False)

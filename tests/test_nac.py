@@ -1,4 +1,4 @@
-"""Acceptance tests of ashlib.nac (Neuron Activation Coverage, Liu et al., ICLR 2024): a network worked
+"""Acceptance tests of ashlib.methods.nac (Neuron Activation Coverage, Liu et al., ICLR 2024): a network worked
 by hand, the conv path against a manual autograd computation, batching, the official bin edges, the
 peer library pytorch-ood 0.4.0 (where it agrees and where it documentedly differs), the model left
 untouched, NAC-ME, and parameter errors.
@@ -15,9 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ashlib._checks import ParameterError
-from ashlib.models import build_model
-from ashlib import metrics
-from ashlib.nac import (
+from ashlib.assets.models import build_model
+from ashlib.stats import metrics
+from ashlib.methods.nac import (
     CIFAR10_DEFAULTS,
     CIFAR100_DEFAULTS,
     IMAGENET_DEFAULTS,

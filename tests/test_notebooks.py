@@ -10,7 +10,7 @@ import pytest
 
 from ashlib import ParameterError
 from bad_parameters import BAD  # a bad value for every parameter any notebook declares
-from ashlib.params import check_device, check_run_parameters
+from ashlib.book.params import check_device, check_run_parameters
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 PAPERMILL = Path(sys.executable).with_name("papermill")
@@ -44,7 +44,7 @@ def test_the_chapters_default_sweeps_are_the_librarys():
     they must be the parameters cells' defaults."""
     import ast
 
-    from ashlib import experiments
+    from ashlib.evaluation import experiments
 
     def default(name, param):
         return tuple(ast.literal_eval(_parameters(NOTEBOOKS[0].with_name(f"{name}.ipynb"))[param]["default"]))
@@ -136,13 +136,50 @@ def _defaults(path) -> dict:
     return {k: ast.literal_eval(v["default"]) for k, v in _parameters(path).items()}
 
 
+def test_every_notebook_has_a_chapter_module_and_every_module_a_notebook():
+    from ashlib.book import chapters
+
+    assert chapters.names() == [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_parameters_cell_is_its_chapters_declaration_rendered(path):
+    """Each parameter is declared once, in the chapter's ``Parameters``: the notebook's parameters cell
+    is exactly its rendering (``python -m ashlib book --sync-parameters`` rewrites it), and papermill
+    reads from it the names, defaults and help of the declaration."""
+    from ashlib.book import chapters
+    from ashlib.book.chapters import _literal
+
+    cell = next(c for c in json.loads(path.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assert "".join(cell["source"]) == chapters.parameters_cell(path.stem)
+    declared = chapters.parameters(path.stem).declared()
+    inspected = _parameters(path)
+    assert list(inspected) == list(declared)
+    for name, field in declared.items():
+        assert inspected[name]["help"] == field.metadata["help"] and inspected[name]["inferred_type_name"] == field.type
+        assert inspected[name]["default"] == _literal(chapters.parameters(path.stem).defaults()[name])
+
+
+def test_a_cell_that_drifts_from_its_declaration_is_found_and_rewritten(tmp_path):
+    from ashlib.book import chapters
+
+    nb = json.loads(NOTEBOOKS[3].read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    cell["source"] = "".join(cell["source"]).replace("[70, 75,", "[60, 75,")
+    drifted = tmp_path / NOTEBOOKS[3].name
+    drifted.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    assert chapters.sync_parameters_cells(tmp_path) == [drifted.stem]
+    assert drifted.read_text() == NOTEBOOKS[3].read_text()
+    assert chapters.sync_parameters_cells(tmp_path) == []
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_parameter_of_every_notebook_is_checked_under_its_own_name(path):
-    from ashlib.params import NOTEBOOK_PARAMETERS, check_parameters
+    from ashlib.book.params import check_parameters
 
     defaults = _defaults(path)
-    assert list(NOTEBOOK_PARAMETERS[path.stem]) == list(defaults)  # the spec covers exactly the declared ones
-    check_parameters(path.stem, defaults)
+    checked = check_parameters(path.stem, defaults)
+    assert checked.as_dict() == defaults
     for name in defaults:
         with pytest.raises(ParameterError) as err:
             check_parameters(path.stem, {**defaults, name: BAD[name]})
@@ -150,7 +187,7 @@ def test_every_parameter_of_every_notebook_is_checked_under_its_own_name(path):
 
 
 def test_the_findings_of_the_reliability_probe_fail_at_once_and_clearly():
-    from ashlib.params import check_parameters
+    from ashlib.book.params import check_parameters
 
     def message(notebook, **override):
         with pytest.raises(ParameterError) as err:
@@ -181,7 +218,7 @@ def test_the_findings_of_the_reliability_probe_fail_at_once_and_clearly():
 def test_checking_every_parameter_takes_well_under_a_second():
     import time
 
-    from ashlib.params import check_parameters
+    from ashlib.book.params import check_parameters
 
     for path in NOTEBOOKS:
         defaults = _defaults(path)
@@ -193,7 +230,7 @@ def test_checking_every_parameter_takes_well_under_a_second():
 def test_a_list_passed_as_text_by_papermill_says_to_use_yaml():
     """``papermill -p percentiles "[80, 90]"`` passes the string; the chapter's refusal says how to pass
     the list."""
-    from ashlib.params import check_parameters
+    from ashlib.book.params import check_parameters
 
     path = NOTEBOOKS[0].with_name("03_global_vs_local.ipynb")
     with pytest.raises(ParameterError) as err:

@@ -1,4 +1,4 @@
-"""ashlib.paper: the paper's tables as transcribed, checked against themselves and the paper's text.
+"""ashlib.book.paper: the paper's tables as transcribed, checked against themselves and the paper's text.
 
 Three kinds of checks:
 * internal consistency of the paper (averages, numbers repeated across tables), which catches
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ashlib import ParameterError, _tables, paper, related
+from ashlib import ParameterError
+from ashlib.book import _tables, paper, related
 
 TOL = 0.01 + 1e-9  # an average of numbers rounded to 0.01, itself rounded to 0.01
 LONG_COLUMNS = ["table", "source", "benchmark", "model", "method", "percentile", "threshold",
@@ -93,10 +94,10 @@ def test_long_form_columns_rows_source(table):
     assert not df.fillna({"percentile": -1}).astype(str).duplicated(key).any()
 
 
-# --- the files in ashlib/reference/ (shared with ashlib.related) -------------------------------
+# --- the files in ashlib/book/reference/ (shared with ashlib.book.related) -------------------------------
 
 def test_every_reference_file_is_read_by_a_public_function(monkeypatch):
-    """No orphan CSV: each file of ashlib/reference/ is read once, into a table that
+    """No orphan CSV: each file of ashlib/book/reference/ is read once, into a table that
     paper.paper_results or related.related_results returns (and so every view built on them)."""
     read = []
     real = _tables.read_reference
@@ -376,7 +377,7 @@ def _seed_rows(lines: list[str]) -> Counter:
 
 
 def _module_rows() -> Counter:
-    """Every data row of the paper's files in ashlib/reference/ (as text, not parsed)."""
+    """Every data row of the paper's files in ashlib/book/reference/ (as text, not parsed)."""
     rows = Counter()
     for table in paper.TABLES:
         text = _tables.reference_file(paper._FILES[table]).read_text(encoding="utf-8")

@@ -19,14 +19,14 @@ import torchvision
 from PIL import Image
 from torch.nn import functional as F
 
-import ashlib.data as data
-import ashlib.fetch as fetch
+import ashlib.assets.data as data
+import ashlib.assets.fetch as fetch
 from ashlib import ParameterError
-from ashlib.data import (CIFAR_OOD_SETS, IMAGENET_OOD_SETS, ArrayImages, ChecksumError, DataNotFoundError,
+from ashlib.assets.data import (CIFAR_OOD_SETS, IMAGENET_OOD_SETS, ArrayImages, ChecksumError, DataNotFoundError,
                          ImageFiles, list_images, load_benchmark, manifest)
-from ashlib.features import top_level
-from ashlib.fetch import WeightsNotFoundError
-from ashlib.models import (block_merge_layers, build_model, densenet_from_official, densenet_to_official,
+from ashlib.assets.features import top_level
+from ashlib.assets.fetch import WeightsNotFoundError
+from ashlib.assets.models import (block_merge_layers, build_model, densenet_from_official, densenet_to_official,
                            feature_dim, pretrained_model, torchvision_to_sequential)
 
 IMAGENET_NORM = (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
@@ -306,7 +306,7 @@ def _fake_folders(root, folders=FOLDERS):
 
 def _checksummed(root, tmp_path, monkeypatch):
     """Use a manifest that records the fakes' checksums (as a rehearsal does)."""
-    from ashlib.rehearsal import record_checksums
+    from ashlib.book.rehearsal import record_checksums
 
     monkeypatch.setenv("ASHLIB_MANIFEST", str(record_checksums(root, tmp_path / "manifest.yaml")))
 
@@ -473,7 +473,7 @@ def test_a_folder_nothing_records_is_refused_with_the_adopt_command(cifar_root, 
     with pytest.raises(ChecksumError, match="no record of its files' checksums") as err:
         load_benchmark("cifar10", root=root)
     assert f"python -m ashlib fetch isun --adopt --root {root}" in str(err.value)
-    from ashlib import fetch
+    from ashlib.assets import fetch
 
     assert fetch.main(["isun", "--adopt", "--root", str(root)]) == 0
     assert len(load_benchmark("cifar10", root=root).ood["iSUN"]) == 5
@@ -553,7 +553,7 @@ def test_argument_checks_and_mnist5k_untouched():
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
-    """No network and an empty torch hub cache; records the download attempts (ashlib.fetch's
+    """No network and an empty torch hub cache; records the download attempts (ashlib.assets.fetch's
     downloader: the one pretrained_model downloads with)."""
     calls = []
 
@@ -602,7 +602,7 @@ def test_pretrained_torchvision_file_is_hash_checked(offline):
 
 
 def test_pretrained_download_path_on_a_local_file_url(tmp_path, monkeypatch):
-    """The real download code (ashlib.fetch's: pooch, the hash prefix checked before the file gets its
+    """The real download code (ashlib.assets.fetch's: pooch, the hash prefix checked before the file gets its
     name) run against a file:// URL."""
     torch.manual_seed(5)
     tv = torchvision.models.mobilenet_v2(weights=None)
@@ -626,7 +626,7 @@ def test_pretrained_download_path_on_a_local_file_url(tmp_path, monkeypatch):
 def test_pretrained_unpublished_checksum_is_recorded_at_download_and_checked_at_every_load(tmp_path, monkeypatch):
     """DICE's DenseNet has no published checksum: the first download records its sha256 beside it
     (the same ``<file>.sha256`` as ``ashlib fetch`` writes) and a later change to the file is refused."""
-    from ashlib.fetch import recorded_sha256
+    from ashlib.assets.fetch import recorded_sha256
 
     src = tmp_path / "served" / "checkpoint_100.pth.tar"
     src.parent.mkdir()

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from ashlib import ParameterError, experiments, runs
-from ashlib.data import ArrayImages, DataNotFoundError
-from ashlib.models import block_merge_layers, build_model, model_for
+from ashlib import ParameterError
+from ashlib.evaluation import experiments
+from ashlib.book import runs
+from ashlib.assets.data import ArrayImages, DataNotFoundError
+from ashlib.assets.models import block_merge_layers, build_model, model_for
 
 
 def fake_benchmark(num_classes: int, side: int, n: int = 12, seed: int = 0):

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from ashlib import ParameterError, pipeline
-from ashlib.__main__ import main
-from ashlib.params import check_run_parameters
+from ashlib import ParameterError
+from ashlib.book import pipeline
+from ashlib.book.cli import main
+from ashlib.book.params import check_run_parameters
 import bad_parameters
 
 
@@ -536,8 +537,8 @@ def test_a_site_up_to_date_is_found_so_without_importing_torch(tmp_path, monkeyp
     monkeypatch.setattr(pipeline, "_jupyter_book", jupyter_book)
     book, run = _book_and_run(tmp_path)
     pipeline.build_book(run, book, echo=_quiet())
-    code = (f"import sys; from ashlib import pipeline; pipeline.build_book({str(run)!r}, {str(book)!r}); "
-            "print(sorted(m for m in ('torch', 'papermill', 'ashlib.params') if m in sys.modules))")
+    code = (f"import sys; from ashlib.book import pipeline; pipeline.build_book({str(run)!r}, {str(book)!r}); "
+            "print(sorted(m for m in ('torch', 'papermill', 'ashlib.book.params') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=pipeline.ROOT).stdout.splitlines()
     assert out[0].startswith("the site is up to date") and out[-1] == "[]"

@@ -7,7 +7,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ashlib import plots  # noqa: E402
+from ashlib.book import plots  # noqa: E402
 
 
 def _results():

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage.exposure import match_histograms
 
 from ashlib import ParameterError
-from ashlib.data import (
+from ashlib.assets.data import (
     DEFAULT_PREPROCESSING, OOD_KINDS, PREPROCESSINGS, SANITY_KIND, Benchmark, ImageFiles, load_benchmark,
     match_histograms_exact, read_image_folder, standardize_images,
 )
@@ -234,7 +234,7 @@ def test_network_check_and_choice_by_hand():
     import numpy as np
     import pandas as pd
 
-    from ashlib import fidelity
+    from ashlib.book import fidelity
 
     rng = np.random.default_rng(0)
     columns = ["ID acc", *fidelity.NETWORK_BASELINES]

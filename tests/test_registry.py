@@ -7,8 +7,12 @@ import types
 import pytest
 import torch
 
-from ashlib import ParameterError, experiments, metrics, misp, nac, plots, registry, scores
-from ashlib.models import TrainRecipe, build_model, train
+from ashlib import ParameterError
+from ashlib.evaluation import experiments
+from ashlib.stats import metrics
+from ashlib.methods import misp, nac, registry, scores
+from ashlib.book import plots
+from ashlib.assets.models import TrainRecipe, build_model, train
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,12 @@ import time
 import pytest
 import torch
 
-from ashlib import data, estimate, experiments, fetch, pipeline, rehearsal
+from ashlib.assets import data, fetch
+from ashlib.book import estimate, pipeline, rehearsal
+from ashlib.evaluation import experiments
 from ashlib._checks import ParameterError
-from ashlib.data import ChecksumError, DataNotFoundError, load_benchmark
-from ashlib.models import build_model, pretrained_model
+from ashlib.assets.data import ChecksumError, DataNotFoundError, load_benchmark
+from ashlib.assets.models import build_model, pretrained_model
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""ashlib.related: the NAC slides' and the MiSP thesis's tables, checked against themselves and the seeds.
+"""ashlib.book.related: the NAC slides' and the MiSP thesis's tables, checked against themselves and the seeds.
 
 Three kinds of checks, as in test_paper.py:
 * internal consistency of each source (averages, differences, numbers repeated across tables,
@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ashlib import ParameterError, _tables, related
-from ashlib.metrics import FPR_CONVENTIONS
+from ashlib import ParameterError
+from ashlib.book import _tables, related
+from ashlib.stats.metrics import FPR_CONVENTIONS
 
 TOL = 0.01 + 1e-9  # an average of numbers rounded to 0.01, itself rounded to 0.01
 LONG_COLUMNS = ["table", "source", "document", "benchmark", "model", "method", "variant", "ood_set",
@@ -209,7 +210,7 @@ def test_thesis_best_baseline_is_the_better_of_msp_and_mahalanobis():
 
 
 def test_thesis_best_intermediate_scores_and_layers():
-    from ashlib.misp import SCORE_NAMES
+    from ashlib.methods.misp import SCORE_NAMES
     far = {"LSUN", "SVHN"}
     for bench, near in (("cifar10", "CIFAR-100"), ("cifar100", "CIFAR-10")):
         best = related.thesis_best(bench)
@@ -328,7 +329,7 @@ def _seed_rows(lines: list[str]) -> Counter:
 
 
 def _block_rows(*tables: str) -> Counter:
-    """The decimal numbers of every data row of ``tables``' files in ashlib/reference/ (as text)."""
+    """The decimal numbers of every data row of ``tables``' files in ashlib/book/reference/ (as text)."""
     texts = [_tables.reference_file(related._FILES[t]).read_text(encoding="utf-8") for t in tables]
     return Counter(_numbers(ln) for text in texts for ln in text.strip().splitlines()[1:])
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from ashlib import ParameterError, experiments, registry
-from ashlib.scale import scale
-from ashlib.shaping import ash_s
+from ashlib import ParameterError
+from ashlib.evaluation import experiments
+from ashlib.methods import registry
+from ashlib.methods.scale import scale
+from ashlib.methods.shaping import ash_s
 
 
 def official_scale(x: np.ndarray, percentile: float) -> np.ndarray:

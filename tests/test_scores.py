@@ -1,4 +1,4 @@
-"""Acceptance tests of ashlib.scores: every score against a hand-worked example, a numpy/scipy
+"""Acceptance tests of ashlib.methods.scores: every score against a hand-worked example, a numpy/scipy
 re-computation and, where it has one, the peer library pytorch-ood 0.4.0.
 
 pytorch-ood's detectors return outlier scores ("higher = more OOD"); ashlib's scores are
@@ -15,7 +15,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.covariance import EmpiricalCovariance
 
 from ashlib._checks import ParameterError
-from ashlib.scores import (
+from ashlib.methods.scores import (
     LOGIT_SCORES,
     MahalanobisFit,
     dice,
@@ -339,7 +339,7 @@ def test_odin_epsilon_in_the_normalised_input_space():
     # The official ODIN code of ReAct and DICE (get_odin_score) steps by epsilon in the normalised input (no division by
     # the std). Our networks normalise inside, so input_scale=std must give exactly pytorch-ood's ODIN
     # (norm_std=None: no rescaling) run on the network without its normalisation, on normalised inputs.
-    from ashlib.models import Normalize
+    from ashlib.assets.models import Normalize
 
     mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
     inner = _tiny_cnn()

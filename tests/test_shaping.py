@@ -1,4 +1,4 @@
-"""Acceptance tests for ashlib.shaping: ASH-P/B/S/RAND (local and global threshold), ReAct."""
+"""Acceptance tests for ashlib.methods.shaping: ASH-P/B/S/RAND (local and global threshold), ReAct."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ashlib._checks import ParameterError
-from ashlib.shaping import (
+from ashlib.methods.shaping import (
     METHODS,
     SHAPERS,
     ash_b,
@@ -399,7 +399,7 @@ def test_rejects_non_batch_inputs():
 
 
 def test_ash_s_exponent_by_hand_and_as_ash_s_uses_it():
-    from ashlib.shaping import ash_s_exponent
+    from ashlib.methods.shaping import ash_s_exponent
 
     x = torch.tensor([[0.5, 3.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], dtype=torch.float64)
     before = x.clone()
@@ -416,7 +416,7 @@ def test_ash_s_caps_an_overflowing_exponent_and_changes_nothing_below_it():
     torch.exp(s1 / s2) is inf and the next layer's scores NaN (found by the ImageNet rehearsal)."""
     import math
 
-    from ashlib.shaping import MAX_S_EXPONENT, ash_s
+    from ashlib.methods.shaping import MAX_S_EXPONENT, ash_s
 
     x = torch.tensor([[5.0, 5.0, 5.0, 0.01], [3.0, 1.0, 0.5, 0.5]])
     out = ash_s(x, threshold=0.009)  # keeps everything: s1 / s2 = 1, untouched by the cap
@@ -488,7 +488,7 @@ def test_ash_b_keeps_exactly_k_with_ties_at_zero_on_both_paths():
 def test_radix_selection_finds_the_kth_largest(dtype):
     """The fused pass's selection (radix on the float bits) against a sort, on values that stress it:
     ties, negative values, signed zeros, tiny and huge magnitudes, infinities, rows in one bucket."""
-    from ashlib.shaping import _KEEP, _fused
+    from ashlib.methods.shaping import _KEEP, _fused
 
     g = torch.Generator().manual_seed(0)
     cases = [with_ties((257, 50), seed=1, dtype=dtype), relu_like((300, 77), seed=2, dtype=dtype),
@@ -554,7 +554,7 @@ def test_gradients_flow_through_shaping():
 @pytest.mark.parametrize("method", ["ash_p", "ash_b", "ash_s"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_sweep_equals_one_call_per_percentile(method, dtype):
-    from ashlib.shaping import sweep
+    from ashlib.methods.shaping import sweep
 
     ps = [0, 10, 33.3, 65, 70, 90, 99, 100]
     for x in (with_ties((130, 2, 3, 3), seed=4, dtype=dtype), relu_like((70, 40), seed=5, dtype=dtype),
@@ -562,7 +562,7 @@ def test_sweep_equals_one_call_per_percentile(method, dtype):
         for p, out in zip(ps, sweep(method, x, ps)):
             torch.testing.assert_close(out, SHAPERS[method](x, p), rtol=1e-5 if dtype == torch.float32 else 1e-13,
                                        atol=0)
-    from ashlib.shaping import sweeps
+    from ashlib.methods.shaping import sweeps
 
     both = sweeps(x, {"ash_b": ps[:3], method: ps})
     for p, a, b in zip(ps, both[method], sweep(method, x, ps)):
@@ -582,7 +582,7 @@ def test_the_compiled_pass_is_cached_on_disk_and_found_again_by_the_next_process
     import subprocess
     import sys
 
-    shape = "import os, torch; from ashlib.shaping import ash_s; ash_s(torch.rand(64, 128), 90)"
+    shape = "import os, torch; from ashlib.methods.shaping import ash_s; ash_s(torch.rand(64, 128), 90)"
     code = shape + "; assert 'NUMBA_CACHE_DIR' not in os.environ, os.environ['NUMBA_CACHE_DIR']"
     env = {**os.environ, "ASHLIB_CACHE": str(tmp_path)}
     env.pop("NUMBA_CACHE_DIR", None)

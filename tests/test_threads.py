@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-from ashlib import _threads, matrix
+from ashlib import _threads
+from ashlib.book import matrix
 
 
 def test_processes_side_by_side_share_the_cores_and_the_user_setting_wins(monkeypatch):
@@ -29,16 +30,22 @@ def _python(code: str, **env: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def test_import_ashlib_makes_openmp_wait_passively_unless_the_user_chose():
-    show = "import os, ashlib; print(os.environ['OMP_WAIT_POLICY'], ashlib._threads.passive_waiting())"
+def test_import_ashlib_book_makes_openmp_wait_passively_unless_the_user_chose():
+    show = "import os, ashlib.book; print(os.environ['OMP_WAIT_POLICY'], ashlib._threads.passive_waiting())"
     assert _python(show) == "PASSIVE True"
     assert _python(show, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE False"
-    late = "import os, torch, ashlib; print(os.environ['OMP_WAIT_POLICY'], ashlib._threads.passive_waiting())"
+    late = "import os, torch, ashlib.book; print(os.environ['OMP_WAIT_POLICY'], ashlib._threads.passive_waiting())"
     assert _python(late) == "PASSIVE False"  # torch loaded OpenMP first: only child processes wait passively
 
 
+def test_import_ashlib_alone_sets_no_wait_policy():
+    science = ("import os, ashlib, ashlib.stats.metrics, ashlib.assets.models, ashlib.methods.registry, "
+               "ashlib.evaluation.experiments; print(os.environ.get('OMP_WAIT_POLICY'))")
+    assert _python(science) == "None"
+
+
 def test_the_wait_policy_changes_no_trained_weight():
-    train = ("import hashlib, torch, ashlib; from ashlib.models import TrainRecipe, build_model, train; "
+    train = ("import hashlib, torch, ashlib; from ashlib.assets.models import TrainRecipe, build_model, train; "
              "g = torch.Generator().manual_seed(0); x = torch.rand(96, 1, 28, 28, generator=g); y = torch.arange(96) % 10; "
              "m = train(build_model('smallresnet', 10, width=4, seed=0), x, y, TrainRecipe(epochs=1, batch_size=32, threads=2), "
              "progress=False); print(hashlib.sha256(b''.join(t.numpy().tobytes() for t in m.state_dict().values())).hexdigest())")

@@ -10,8 +10,9 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ashlib import experiments, transformer
-from ashlib.shaping import kept_count
+from ashlib.evaluation import experiments
+from ashlib.book import transformer
+from ashlib.methods.shaping import kept_count
 
 
 def test_feature_statistics_against_numpy_and_scikit_learn():
@@ -104,5 +105,5 @@ def test_prepare_vit_trains_once_and_builds_its_context_on_the_layernorm_output(
     res = experiments.evaluate([experiments.ash("S", 50, placement="block4.mlp.act"),
                                 experiments.shaped("ash_s_magnitude", 50)], ctx, progress=False)
     assert set(res.method) == {"ASH-S@50 at block4.mlp.act", "ASH-S |x|@50"} and res.AUROC.notna().all()
-    monkeypatch.setattr("ashlib.models.train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("ashlib.assets.models.train", lambda *a, **k: pytest.fail("trained again"))
     transformer.prepare_vit(run, width=8, epochs=1, progress=False)

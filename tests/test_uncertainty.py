@@ -1,11 +1,11 @@
-"""ashlib.uncertainty: bootstrap intervals checked against closed forms, and the three verdicts."""
+"""ashlib.stats.uncertainty: bootstrap intervals checked against closed forms, and the three verdicts."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from ashlib import metrics, uncertainty
+from ashlib.stats import metrics, uncertainty
 from ashlib._checks import ParameterError
 
 
@@ -59,7 +59,7 @@ def test_replicates_are_the_metrics_of_resampled_images_and_are_reproducible():
 
 @pytest.mark.parametrize("case", ["untied", "ties", "saturated", "small"])
 def test_counting_copies_gives_the_metrics_of_the_resampled_scores(case):
-    """The fast path (counts of each image per resample, one sort) against ashlib.metrics on the
+    """The fast path (counts of each image per resample, one sort) against ashlib.stats.metrics on the
     resampled scores themselves (a sort per resample): ties within and across the sets, saturation,
     and sets of a few images, where a resample often repeats one image many times."""
     rng = np.random.default_rng(["untied", "ties", "saturated", "small"].index(case))

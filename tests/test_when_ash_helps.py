@@ -9,8 +9,10 @@ import torch
 from scipy.stats import entropy
 from sklearn.metrics import roc_auc_score
 
-from ashlib import ParameterError, experiments, when_ash_helps as w
-from ashlib.models import (TrainRecipe, build_model, checkpoint_path, feature_dim, load_or_train,
+from ashlib import ParameterError
+from ashlib.evaluation import experiments
+from ashlib.book import when_ash_helps as w
+from ashlib.assets.models import (TrainRecipe, build_model, checkpoint_path, feature_dim, load_or_train,
                            penultimate_units, train)
 
 
@@ -129,7 +131,7 @@ def test_gains_are_experiments_differences_per_network(band_benchmark):
 def test_kept_scores_of_other_runs_join_as_seeds(band_benchmark, tmp_path):
     """A run's kept scores (Run.keep_scores' layout) read back by kept_networks give the same gains as the
     contexts themselves; a file with keys of another chapter is refused by name."""
-    from ashlib.runs import Run
+    from ashlib.book.runs import Run
 
     bench = band_benchmark(0)
     energy, methods = experiments.Method("Energy"), [experiments.ash("S", 60)]
@@ -156,8 +158,8 @@ def test_kept_scores_of_other_runs_join_as_seeds(band_benchmark, tmp_path):
 
 
 def test_the_default_head_applies_to_the_small_resnets_only():
-    from ashlib.models import DEFAULT_EXPANSION, default_expansion
-    from ashlib.params import _expansion
+    from ashlib.assets.models import DEFAULT_EXPANSION, default_expansion
+    from ashlib.book.params import _expansion
 
     assert default_expansion("smallresnet") == default_expansion("smallresnet_logsoftmax") == DEFAULT_EXPANSION
     assert default_expansion("densenet100") == default_expansion("smallvit") == 0
@@ -169,7 +171,7 @@ def test_the_default_head_applies_to_the_small_resnets_only():
 
 
 def test_the_intro_and_results_pages_carry_the_chapters_answer():
-    from ashlib import pipeline
+    from ashlib.book import pipeline
 
     fragments = pipeline.BOOK / "_fragments"
     with_chapter = pipeline.this_run_page({"profile": "embedded"}, {"01_methods", "09_when_ash_helps"}, fragments)
