@@ -1,5 +1,5 @@
 """How long ``python -m ashlib run`` takes to refuse a bad parameter: the median over the generated list
-of bad values (tests/bad_parameters.py: a bad value for every parameter of every notebook, one past
+of bad values (tests/book/bad_parameters.py: a bad value for every parameter of every notebook, one past
 int64 for every integer, the cross-parameter cases), each in a fresh process, as a user meets it.
 
     .venv/bin/python benchmarks/refusal_time.py            # every case (about a minute on 2 cores)
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "book"))
 import bad_parameters  # noqa: E402
 
 GOAL_SECONDS = 1.0

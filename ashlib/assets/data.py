@@ -447,7 +447,7 @@ def match_histograms_exact(images: torch.Tensor, reference: torch.Tensor, pick: 
     glyph's strokes land next to them, not scattered over the background. So the result has exactly
     the reference image's pixel values, unlike :func:`skimage.exposure.match_histograms`, which maps
     tied pixels to one interpolated value (a black background turns grey). Without ties in either image
-    the two agree (tests/test_data.py). Images and reference: (N, C, H, W) with the same C, H, W. Rank
+    the two agree (tests/assets/test_data.py). Images and reference: (N, C, H, W) with the same C, H, W. Rank
     order is kept: ``x_a < x_b`` implies ``y_a <= y_b``. Inputs are not modified; row i depends only on
     the first i + 1 draws of each generator (prefix-stable in N).
     """

@@ -87,9 +87,24 @@ def questions(name: str) -> list[Question]:
 
 
 def forbidden(name: str) -> list[str]:
-    """The ashlib functions assignment ``name`` asks the student to write (never to call)."""
+    """The ashlib functions assignment ``name`` asks the student to write (never to call), each checked to
+    exist: a name that does not (a module moved) would leave its tripwire unset, so it is refused here,
+    before any grading."""
+    import importlib
+
     nb = nbformat.read(source_notebook(name), as_version=4)
-    return list(nb.metadata.get("ashbook", {}).get("forbidden", []))
+    names = list(nb.metadata.get("ashbook", {}).get("forbidden", []))
+    for full in names:
+        module, _, attribute = full.rpartition(".")
+        try:
+            found = callable(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError, ValueError):
+            found = False
+        if not found:
+            raise ParameterError(f"assignment {name!r}: forbidden name {full!r} in its metadata (ashbook.forbidden) "
+                                 "is not allowed: it names no function of ashlib; expected a dotted name such as "
+                                 "'ashlib.methods.shaping.ash_b'.")
+    return names
 
 
 # ------------------------------------------------------------------------------------------ nbgrader

@@ -7,7 +7,7 @@ image passes through the network divided by a throughput (images per second, dec
 figure ``benchmarks/throughput.py`` prints on the target machine (``--throughput``).
 
 The model of the work mirrors the code: every ASH chapter reads the penultimate features of every set
-(computed once, then cached); ``01_methods`` adds ODIN (a forward, a backward and a second forward per
+(computed once, then cached); each chapter's own work is its module's ``cost`` (:mod:`ashlib.book.chapters`): ``01_methods`` adds ODIN (a forward, a backward and a second forward per
 image); ``02_placements`` shapes inner layers: a method whose replay layer output over a set fits
 :attr:`ashlib.evaluation.experiments.Context.replay_limit` is replayed from that output, computed once per set
 and held in memory (never written to the disk cache), otherwise it streams the images through the whole network, one pass per method; ``03`` and ``04``
@@ -53,6 +53,25 @@ class Chapter:
     notes: list[str]
 
 
+@dataclass
+class Work:
+    """What a chapter's ``cost(params, work)`` reads (:mod:`ashlib.book.chapters`): the benchmark, the images
+    of each set, the network (built, random weights) with its stages and the layers a replay starts from,
+    the values per image at those layers, and the replay limit; it returns (image passes, bytes held in
+    memory besides the features, notes)."""
+
+    benchmark: str
+    n: dict
+    test_and_ood: int
+    every: int
+    model: torch.nn.Module
+    stages: list
+    starts: dict
+    numel: dict
+    limit: int
+    first: dict  # the first chapter's parameters (its model)
+
+
 def sizes(benchmark: str, params: dict) -> dict[str, int]:
     """Images per set for a run with these parameters (``n_train``, ``n_test``, ``n_ood``)."""
     base = dict(PAPER_SIZES[benchmark])
@@ -65,16 +84,16 @@ def sizes(benchmark: str, params: dict) -> dict[str, int]:
     return base
 
 
-def _gib(n: float) -> str:
+def gib(n: float) -> str:
+    """Bytes as GiB, one decimal."""
     return f"{n / 2**30:,.1f} GiB"
 
 
 def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, list[Chapter]]:
     """(benchmark, set sizes, the estimated work of each chapter) for a paper-scale ``profile``."""
-    from ashlib.methods import mahalanobis
-    from ashlib.evaluation.experiments import TABLE_A1_ROWS, baseline_settings
     from ashlib.assets.features import output_numels, replay_start
     from ashlib.assets.models import block_merge_layers, build_model, model_for
+    from ashlib.book.chapters import chapter as chapter_module
     from ashlib.book.pipeline import notebook_defaults, plan
 
     plans = plan(profile, notebooks, "cpu", overrides, check=False)
@@ -93,6 +112,7 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
     numel = output_numels(model, torch.zeros(INPUT[bench]), ["avgpool", *starts.values()])
     limit = Context.__dataclass_fields__["replay_limit"].default
     features = 4 * numel["avgpool"] * every
+    work = Work(bench, n, test_and_ood, every, model, stages, starts, numel, limit, first)
     out = []
     for i, (name, params) in enumerate(plans.items()):
         params = {**notebook_defaults(name), **params}
@@ -101,50 +121,10 @@ def chapters(profile: str, notebooks=None, overrides=None) -> tuple[str, dict, l
             passes += every
             cache += features
             notes.append(f"penultimate features of {every:,} images ({numel['avgpool']:,} values each), cached")
-        if name == "01_methods":
-            passes += ODIN_PASSES * test_and_ood
-            notes.append(f"ODIN: about {ODIN_PASSES} passes over the {test_and_ood:,} test and OOD images")
-            n_val = min(params.get("mahalanobis_n_val") or 1000, n["train"])
-            layers = len(baseline_settings(bench, first.get("model")).mahalanobis_layers
-                         or mahalanobis.stage_layers(model))
-            # Gaussians: one pass over train; FGSM (~3 passes) on n_val; per image of the validation set and
-            # its FGSM copies one forward, one backward per layer, one forward per magnitude; then per test
-            # and OOD image one forward, one backward per layer and one forward at the chosen magnitude
-            maha = (n["train"] + ODIN_PASSES * n_val + (1 + layers + len(mahalanobis.MAGNITUDES)) * 2 * n_val
-                    + (2 + layers) * test_and_ood)
-            passes += maha
-            notes.append(f"Mahalanobis ({layers} layer{'s' if layers != 1 else ''}, input pre-processing, "
-                         f"regression on {n_val:,} ID images and their FGSM examples): about {maha:,.0f} passes")
-        if name == "05_nac":
-            n_fit = min(params.get("n_fit") or 1000, n["train"])
-            # neuron states need a forward and a backward pass: the fitting images, the test and OOD images,
-            # and the training images left out of the fit (the overfitting check)
-            nac = 2 * (n["train"] + test_and_ood)
-            passes += nac
-            notes.append(f"NAC-UE: forward and backward passes over {n_fit:,} training images to fit, the "
-                         f"{test_and_ood:,} test and OOD images, and the other {n['train'] - n_fit:,} training "
-                         "images for the overfitting check")
-        if name == "02_placements":
-            placements = params.get("placements") or stages
-            inner = [p for p in placements if p != "avgpool"]
-            sweep = len(params.get("accuracy_sweep") or [])
-            a1 = [stages[i] for _, _, i in TABLE_A1_ROWS if i < len(stages)]
-            for p in inner:
-                start = starts[p]
-                per_image = 4 * numel[start]
-                acc_methods, a1_methods = 2 * sweep, a1.count(p)
-                if per_image * max(v for k, v in n.items() if k != "train") <= limit:
-                    held = per_image * (test_and_ood if a1_methods else n["test"])
-                    passes += test_and_ood if a1_methods else n["test"]
-                    peak += held  # each set's output is kept in memory once computed (Context.memo), not on disk
-                    notes.append(f"`{p}`: replayed from the output of `{start}`, held in memory "
-                                 f"({per_image / 2**20:.2f} MiB per image)")
-                else:
-                    passes += acc_methods * n["test"] + a1_methods * test_and_ood
-                    notes.append(f"`{p}`: streamed ({per_image / 2**20:.2f} MiB per image at `{start}` would not fit "
-                                 f"{_gib(limit)}): {acc_methods + a1_methods} passes")
-        if name in ("03_global_vs_local", "04_ash_rand"):
-            notes.append("works on the cached features only")
+        own = getattr(chapter_module(name), "cost", None)  # the chapter's own work, where it has any
+        if own is not None:
+            more_passes, more_peak, more_notes = own(params, work)
+            passes, peak, notes = passes + more_passes, peak + more_peak, notes + more_notes
         out.append(Chapter(name, passes, cache, peak, notes))
     return bench, n, out
 
@@ -163,11 +143,11 @@ def report(profile: str, notebooks=None, overrides=None, throughput: float | Non
         seconds += t
         total_cache += ch.cache_bytes
         peak = max(peak, ch.peak_bytes)
-        lines.append(f"{ch.name}: {ch.passes:,.0f} image passes, about {t / 60:,.1f} min; cache +{_gib(ch.cache_bytes)}; "
-                     f"memory held up to {_gib(ch.peak_bytes)}")
+        lines.append(f"{ch.name}: {ch.passes:,.0f} image passes, about {t / 60:,.1f} min; cache +{gib(ch.cache_bytes)}; "
+                     f"memory held up to {gib(ch.peak_bytes)}")
         lines += [f"    {note}" for note in ch.notes]
-    lines += ["", f"Feature cache written: {_gib(total_cache)} (peak disk besides the data sets); "
-                  f"peak memory held by one chapter: {_gib(peak)}; estimated time: "
+    lines += ["", f"Feature cache written: {gib(total_cache)} (peak disk besides the data sets); "
+                  f"peak memory held by one chapter: {gib(peak)}; estimated time: "
                   + (f"{seconds / 3600:,.1f} h." if seconds >= 3600 else f"{seconds / 60:,.1f} min."),
               f"Fits a machine with {DISK_GIB} GiB of disk and {MEMORY_GIB} GiB of memory: "
               + ("yes" if total_cache < 0.5 * DISK_GIB * 2**30 and 2 * peak < MEMORY_GIB * 2**30 else "NO")

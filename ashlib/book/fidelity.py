@@ -42,8 +42,8 @@ PREFERENCE = ("raw", "match", "standardize")
 def variant_methods(percentiles: dict[str, float]) -> list[experiments.Method]:
     """The comparison's rows: Energy, ReAct, Mahalanobis (penultimate) and ASH-P/B/S at ``percentiles``
     (the paper's p for the benchmark, e.g. ``ashlib.book.paper.PAPER_PERCENTILES["cifar10"]``)."""
-    return [experiments.Method("Energy"), experiments.Method("ReAct", react=True),
-            experiments.Method("Mahalanobis (penultimate)", score="mahalanobis_penultimate"),
+    return [experiments.Method("energy"), experiments.Method("energy", react=True),
+            experiments.Method("mahalanobis_penultimate"),
             *(experiments.ash(v, p) for v, p in percentiles.items())]
 
 

@@ -18,7 +18,7 @@ table:
   ``attrs["source"]`` naming the table and section.
 
 Where the paper contradicts itself the numbers are kept as printed; the known cases are listed
-in :data:`KNOWN_INCONSISTENCIES` (and checked in ``tests/test_paper.py``).
+in :data:`KNOWN_INCONSISTENCIES` (and checked in ``tests/book/test_paper.py``).
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ _MODELS = {"ResNet": "ResNet-50", "MobileNet": "MobileNetV2"}
 _AT = re.compile(r"^(ASH-[A-Z]+)@(\d+)(?: (.*))?$")
 
 # Where the paper disagrees with itself; the numbers in ashlib/book/reference/ are kept as printed
-# (tests/test_paper.py checks that each of these is still there, so a "fix" of the paper's number
+# (tests/book/test_paper.py checks that each of these is still there, so a "fix" of the paper's number
 # would be noticed).
 KNOWN_INCONSISTENCIES = {
     "Table A2, ReAct, Average AUROC":

@@ -89,7 +89,7 @@ def notebook_names() -> list[str]:
 def notebook_parameters(name: str) -> dict:
     """The parameters a notebook declares: the assignments of its cell tagged ``parameters``, as
     ``papermill.inspect_notebook`` gives them (name -> ``name``, ``inferred_type_name``, ``default``,
-    ``help``; tests/test_pipeline.py compares the two), read with :mod:`ast` (papermill takes a second
+    ``help``; tests/book/test_pipeline.py compares the two), read with :mod:`ast` (papermill takes a second
     to import, and a refusal should take less)."""
     nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))
     cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])), None)

@@ -49,7 +49,7 @@ columns must not be compared as if they measured the same thing. AUROC is the sa
 :data:`NAC_FPR95_CONVENTION` holds the name.
 
 Where a source contradicts itself, the numbers are kept as printed; the known cases are listed
-in :data:`KNOWN_INCONSISTENCIES` (and checked in ``tests/test_related.py``).
+in :data:`KNOWN_INCONSISTENCIES` (and checked in ``tests/book/test_related.py``).
 """
 from __future__ import annotations
 
@@ -272,7 +272,7 @@ TRANSCRIPTION_NOTES = {
                                "ResNet-34 SVHN and LSUN-resize), kept as printed.",
 }
 
-# Where a source disagrees with itself (numbers kept as printed; tests/test_related.py checks that
+# Where a source disagrees with itself (numbers kept as printed; tests/book/test_related.py checks that
 # each is still there, so a "fix" of a source's number would be noticed).
 KNOWN_INCONSISTENCIES = {
     "NAC detection, CIFAR-10, ASH, Average AUROC":

@@ -40,7 +40,7 @@ class Run:
     @property
     def id_accuracy(self) -> float:
         """ID test accuracy (percent) of the unmodified network."""
-        return 100 * metrics.accuracy(experiments.method_logits(experiments.Method("plain"), self.ctx,
+        return 100 * metrics.accuracy(experiments.method_logits(experiments.Method("energy"), self.ctx,
                                                                 experiments.ID_SET), self.benchmark.y_test)
 
     def publish(self, name: str, value, display_value=None):
@@ -227,7 +227,7 @@ def setup(params) -> Run:
     """The one call that sets a chapter up: :func:`prepare` with every one of the chapter's checked parameters
     (its ``Parameters``, :mod:`ashlib.book.chapters`) that :func:`prepare` takes by name; the others are the
     chapter's own."""
-    takes = {name for name, p in inspect.signature(prepare).parameters.items() if p.kind is p.KEYWORD_OR_POSITIONAL}
+    takes = {name for name, p in inspect.signature(prepare).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
     return prepare(**{name: value for name, value in params.as_dict().items() if name in takes})
 
 

@@ -169,7 +169,7 @@ def kept_networks(paths, name: str = "when_ash_helps_scores") -> tuple[dict, dic
 
 def network_scores(methods: Sequence[experiments.Method], ctx: experiments.Context) -> dict[str, dict[str, np.ndarray]]:
     """``{method label: {set: per-image scores}}`` of one network on its ID test set and every OOD set
-    (:func:`ashlib.evaluation.experiments.method_scores`, kept in ``ctx.memo``): what :func:`gains_from_scores` reads,
+    (:func:`ashlib.evaluation.experiments.method_scores`, kept in ``ctx.scores``): what :func:`gains_from_scores` reads,
     and what a run's kept scores (:meth:`ashlib.book.runs.Run.keep_scores`) hold under the same names."""
     sets = [experiments.ID_SET, *ctx.ood_sets]
     return {m.label: {name: np.asarray(experiments.method_scores(m, ctx, name), dtype=np.float64) for name in sets}

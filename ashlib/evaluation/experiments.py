@@ -3,9 +3,12 @@
 A :class:`Method` is one row of the paper's tables: a score (Softmax, Energy, ODIN, Mahalanobis,
 NAC-UE, MiSP, ...) with an optional activation shaping (ASH-P/B/S/RAND, SCALE; local or global
 threshold, at any placement), optional ReAct clipping and optional DICE weight sparsification of the
-penultimate layer. Scores and shapings are the entries of :mod:`ashlib.methods.registry`; nothing here
-names one of them, so a new method needs no change in this module. The network runs
-once per data set; each method then costs only its shaping and the layers after its placement.
+penultimate layer. Scores and shapings are the entries of :mod:`ashlib.methods.registry`; the engine
+names none of them, so a new method needs no change in this module. A method is named once, by its
+score's registry name (``Method("msp")``, labelled "Softmax" as the registry says), or by a score's or
+shaping's name or label (``method("ASH-S", p=95)``, "ASH-S@95"). The network runs once per data set;
+each method then costs only its shaping and the layers after its placement, and a :class:`Context`
+keeps what it computed in explicit caches (:data:`CACHES`).
 :func:`evaluate` returns one row per (method, OOD set) plus an "Average" row per method, with
 FPR95, AUROC, AUPR-In, AUPR-Out (percent) and ID accuracy. The average is over the paper-like OOD
 sets; sanity-check sets (uniform noise, :attr:`ashlib.assets.data.Benchmark.sanity`) come after it and are
@@ -16,7 +19,7 @@ from __future__ import annotations
 import functools
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,7 +38,7 @@ SHAPINGS = ("none", *registry.shapings())
 THRESHOLDS = ("local", "global")
 TRAIN_SET, ID_SET = "ID train", "ID test"
 SCORE_NAMES = {name: entry.label for name, entry in registry.scores().items()}
-#: The chapters' default sweeps (their parameters cells repeat these; tests/test_notebooks.py checks).
+#: The chapters' default sweeps (their declarations, ashlib.book.chapters, repeat these; tests/book/test_notebooks.py checks).
 ACCURACY_SWEEP = (0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 97, 99, 100)  # Figure 3
 THRESHOLD_PERCENTILES = (70, 75, 80, 85, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99)  # Figure 4, Table A4
 RAND_PERCENTILES = (65, 70, 75, 80, 85, 90)  # Table 4 (plus 85)
@@ -166,26 +169,60 @@ def baseline_settings(benchmark: str, model: str | None = None) -> BaselineSetti
     return BASELINES.get((benchmark, model_for(benchmark, model)), _OURS)
 
 
-def _named_by(label: str) -> tuple[str, str] | None:
-    """The registered score or shaping whose name or label ``label`` is exactly (any case), as
-    ``("score", name)`` or ``("shaping", name)``; None for any other label ("ASH-S@95", "DICE+ReAct")."""
-    key = str(label).strip().lower()
-    for kind, entries in (("score", registry.scores()), ("shaping", registry.shapings())):
-        for name, entry in entries.items():
-            if key in (name.lower(), entry.label.lower()):
-                return kind, name
-    return None
+def _label(method: "Method") -> str:
+    """The paper's name for ``method``'s row: its score's registry label alone ("Softmax", "Energy"); else
+    DICE and ReAct ("DICE", "ReAct", "DICE+ReAct") and the shaping at its percentile ("ASH-S@90", then
+    " (global)" and " at <placement>" where chosen), joined by " + " after the score's label unless the
+    score is energy, the paper's default ("ReAct + ASH-S@90", "Softmax + ASH-P@95")."""
+    parts = []
+    if method.dice:
+        parts.append("DICE+ReAct" if method.react else "DICE")
+    elif method.react:
+        parts.append("ReAct")
+    if method.shaping != "none":
+        part = f"{registry.shaping(method.shaping).label}@{method.percentile:g}"
+        if method.threshold == "global":
+            part += " (global)"
+        if method.placement is not None:
+            part += f" at {method.placement}"
+        parts.append(part)
+    if method.score != "energy" or not parts:
+        parts.insert(0, registry.score(method.score).label)
+    return " + ".join(parts)
+
+
+def _check_score(score) -> None:
+    """Refuse a ``score`` that is not a registered score's name, saying which name was meant where
+    ``score`` is a score's label ("Softmax") or a shaping."""
+    if score in SCORES:
+        return
+    named = registry.find(score) if isinstance(score, str) else None
+    hint = ""
+    if named is not None and named[0] == "score":
+        hint = f" ({score!r} is the label of the score {named[1]!r}: write Method({named[1]!r}))"
+    elif named is not None:
+        hint = (f" ({score!r} is a shaping: write method({score!r}, p) for it with the energy score, or "
+                f"Method(<score>, shaping={named[1]!r}, percentile=p))")
+    raise ParameterError(f"score={score!r} is not allowed: expected a registered score's name, one of "
+                         + ", ".join(map(repr, SCORES)) + hint + ".")
 
 
 @dataclass(frozen=True)
 class Method:
-    """One OOD detector: a score of :mod:`ashlib.methods.registry`, optionally with a registered shaping at
-    ``placement`` (None: the context's feature, i.e. penultimate, layer), ReAct and DICE.
+    """One OOD detector, named once by its score: ``Method("msp")``, a score of
+    :mod:`ashlib.methods.registry` by its registry name, optionally with a registered shaping at
+    ``percentile`` and ``placement`` (None: the context's feature, i.e. penultimate, layer), ReAct and
+    DICE; every argument after the score is a keyword. ``label``: the method's name in tables, by
+    default the paper's (:func:`_label`: "Softmax", "ReAct", "ASH-S@90", "Softmax + ASH-P@95"); give
+    one to display another ("MSP", "ReAct + ASH"), or to tell apart methods of one score that differ
+    in ``options`` only, but never one that names another registered score or shaping.
     ``options``: the score's own settings (e.g. NAC-UE's layer configurations), given as a dict
-    and kept as sorted ``(name, value)`` pairs; values must be hashable."""
+    and kept as sorted ``(name, value)`` pairs; values must be hashable. :func:`method` names a
+    method by a score or a shaping (``method("ASH-S", p=95)``)."""
 
-    label: str
-    score: str = "energy"
+    score: str
+    _: KW_ONLY
+    label: str | None = None
     shaping: str = "none"
     percentile: float | None = None
     threshold: str = "local"
@@ -196,18 +233,25 @@ class Method:
     options: tuple = ()
 
     def __post_init__(self):
-        check_choice("score", self.score, SCORES)
+        _check_score(self.score)
         check_choice("shaping", self.shaping, SHAPINGS)
         check_choice("threshold", self.threshold, THRESHOLDS)
         if self.shaping != "none":
             check_percentile("percentile", self.percentile)
-        named = _named_by(self.label)
+        if self.label is None:
+            object.__setattr__(self, "label", _label(self))
+        elif not isinstance(self.label, str) or not self.label.strip():
+            raise ParameterError(f"label={self.label!r} is not allowed: expected a non-empty string, or None "
+                                 f"for the paper's ({_label(self)!r}).")
+        named = registry.find(self.label)
         if named is not None and named != ("score", self.score) and named != ("shaping", self.shaping):
             kind, name = named
+            instead = f"Method({name!r})" if kind == "score" else f"method({name!r}, p)"
             raise ParameterError(
                 f"label={self.label!r} is not allowed with score={self.score!r}, shaping={self.shaping!r}: it names "
-                f"the {kind} {name!r}, which this Method would not compute; write Method({self.label!r}, "
-                f"{kind}={name!r}{', percentile=...' if kind == 'shaping' else ''}) or give it another label.")
+                f"the {kind} {name!r}, which this Method would not compute; expected a label that names no other "
+                f"registered score or shaping (or none: this Method's own is {_label(self)!r}), or {instead} "
+                f"for the {kind} {name!r}.")
         entry = registry.score(self.score)
         if not entry.shapeable and (self.shaping != "none" or self.react or self.dice):
             raise ParameterError(f"score={self.score!r} with shaping={self.shaping!r}, react={self.react}, "
@@ -232,22 +276,34 @@ class Method:
         return dict(self.options).get(name, default)
 
 
+def method(name: str, p: float | None = None, **kw) -> Method:
+    """The method that ``name`` names, a registered score or shaping by its registry name or label (any
+    case, :func:`ashlib.methods.registry.find`): a score, ``Method(score, **kw)`` (``method("Softmax") ==
+    Method("msp")``); a shaping, at percentile ``p`` by :func:`shaped` with ``kw`` (``method("ASH-S", p=95)
+    == ash("S", 95)``: "ASH-S@95" with the energy score)."""
+    named = registry.find(name) if isinstance(name, str) else None
+    if named is None:
+        raise ParameterError(f"name={name!r} is not allowed: expected a registered score's or shaping's name or "
+                             "label, one of " + ", ".join(map(repr, [*registry.scores(), *registry.shapings()])) + ".")
+    kind, key = named
+    if kind == "shaping":
+        if p is None:
+            raise ParameterError(f"p=None is not allowed with the shaping {key!r}: expected its percentile, a "
+                                 f"number in [0, 100] (e.g. method({name!r}, p=90)).")
+        return shaped(key, p, **kw)
+    if p is not None:
+        raise ParameterError(f"p={p!r} is not allowed with the score {key!r}: expected None, a score takes no "
+                             f"percentile (a shaping does: method('ash_s', p={p!r}, score={key!r})).")
+    return Method(key, **kw)
+
+
 def shaped(shaping_name: str, percentile: float, score: str = "energy", threshold: str = "local",
            placement: str | None = None, react: bool = False, seed: int = 0) -> Method:
-    """A registered shaping at ``p`` with a score, labelled as the paper does: ``shaped("scale", 85)``
-    -> "SCALE@85" with the energy score; "(global)", " at <placement>", "ReAct + " and "<score> + "
-    mark the other choices."""
-    label = f"{registry.shaping(shaping_name).label}@{percentile:g}"
-    if threshold == "global":
-        label += " (global)"
-    if placement is not None:
-        label += f" at {placement}"
-    if react:
-        label = f"ReAct + {label}"
-    if score != "energy":
-        label = f"{SCORE_NAMES.get(score, score)} + {label}"
-    return Method(label, score=score, shaping=shaping_name, percentile=percentile,
-                  threshold=threshold, placement=placement, react=react, seed=seed)
+    """A registered shaping at ``percentile`` with a score, labelled as the paper does (:func:`_label`):
+    ``shaped("scale", 85)`` -> "SCALE@85" with the energy score; "(global)", " at <placement>", "ReAct + "
+    and "<score> + " mark the other choices."""
+    return Method(score, shaping=shaping_name, percentile=percentile, threshold=threshold, placement=placement,
+                  react=react, seed=seed)
 
 
 def ash(variant: str, percentile: float, score: str = "energy", threshold: str = "local",
@@ -262,14 +318,14 @@ def paper_methods(percentiles: dict[str, float]) -> list[Method]:
     "Mahalanobis" is the paper's (:mod:`ashlib.methods.mahalanobis`); "Mahalanobis (penultimate)", the
     feature-only score, is ours, not a row of the paper's."""
     return [
-        Method("Softmax", score="msp"),
-        Method("ODIN", score="odin"),
-        Method("Mahalanobis", score="mahalanobis"),
-        Method("Mahalanobis (penultimate)", score="mahalanobis_penultimate"),
-        Method("Energy"),
-        Method("ReAct", react=True),
-        Method("DICE", dice=True),
-        Method("DICE+ReAct", react=True, dice=True),
+        Method("msp"),
+        Method("odin"),
+        Method("mahalanobis"),
+        Method("mahalanobis_penultimate"),
+        Method("energy"),
+        Method("energy", react=True),
+        Method("energy", dice=True),
+        Method("energy", react=True, dice=True),
         *(ash(v, p) for v, p in percentiles.items()),
     ]
 
@@ -278,11 +334,11 @@ def plug_and_play_methods(choices: dict[str, tuple[str, float]]) -> list[Method]
     """Table 5: Softmax, ODIN, Energy and ReAct, each alone and "+ ASH" with the variant and p the
     paper used for that row (``paper.TABLE5_ASH[benchmark]``, e.g. ``{"Softmax + ASH": ("ASH-P", 95)}``)."""
     rows = []
-    for name, score, react in [("Softmax", "msp", False), ("ODIN", "odin", False),
-                               ("Energy", "energy", False), ("ReAct", "energy", True)]:
-        variant, p = choices[f"{name} + ASH"]
-        rows.append(Method(name, score=score, react=react))
-        rows.append(Method(f"{name} + ASH", score=score, shaping=variant.lower().replace("-", "_"),
+    for score, react in [("msp", False), ("odin", False), ("energy", False), ("energy", True)]:
+        alone = Method(score, react=react)
+        variant, p = choices[f"{alone.label} + ASH"]
+        rows.append(alone)
+        rows.append(Method(score, label=f"{alone.label} + ASH", shaping=variant.lower().replace("-", "_"),
                            percentile=p, react=react))
     return rows
 
@@ -318,16 +374,36 @@ def table4_methods(percentiles, seeds) -> tuple[list[Method], list[Method]]:
     """Table 4: ASH-RAND at each p and seed, and the reference rows (Softmax, Energy, ODIN, the best
     ASH-B and ASH-S of Table 2: ASH-B@65, ASH-S@90)."""
     rand = [ash("RAND", p, seed=s) for p in percentiles for s in seeds]
-    references = [Method("Softmax", score="msp"), Method("Energy"), Method("ODIN", score="odin"),
+    references = [Method("msp"), Method("energy"), Method("odin"),
                   ash("B", 65), ash("S", 90)]
     return rand, references
+
+
+#: The caches of a :class:`Context`, each a dict by explicit keys (see the fields).
+CACHES = ("layer_outputs", "layer_numels", "global_thresholds", "fits", "intermediates", "logits", "scores",
+          "predictions", "id_accuracies", "rows", "replicates", "id_accuracy_replicates")
+
+
+def _kept(cache: dict, key, compute):
+    """``cache[key]``, first set to ``compute()`` if ``cache`` lacks it."""
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 @dataclass
 class Context:
     """Everything the methods need, computed once: cached features and statistics fitted on ID
     *training* data only (ReAct's threshold, DICE's masks, global ASH thresholds, and what each
-    registered score fits, :meth:`fitted`), with the baselines' settings (:class:`BaselineSettings`)."""
+    registered score fits, :meth:`fitted`), with the baselines' settings (:class:`BaselineSettings`).
+
+    What is computed later is kept in the caches of :data:`CACHES`, dicts by explicit keys, filled on
+    first use and never emptied: asking again returns the kept value, computed once and by one path.
+    The one bounded cache is :attr:`logits` (:func:`method_logits`): only its latest
+    :attr:`logits_limit` bytes are kept, and logits it gave up are computed again, by the same path,
+    when asked for again. The caches hold what the context's settings gave: change a setting after
+    use (e.g. :attr:`replay_limit`) and what it changes is computed again only once its cache is
+    cleared (``ctx.logits.clear()``)."""
 
     model: nn.Sequential
     sets: dict
@@ -348,7 +424,20 @@ class Context:
     num_workers: int = 0
     replay_limit: int = 4 << 30  # bytes: a layer output larger than this over a set is streamed, not cached
     mahalanobis_n_val: int = 1000  # ID training images (and their FGSM examples) of the Mahalanobis regression
-    memo: dict = field(default_factory=dict, repr=False)
+    logits_limit: int = 1 << 28  # bytes: the most logits kept in :attr:`logits`
+    # the caches (CACHES): key -> value
+    layer_outputs: dict = field(default_factory=dict, repr=False)  # (layer, set) -> its output over the set
+    layer_numels: dict = field(default_factory=dict, repr=False)  # layer (None: the images) -> numel per image
+    global_thresholds: dict = field(default_factory=dict, repr=False)  # (placement, p) -> global ASH threshold
+    fits: dict = field(default_factory=dict, repr=False)  # (score, options) -> what the score fitted
+    intermediates: dict = field(default_factory=dict, repr=False)  # a score's own key -> what it shares
+    logits: dict = field(default_factory=dict, repr=False)  # (method, set) -> logits, the latest logits_limit bytes
+    scores: dict = field(default_factory=dict, repr=False)  # (method, set) -> per-image scores, float64
+    predictions: dict = field(default_factory=dict, repr=False)  # method -> ID test predictions
+    id_accuracies: dict = field(default_factory=dict, repr=False)  # method -> ID test accuracy, percent
+    rows: dict = field(default_factory=dict, repr=False)  # (method, convention, aupr[, intervals]) -> evaluate's
+    replicates: dict = field(default_factory=dict, repr=False)  # (method, convention, n[, metric]) -> {set: draws}
+    id_accuracy_replicates: dict = field(default_factory=dict, repr=False)  # (method, n) -> accuracy draws
 
     @property
     def odin_temperature(self) -> float:
@@ -366,22 +455,25 @@ class Context:
 
     train_set = TRAIN_SET
 
+    def cache_sizes(self) -> dict[str, int]:
+        """The number of values each cache of :data:`CACHES` holds."""
+        return {name: len(getattr(self, name)) for name in CACHES}
+
     def memoised(self, key: tuple, compute):
-        """``compute()`` the first time ``key`` is asked for, then the kept value (entries of
-        :mod:`ashlib.methods.registry` keep what they share across methods here, e.g. NAC's neuron states)."""
-        if key not in self.memo:
-            self.memo[key] = compute()
-        return self.memo[key]
+        """``compute()`` the first time ``key`` is asked for, then the kept value: entries of
+        :mod:`ashlib.methods.registry` keep what they share across methods in :attr:`intermediates`
+        by keys of their own (e.g. NAC's neuron states)."""
+        return _kept(self.intermediates, key, compute)
 
     def fitted(self, method: Method):
         """What ``method``'s score fits on ID training data (its registry entry's ``fit``), computed on
-        first use and kept per score and options (those in the entry's ``score_only`` aside); None for
-        scores that fit nothing."""
+        first use and kept in :attr:`fits` per score and options (those in the entry's ``score_only``
+        aside); None for scores that fit nothing."""
         entry = registry.score(method.score)
         if entry.fit is None:
             return None
         options = tuple(item for item in method.options if item[0] not in entry.score_only)
-        return self.memoised(("fit", method.score, options), lambda: entry.fit(self, method))
+        return _kept(self.fits, (method.score, options), lambda: entry.fit(self, method))
 
     def mahalanobis_detector(self):
         """The paper's Mahalanobis (:mod:`ashlib.methods.mahalanobis`), fitted once on first use: Gaussians
@@ -389,7 +481,7 @@ class Context:
         recipe on :attr:`mahalanobis_n_val` (official: 1,000) ID *training* images and their FGSM
         examples, half to fit the regression, half to pick the magnitude (no test or OOD image is seen;
         ReAct used ID validation images, which on ImageNet are its test set). Returns (fit, picked)."""
-        return self.fitted(Method("Mahalanobis", score="mahalanobis"))
+        return self.fitted(Method("mahalanobis"))
 
     def batches(self, set_name: str):
         """The images of one set, batch by batch, on the context's device."""
@@ -423,19 +515,15 @@ class Context:
         sweeps at inner placements stream instead (:func:`share_placements`)."""
         if layer is None:
             return torch.cat(list(batches(self.sets[set_name], self.batch_size, self.num_workers, self.device)))
-        key = ("layer", layer, set_name)
-        if key not in self.memo:
-            self.memo[key] = activations(self.model, self.sets[set_name], [layer], self.batch_size,
-                                         self.device, cache=False, desc=f"{set_name} @ {layer}",
-                                         num_workers=self.num_workers)[layer]
-        return self.memo[key]
+        return _kept(self.layer_outputs, (layer, set_name), lambda: activations(
+            self.model, self.sets[set_name], [layer], self.batch_size, self.device, cache=False,
+            desc=f"{set_name} @ {layer}", num_workers=self.num_workers)[layer])
 
     def layer_bytes(self, layer: str | None, set_name: str) -> int:
         """Bytes the output of ``layer`` (None: the images) takes over one whole set, as float32."""
-        key = ("bytes", layer)
-        if key not in self.memo:
-            self.memo[key] = output_numels(self.model, self.sets[ID_SET][0], [layer])[layer]
-        return 4 * self.memo[key] * len(self.sets[set_name])
+        numel = _kept(self.layer_numels, layer,
+                      lambda: output_numels(self.model, self.sets[ID_SET][0], [layer])[layer])
+        return 4 * numel * len(self.sets[set_name])
 
     def replays(self, layer: str | None, set_name: str) -> bool:
         """Whether a method placed after ``layer`` replays the network's tail from its cached output
@@ -444,12 +532,25 @@ class Context:
 
     def global_threshold(self, placement: str, percentile: float) -> float:
         """The p-th percentile of the placement's activations over ID *training* data (Fig. 4)."""
-        key = ("global", placement, percentile)
-        if key not in self.memo:
+        def fit():
             acts = (self.features[TRAIN_SET] if placement == self.feature_layer
                     else self.layer_output(placement, TRAIN_SET))
-            self.memo[key] = shaping.fit_global_threshold(acts, percentile)
-        return self.memo[key]
+            return shaping.fit_global_threshold(acts, percentile)
+        return _kept(self.global_thresholds, (placement, percentile), fit)
+
+    def keep_logits(self, key: tuple, logits: Tensor) -> None:
+        """Keep ``logits`` in :attr:`logits` under ``key``, giving up the oldest kept first so that all
+        fit :attr:`logits_limit` bytes (logits larger than that alone are not kept)."""
+        size = logits.numel() * logits.element_size()
+        if size > self.logits_limit:
+            return
+        total = size + sum(t.numel() * t.element_size() for t in self.logits.values())
+        for old in list(self.logits):
+            if total <= self.logits_limit:
+                break
+            total -= self.logits[old].numel() * self.logits[old].element_size()
+            del self.logits[old]
+        self.logits[key] = logits
 
 
 def build_context(model: nn.Sequential, benchmark, feature_layer: str = "avgpool", head: str = "fc",
@@ -525,11 +626,23 @@ def _compose(hooks):
 
 
 def method_logits(method: Method, ctx: Context, set_name: str) -> Tensor:
-    """The logits the deployed network (with the method's shaping) outputs on one set (those
-    :func:`share_sweeps` computed are taken out of ``ctx.memo``)."""
-    shared = ctx.memo.pop(("logits", method, set_name), None)
-    if shared is not None:
-        return shared
+    """The logits the deployed network (with the method's shaping, ReAct and DICE) outputs on one set,
+    computed by :func:`_logits` and kept in ``ctx.logits`` (:meth:`Context.keep_logits`): asking again
+    returns the same tensor, which callers must not change in place. :func:`evaluate` computes the
+    logits of a p-sweep together instead (:func:`share_sweeps`), equal up to the order of float64
+    additions; those are used by the call that computed them only."""
+    key = (method, set_name)
+    logits = ctx.logits.get(key)
+    if logits is None:
+        logits = _logits(method, ctx, set_name)
+        ctx.keep_logits(key, logits)
+    return logits
+
+
+def _logits(method: Method, ctx: Context, set_name: str) -> Tensor:
+    """:func:`method_logits` computed, every time: from the cached features where every hook acts on
+    the feature layer, else the network's tail replayed from a cached layer output, or the whole
+    network streamed where that output would not fit :attr:`Context.replay_limit`."""
     hooks = method_hooks(method, ctx, set_name)
     weight = ctx.weight
     if method.dice:
@@ -574,45 +687,45 @@ def _sweepable(method: Method, ctx: Context) -> bool:
             and method.placement in (None, ctx.feature_layer) and not method.react and not method.dice)
 
 
-def share_sweeps(methods: list[Method], ctx: Context, sets: list[str]) -> None:
-    """Compute the logits of every sweepable method (:func:`_sweepable`) on ``sets`` from one sort per
-    set (:func:`ashlib.methods.shaping.sweeps`) instead of one selection per method, into ``ctx.memo`` where
-    :func:`method_logits` finds them. Methods alone of their shaping are left alone."""
+def share_sweeps(methods: list[Method], ctx: Context, sets: list[str]) -> dict[tuple[Method, str], Tensor]:
+    """The logits of every sweepable method (:func:`_sweepable`) on ``sets``, ``{(method, set): logits}``,
+    from one sort per set (:func:`ashlib.methods.shaping.sweeps`) instead of one selection per method.
+    Methods alone of their shaping are left out. Nothing is kept in ``ctx``: the caller uses them."""
     groups: dict[str, list[Method]] = {}
     for m in dict.fromkeys(methods):
         if _sweepable(m, ctx):
             groups.setdefault(m.shaping, []).append(m)
-    for set_name in sets:
-        todo = {name: [m for m in group if ("logits", m, set_name) not in ctx.memo] for name, group in groups.items()}
-        todo = {name: ms for name, ms in todo.items() if len(ms) >= 2}
-        if not todo:
-            continue
-        logits = shaping.sweeps(ctx.features[set_name], {name: [m.percentile for m in ms] for name, ms in todo.items()},
+    groups = {name: ms for name, ms in groups.items() if len(ms) >= 2}
+    shared = {}
+    for set_name in sets if groups else ():
+        logits = shaping.sweeps(ctx.features[set_name], {name: [m.percentile for m in ms]
+                                                         for name, ms in groups.items()},
                                 then=lambda h: h @ ctx.weight.T + ctx.bias)
-        for name, ms in todo.items():
+        for name, ms in groups.items():
             for m, z in zip(ms, logits[name]):
-                ctx.memo[("logits", m, set_name)] = z
+                shared[(m, set_name)] = z
+    return shared
 
 
 @torch.no_grad()
-def share_placements(methods: list[Method], ctx: Context, sets: list[str]) -> None:
-    """Compute the logits of every method placed inside the network (before the feature layer) on
-    ``sets`` in one pass over each set per replay start (:func:`ashlib.assets.features.replay_start`): each
-    batch runs the network up to that layer once, then every method's shaping and the rest of the
-    network, batch by batch. Nothing but the logits is kept (into ``ctx.memo``, where
-    :func:`method_logits` finds them): no layer output is stored, whatever its size."""
+def share_placements(methods: list[Method], ctx: Context, sets: list[str]) -> dict[tuple[Method, str], Tensor]:
+    """The logits of every method placed inside the network (before the feature layer) on ``sets``,
+    ``{(method, set): logits}``, in one pass over each set per replay start
+    (:func:`ashlib.assets.features.replay_start`): each batch runs the network up to that layer once, then
+    every method's shaping and the rest of the network, batch by batch. Methods alone of their replay
+    start are left out. Nothing is kept in ``ctx``, no layer output either, whatever its size."""
     inner = [m for m in dict.fromkeys(methods)
              if m.placement not in (None, ctx.feature_layer) and not m.dice]
     names = top_level(ctx.model)
     model, was_training = ctx.model.to(ctx.device), ctx.model.training
     model.eval()
+    shared = {}
     try:
         for set_name in sets:
             groups: dict[str | None, list[tuple[Method, list]]] = {}
             for m in inner:
-                if ("logits", m, set_name) not in ctx.memo:
-                    hooks = method_hooks(m, ctx, set_name)
-                    groups.setdefault(replay_start(model, [p for p, _ in hooks]), []).append((m, hooks))
+                hooks = method_hooks(m, ctx, set_name)
+                groups.setdefault(replay_start(model, [p for p, _ in hooks]), []).append((m, hooks))
             for start, group in groups.items():
                 if len(group) < 2:
                     continue
@@ -624,9 +737,24 @@ def share_placements(methods: list[Method], ctx: Context, sets: list[str]) -> No
                     for part, (_, hooks) in zip(parts, group):
                         part.append(run_after(model, start, h, hooks, batch_size=len(h), device=ctx.device))
                 for (m, _), part in zip(group, parts):
-                    ctx.memo[("logits", m, set_name)] = torch.cat(part)
+                    shared[(m, set_name)] = torch.cat(part)
     finally:
         model.train(was_training)
+    return shared
+
+
+def _shared(methods: list[Method], ctx: Context, sets: list[str], share: bool) -> dict[tuple[Method, str], Tensor]:
+    """The logits :func:`share_sweeps` and :func:`share_placements` compute together (none without
+    ``share``), for one call of the engine to take, each once (:func:`_take_logits`)."""
+    return {**share_sweeps(methods, ctx, sets), **share_placements(methods, ctx, sets)} if share else {}
+
+
+def _take_logits(shared: dict, method: Method, ctx: Context, set_name: str) -> Tensor:
+    """The logits of ``method`` on ``set_name`` that ``shared`` holds for this call, dropped from it as
+    they are handed over (so that a grid's shared logits are freed one by one, not held to the end),
+    else :func:`method_logits`."""
+    logits = shared.pop((method, set_name), None)
+    return method_logits(method, ctx, set_name) if logits is None else logits
 
 
 def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
@@ -637,7 +765,7 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
     Rows per method: the paper-like OOD sets, their "Average", then the sanity-check sets (reported
     apart, not averaged). FPR95 in ``convention`` (:data:`ashlib.stats.metrics.FPR_CONVENTIONS`), AUPR-In/Out
     by ``aupr`` (:data:`ashlib.stats.metrics.AUPR_METHODS`); both default to the official code's. Each
-    method's rows are kept in ``ctx.memo``, so asking again (e.g. for a chapter's claims) costs nothing.
+    method's rows are kept in ``ctx.rows``, so asking again (e.g. for a chapter's claims) costs nothing.
     ``share``: the methods of a p-sweep share one sort per set (:func:`share_sweeps`) and those placed
     inside the network one pass per set (:func:`share_placements`); the numbers are the same.
     ``intervals``: a number of bootstrap resamples of the test images: every metric, ID accuracy
@@ -651,17 +779,15 @@ def evaluate(methods: list[Method], ctx: Context, convention: str = "paper",
         if aupr != "trapezoid":
             raise ParameterError(f"aupr={aupr!r} with intervals={intervals} is not allowed: expected the official "
                                  "'trapezoid' (the bootstrap recomputes ashlib.stats.metrics.ood_metrics_many's metrics).")
-    key = ("evaluate", convention, aupr) + ((intervals,) if intervals is not None else ())
-    todo = list(dict.fromkeys(m for m in methods if (key[0], m, *key[1:]) not in ctx.memo))
-    if share:
-        share_sweeps(todo, ctx, [ID_SET, *ctx.ood_sets])
-        share_placements(todo, ctx, [ID_SET, *ctx.ood_sets])
-    for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress, intervals)):
-        ctx.memo[(key[0], method, *key[1:])] = rows
+    key = (convention, aupr) + ((intervals,) if intervals is not None else ())
+    todo = list(dict.fromkeys(m for m in methods if (m, *key) not in ctx.rows))
+    shared = _shared(todo, ctx, [ID_SET, *ctx.ood_sets], share)
+    for method, rows in zip(todo, _evaluate_many(todo, ctx, convention, aupr, progress, intervals, shared)):
+        ctx.rows[(method, *key)] = rows
         if intervals is not None:  # the same rows without bounds: a later call without intervals reuses them
-            ctx.memo[(key[0], method, convention, aupr)] = [
+            ctx.rows[(method, convention, aupr)] = [
                 {k: v for k, v in r.items() if not k.endswith(("_lo", "_hi"))} for r in rows]
-    return pd.DataFrame([row for m in methods for row in ctx.memo[(key[0], m, *key[1:])]])
+    return pd.DataFrame([row for m in methods for row in ctx.rows[(m, *key)]])
 
 
 #: Logits held back to be scored together (:func:`_evaluate_many`), at most this many bytes at once.
@@ -669,10 +795,13 @@ BATCHED_LOGITS_BYTES = 2**26
 
 
 def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: str, progress: bool,
-                   intervals: int | None = None) -> list[list[dict]]:
+                   intervals: int | None = None, shared: dict | None = None) -> list[list[dict]]:
     """Each method's rows (:func:`_method_rows`), the metrics of all methods on a set taken at once
     (:func:`ashlib.stats.metrics.ood_metrics_many`, equal to one method at a time). Scores of the logits
-    alone (:attr:`ashlib.methods.detector.Score.of_logits`) are computed for many methods in one call."""
+    alone (:attr:`ashlib.methods.detector.Score.of_logits`) are computed for many methods in one call.
+    ``shared``: logits computed together for this call (:func:`_shared`), taken as each method needs them;
+    the scores and ID predictions are kept in ``ctx.scores`` and ``ctx.predictions``."""
+    shared = {} if shared is None else shared
     if not methods:
         return []
     sets = [ID_SET, *ctx.ood_sets]
@@ -683,7 +812,7 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
     for i, method in enumerate(tqdm(methods, desc="methods", disable=not progress)):
         entry = registry.score(method.score)
         for name in sets:
-            logits = method_logits(method, ctx, name)
+            logits = _take_logits(shared, method, ctx, name)
             if entry.of_logits is None:
                 scores[name][i] = _as_numpy(entry.score(ctx, method, name, logits, ctx.fitted(method)))
             else:
@@ -700,8 +829,8 @@ def _evaluate_many(methods: list[Method], ctx: Context, convention: str, aupr: s
                for name in ctx.ood_sets}
     for i, method in enumerate(methods):  # kept, so that intervals and differences need no network again
         for name in sets:
-            ctx.memo[("scores", method, name)] = scores[name][i]
-        ctx.memo[("prediction", method)] = id_pred[i]
+            ctx.scores[(method, name)] = scores[name][i]
+        ctx.predictions[method] = id_pred[i]
     bounds = _bounds(methods, scores, ctx, convention, intervals) if intervals is not None else None
     out = []
     for i, method in enumerate(methods):
@@ -715,8 +844,8 @@ def _bounds(methods: list[Method], scores: dict[str, list], ctx: Context, conven
             n_resamples: int) -> list[dict[str, dict[str, float]]]:
     """Per method, ``{set or "Average" or "ID": {"<metric>_lo": ..., "<metric>_hi": ...}}``: 95% bootstrap
     intervals over the test images (:func:`ashlib.stats.uncertainty.set_replicates`, seed 0; ID accuracy's
-    from the predictions ``ctx.memo`` holds, :func:`accuracy_replicates`). The replicates are kept in
-    ``ctx.memo`` for :func:`differences`."""
+    from the predictions ``ctx.predictions`` holds, :func:`accuracy_replicates`). The replicates are kept in
+    ``ctx.replicates`` for :func:`differences`."""
     reps = uncertainty.set_replicates(scores[ID_SET], {name: scores[name] for name in ctx.ood_sets},
                                       n_resamples, seed=0, convention=convention)
 
@@ -726,7 +855,7 @@ def _bounds(methods: list[Method], scores: dict[str, list], ctx: Context, conven
 
     out = []
     for i, method in enumerate(methods):
-        ctx.memo[("replicates", method, convention, n_resamples)] = {name: reps[name][i] for name in ctx.ood_sets}
+        ctx.replicates[(method, convention, n_resamples)] = {name: reps[name][i] for name in ctx.ood_sets}
         per_set = {name: bounds_of(reps[name][i]) for name in ctx.ood_sets}
         per_set["Average"] = bounds_of({m: np.mean([reps[name][i][m] for name in ctx.averaged_sets], axis=0)
                                         for m in uncertainty.METRICS})
@@ -738,15 +867,14 @@ def _bounds(methods: list[Method], scores: dict[str, list], ctx: Context, conven
 
 def method_scores(method: Method, ctx: Context, set_name: str) -> np.ndarray:
     """``method``'s per-image scores on ``set_name`` (higher = more ID), float64: those :func:`evaluate`
-    kept in ``ctx.memo``, else computed (and kept)."""
-    key = ("scores", method, set_name)
-    if key not in ctx.memo:
+    kept in ``ctx.scores``, else computed (and kept there)."""
+    def compute():
         check_choice("set_name", set_name, [ID_SET, *ctx.ood_sets])
         entry = registry.score(method.score)
         logits = method_logits(method, ctx, set_name)
-        ctx.memo[key] = _as_numpy(entry.of_logits(logits) if entry.of_logits is not None
-                                  else entry.score(ctx, method, set_name, logits, ctx.fitted(method)))
-    return ctx.memo[key]
+        return _as_numpy(entry.of_logits(logits) if entry.of_logits is not None
+                         else entry.score(ctx, method, set_name, logits, ctx.fitted(method)))
+    return _kept(ctx.scores, (method, set_name), compute)
 
 
 def _contexts(ctx) -> list[Context]:
@@ -764,7 +892,7 @@ def replicate_table(methods: list[Method], ctx: Context, quantity: str = "AUROC"
     """Each method's ``quantity`` (a metric of :data:`ashlib.stats.uncertainty.METRICS` or ``"ID acc"``) on
     ``set_name`` (an OOD set, or "Average": the mean over the paper-like sets), as a column: row 0 its
     value on all test images, rows 1..``n_resamples`` its bootstrap replicates over them, the same
-    resamples for every method (those of :func:`evaluate`'s intervals, kept in ``ctx.memo``), so that a
+    resamples for every method (those of :func:`evaluate`'s intervals, kept in ``ctx.replicates``), so that a
     difference of two columns is the paired bootstrap of the difference. Columns: ``labels`` (default
     the methods' labels). "ID acc" needs no OOD metric: only the ID predictions are resampled."""
     check_choice("quantity", quantity, (*uncertainty.METRICS, "ID acc"))
@@ -777,11 +905,11 @@ def replicate_table(methods: list[Method], ctx: Context, quantity: str = "AUROC"
         point = id_accuracy(methods, ctx, progress=False)["ID acc"].to_numpy()
         columns = [np.r_[value, accuracy_replicates(m, ctx, n_resamples)] for m, value in zip(methods, point)]
     else:
-        evaluate(methods, ctx, convention, progress=False)  # the values, and the scores kept in ctx.memo
+        evaluate(methods, ctx, convention, progress=False)  # the values, and the scores kept in ctx.scores
         kept = _metric_replicates(methods, ctx, quantity, convention, n_resamples)
         columns = []
         for m, reps in zip(methods, kept):
-            rows = ctx.memo[("evaluate", m, convention, metrics.DEFAULT_AUPR)]
+            rows = ctx.rows[(m, convention, metrics.DEFAULT_AUPR)]
             value = next(r[quantity] for r in rows if r["ood_set"] == set_name)
             names = ctx.averaged_sets if set_name == "Average" else [set_name]
             columns.append(np.r_[value, np.mean([reps[name] for name in names], axis=0)])
@@ -793,12 +921,12 @@ def _metric_replicates(methods: list[Method], ctx: Context, metric: str, convent
     """Per method, ``{set: replicates of metric}`` on the resamples of :func:`evaluate`'s intervals (seed
     0, a stream per set in ``ctx.ood_sets``' order): those evaluate kept, else ``metric`` alone
     resampled for the methods that lack it (the same resamples: :func:`ashlib.stats.uncertainty.set_replicates`
-    draws them whatever the metrics), kept in ``ctx.memo`` too."""
+    draws them whatever the metrics), kept in ``ctx.replicates`` too."""
     def kept(m):
-        full = ctx.memo.get(("replicates", m, convention, n_resamples))
+        full = ctx.replicates.get((m, convention, n_resamples))
         if full is not None:
             return {name: by_metric[metric] for name, by_metric in full.items()}
-        return ctx.memo.get(("replicates", m, convention, n_resamples, metric))
+        return ctx.replicates.get((m, convention, n_resamples, metric))
 
     missing = [m for m in dict.fromkeys(methods) if kept(m) is None]
     if missing:
@@ -806,19 +934,20 @@ def _metric_replicates(methods: list[Method], ctx: Context, metric: str, convent
                                           {name: [method_scores(m, ctx, name) for m in missing] for name in ctx.ood_sets},
                                           n_resamples, seed=0, convention=convention, metrics_wanted=(metric,))
         for k, m in enumerate(missing):
-            ctx.memo[("replicates", m, convention, n_resamples, metric)] = {name: reps[name][k][metric]
-                                                                             for name in ctx.ood_sets}
+            ctx.replicates[(m, convention, n_resamples, metric)] = {name: reps[name][k][metric]
+                                                                    for name in ctx.ood_sets}
     return [kept(m) for m in methods]
 
 
 def accuracy_replicates(method: Method, ctx: Context, n_resamples: int = INTERVAL_RESAMPLES) -> np.ndarray:
     """``method``'s ID accuracy (percent) on ``n_resamples`` bootstrap resamples of the ID test images
     (:func:`ashlib.stats.uncertainty.accuracy_replicates`, seed 0: the same resamples for every method), kept
-    in ``ctx.memo`` (:func:`evaluate`'s intervals keep the same)."""
+    in ``ctx.id_accuracy_replicates`` (:func:`evaluate`'s intervals keep the same), from the predictions
+    ``ctx.predictions`` keeps."""
     def compute():
-        pred = ctx.memoised(("prediction", method), lambda: _as_numpy(method_logits(method, ctx, ID_SET)).argmax(axis=1))
+        pred = _kept(ctx.predictions, method, lambda: _as_numpy(method_logits(method, ctx, ID_SET)).argmax(axis=1))
         return uncertainty.accuracy_replicates(pred, _as_numpy(ctx.y_test), n_resamples, seed=0)
-    return ctx.memoised(("accuracy_replicates", method, n_resamples), compute)
+    return _kept(ctx.id_accuracy_replicates, (method, n_resamples), compute)
 
 
 def across_seeds(tables: list[pd.DataFrame], n_resamples: int = INTERVAL_RESAMPLES, seed: int = 0) -> pd.DataFrame:
@@ -923,44 +1052,41 @@ def _method_rows(method: Method, ctx: Context, per_set: dict[str, dict], id_acc:
 def id_accuracy(methods: list[Method], ctx: Context, progress: bool = True,
                 intervals: int | None = None) -> pd.DataFrame:
     """ID test accuracy (percent) of each method: the y-axis of the paper's Figures 3 and 5 (kept in
-    ``ctx.memo`` like :func:`evaluate`'s rows, with each method's predictions). ``intervals``: a number
+    ``ctx.id_accuracies`` like :func:`evaluate`'s rows, with each method's predictions). ``intervals``: a number
     of bootstrap resamples of the ID test images; each row then gets its 95% interval (``ID acc_lo``,
     ``ID acc_hi``; :func:`accuracy_replicates`, the same resamples as :func:`evaluate`'s)."""
     if intervals is not None:
         check_positive_int("intervals", intervals)
-    todo = [m for m in methods if ("id_accuracy", m) not in ctx.memo]
-    share_sweeps(todo, ctx, [ID_SET])
-    share_placements(todo, ctx, [ID_SET])
+    shared = _shared([m for m in methods if m not in ctx.id_accuracies], ctx, [ID_SET], share=True)
     rows = []
     for m in tqdm(methods, desc="ID accuracy", disable=not progress):
-        key = ("id_accuracy", m)
-        if key not in ctx.memo:
-            logits = method_logits(m, ctx, ID_SET)
-            ctx.memo[key] = 100 * metrics.accuracy(logits, ctx.y_test)
-            ctx.memo.setdefault(("prediction", m), _as_numpy(logits).argmax(axis=1))
+        if m not in ctx.id_accuracies:
+            logits = _take_logits(shared, m, ctx, ID_SET)
+            ctx.id_accuracies[m] = 100 * metrics.accuracy(logits, ctx.y_test)
+            ctx.predictions.setdefault(m, _as_numpy(logits).argmax(axis=1))
         bounds = {}
         if intervals is not None:
             bounds = dict(zip(("ID acc_lo", "ID acc_hi"), uncertainty.interval(accuracy_replicates(m, ctx, intervals))))
         rows.append(dict(method=m.label, family=m.family, shaping=m.shaping, percentile=m.percentile,
-                         placement=m.placement or ctx.feature_layer, **{"ID acc": ctx.memo[key]}, **bounds))
+                         placement=m.placement or ctx.feature_layer, **{"ID acc": ctx.id_accuracies[m]}, **bounds))
     return pd.DataFrame(rows)
 
 
 def kept_scores(ctx: Context) -> dict[str, np.ndarray]:
-    """Every per-image score and ID prediction ``ctx.memo`` holds, by name: ``"<method>/<set>"`` (higher =
-    more ID) and ``"<method>/ID prediction"``, plus ``"ID labels"``: what intervals and differences are
-    recomputed from without running a network (:func:`ashlib.stats.uncertainty.set_replicates`). A method is
-    named by its label, and by its seed too where it has one (ASH-RAND)."""
+    """Every per-image score and ID prediction ``ctx`` keeps (``ctx.scores``, ``ctx.predictions``), by
+    name: ``"<method>/<set>"`` (higher = more ID) and ``"<method>/ID prediction"``, plus ``"ID labels"``:
+    what intervals and differences are recomputed from without running a network
+    (:func:`ashlib.stats.uncertainty.set_replicates`). A method is named by its label, and by its seed
+    too where it has one (ASH-RAND)."""
     def name(method: Method) -> str:
         seeded = method.shaping != "none" and registry.shaping(method.shaping).seeded
         return method.label + (f" (seed {method.seed})" if seeded else "")
 
     out = {"ID labels": _as_numpy(ctx.y_test).astype(np.int64)}
-    for key, value in ctx.memo.items():
-        if key[0] == "scores":
-            out[f"{name(key[1])}/{key[2]}"] = np.asarray(value, dtype=np.float64)
-        elif key[0] == "prediction":
-            out[f"{name(key[1])}/ID prediction"] = np.asarray(value, dtype=np.int64)
+    for (method, set_name), value in ctx.scores.items():
+        out[f"{name(method)}/{set_name}"] = np.asarray(value, dtype=np.float64)
+    for method, value in ctx.predictions.items():
+        out[f"{name(method)}/ID prediction"] = np.asarray(value, dtype=np.int64)
     return out
 
 

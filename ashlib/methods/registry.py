@@ -70,6 +70,18 @@ def score(name: str) -> Score:
     return table[check_choice("score", name, list(table))]
 
 
+def find(text: str) -> tuple[str, str] | None:
+    """The registered score or shaping that ``text`` names, by its name or its label (any case), as
+    ``("score", name)`` or ``("shaping", name)``: ``find("Softmax") == ("score", "msp")``,
+    ``find("ash_s") == ("shaping", "ash_s")``; None for text that names none ("ASH-S@95", "DICE+ReAct")."""
+    key = str(text).strip().lower()
+    for kind, table in (("score", _entries()[1]), ("shaping", _entries()[0])):
+        for name, entry in table.items():
+            if key in (name.lower(), entry.label.lower()):
+                return kind, name
+    return None
+
+
 def describe() -> list[dict]:
     """One row per registered method (kind, name, label, family, what it fits, citation): the
     registry as a table for the book."""
@@ -81,4 +93,4 @@ def describe() -> list[dict]:
     return rows
 
 
-__all__ = ["MODULES", "Score", "Shaping", "describe", "score", "scores", "shaping", "shapings"]
+__all__ = ["MODULES", "Score", "Shaping", "describe", "find", "score", "scores", "shaping", "shapings"]

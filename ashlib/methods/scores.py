@@ -119,7 +119,7 @@ def energy(logits: Tensor, temperature: float = 1.0) -> Tensor:
 
 
 def _logsumexp(x: Tensor) -> Tensor:
-    """``torch.logsumexp(x, dim=1)``, the same values (tests/test_scores.py checks equality), computed in
+    """``torch.logsumexp(x, dim=1)``, the same values (tests/methods/test_scores.py checks equality), computed in
     torch's steps (each row's max ``m``, then ``m + log(sum(exp(x - m)))``) but with the terms whose
     ``exp(x - m)`` is under 3e-38 (float32; 3e-308 in float64) set to zero without calling exp on them: next
     to the max's term 1 they change no bit of the sum, and a CPU's vectorised exp is ten times slower on

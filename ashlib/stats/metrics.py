@@ -126,7 +126,7 @@ def auroc(score_id, score_ood) -> float:
     """Area under the ROC curve, ID positive: P(ID score > OOD score), ties count half.
 
     Computed as the Mann-Whitney statistic from average ranks (``scipy.stats.rankdata``): the same
-    number as ``sklearn.metrics.roc_auc_score`` (tests/test_metrics.py), without its input checks,
+    number as ``sklearn.metrics.roc_auc_score`` (tests/stats/test_metrics.py), without its input checks,
     which cost more than the area itself in the book's grids of hundreds of configurations.
     """
     from scipy.stats import rankdata
@@ -265,7 +265,7 @@ def ood_metrics_many(scores_id, scores_ood, convention: str = DEFAULT_CONVENTION
     """:func:`ood_metrics` of ``M`` detectors at once: ``scores_id`` (M, n_ID) and ``scores_ood``
     (M, n_OOD), row ``i`` one detector's scores; each metric an array of ``M`` percentages.
 
-    Row for row the same numbers as :func:`ood_metrics` (tests/test_metrics.py checks equality, not
+    Row for row the same numbers as :func:`ood_metrics` (tests/stats/test_metrics.py checks equality, not
     closeness): the paper's FPR95 and the trapezoid AUPRs are taken along the rows, from one sort of
     each row shared by both AUPRs; other conventions and methods call :func:`ood_metrics` per row.
     A grid of configurations (the paper's Figure 4) spends its time here otherwise.

@@ -174,7 +174,7 @@ def _counted_metrics(s_id: np.ndarray, s_ood: np.ndarray, times_id: np.ndarray, 
     per resample. A resample is a multiset of the scores: per distinct value, how many ID and OOD images
     have it. Copies of one image tie, and the official curve removes a tied group in one step, so the
     curve's points are the ones after each distinct value (plus duplicates, which add no area): the
-    same numbers up to the order of a sum (tests/test_uncertainty.py). The trapezoids of ``cal_metric``
+    same numbers up to the order of a sum (tests/stats/test_uncertainty.py). The trapezoids of ``cal_metric``
     then reduce to ``sum_u w_u (P_before + P_after) / (2 n)``: the recall moves by the ID (AUPR-In) or
     OOD (AUPR-Out) count ``w_u`` of value ``u``, and the points without predictions, at the curve's
     (0, 0) end, have precision 0. Only the metrics ``wanted`` are computed."""

@@ -4,7 +4,7 @@ A chapter's module holds what the book machine needs to know about it, each decl
 
 * ``Parameters``: its papermill parameters as a frozen dataclass, each field with its type, default,
   help and check (:func:`parameter`). The notebook's parameters cell is rendered from it
-  (:func:`parameters_cell`; tests/test_notebooks.py checks the two are equal, and ``python -m ashlib
+  (:func:`parameters_cell`; tests/book/test_notebooks.py checks the two are equal, and ``python -m ashlib
   book --sync-parameters`` rewrites the cells), and the notebook's next cell checks the values it got
   (``Parameters.check(globals())``), as ``python -m ashlib run`` does before any notebook starts;
 * its claims (``CLAIMS``, with ``paper_evidence`` and ``run_evidence``), where it checks the paper's;

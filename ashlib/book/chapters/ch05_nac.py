@@ -36,3 +36,19 @@ class Parameters(ChapterParameters):
     snapshot_epochs: list = parameter([1, 2, 4, 6, 9, 12], "NAC-ME: checkpoints along one training run", accepts.snapshot_epochs)
     shift_kind: str = parameter("rotate", "covariate shift for NAC-ME: \"rotate\" (degrees) or \"rescale\" (factor)", accepts.shift_kind)
     shift_amount: float = parameter(35.0, "the shift's size: degrees (rotate) or a factor (rescale)", accepts.shift_amount)
+
+
+# -------------------------------------------------------------------------------------------------- cost
+
+
+def cost(params: dict, work) -> tuple[float, int, list[str]]:
+    """This chapter's work beyond the cached features (:func:`ashlib.book.estimate.chapters`): NAC-UE's
+    neuron states, in image passes."""
+    n, test_and_ood = work.n, work.test_and_ood
+    n_fit = min(params.get("n_fit") or 1000, n["train"])
+    # neuron states need a forward and a backward pass: the fitting images, the test and OOD images,
+    # and the training images left out of the fit (the overfitting check)
+    nac = 2 * (n["train"] + test_and_ood)
+    return nac, 0, [f"NAC-UE: forward and backward passes over {n_fit:,} training images to fit, the "
+                    f"{test_and_ood:,} test and OOD images, and the other {n['train'] - n_fit:,} training "
+                    "images for the overfitting check"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ashlib.book.chapters import ChapterParameters, parameter
-from ashlib.book.chapters import _common as common
 from ashlib.book.params import accepts
 
 

@@ -12,7 +12,7 @@ from ashlib import ParameterError
 from bad_parameters import BAD  # a bad value for every parameter any notebook declares
 from ashlib.book.params import check_device, check_run_parameters
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 PAPERMILL = Path(sys.executable).with_name("papermill")
 GOOD = dict(benchmark="mnist5k", model="smallresnet", device="cpu", batch_size=64, seed=0)
 
@@ -242,3 +242,31 @@ def test_a_list_passed_as_text_by_papermill_says_to_use_yaml():
     with pytest.raises(ParameterError) as err:  # text that is text gets no hint
         check_parameters("03_global_vs_local", {**_defaults(path), "benchmark": "cifar"})
     assert "papermill" not in str(err.value)
+
+
+def test_the_chapter_modules_load_without_numpy_pandas_or_torch():
+    """A bad parameter is refused before any heavy library loads (well under a second): importing every
+    chapter's module, its parameters, claims and cost included, loads none of them."""
+    code = ("import sys; from ashlib.book import chapters; [chapters.chapter(n) for n in chapters.names()]; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+@pytest.mark.parametrize("notebook", ["01_methods", "05_nac", "06_misp", "08_transformer"])
+def test_setup_gives_prepare_every_parameter_it_takes_and_nothing_else(notebook, monkeypatch):
+    """``runs.setup(params)`` is the chapters' one setup call: the keywords the copied ``runs.prepare(...)``
+    calls passed, taken from the chapter's parameters."""
+    import functools
+    import inspect
+
+    from ashlib.book import chapters, runs
+
+    takes = {n for n, p in inspect.signature(runs.prepare).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
+    seen = {}
+    monkeypatch.setattr(runs, "prepare", functools.wraps(runs.prepare)(lambda **kw: seen.update(kw)))
+    params = chapters.parameters(notebook)()
+    runs.setup(params)
+    assert seen == {name: value for name, value in params.as_dict().items() if name in takes}
+    assert "benchmark" in seen and "percentile" not in seen and "fpr_convention" not in seen
+    assert ("mahalanobis_n_val" in seen) == (notebook == "01_methods")

@@ -21,7 +21,7 @@ from ashlib.book import matrix
 from ashlib.book.cli import main
 from ashlib._checks import ParameterError
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 #: a quick chapter: a small network (trained once into the cache), one percentile, no variant runs
 QUICK = {"epochs": 1, "width": 4, "percentiles": [90], "compare": []}
 

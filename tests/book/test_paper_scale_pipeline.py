@@ -34,7 +34,7 @@ def test_paper_models_run_the_methods_from_datasets(name, num_classes, side, eve
     bench = fake_benchmark(num_classes, side)
     ctx = experiments.build_context(model, bench, batch_size=12)
     methods = experiments.paper_methods({"P": 90, "B": 95, "S": 95}) if everything else [
-        experiments.Method("Softmax", score="msp"), experiments.ash("S", 90, react=True)]
+        experiments.Method("msp"), experiments.ash("S", 90, react=True)]
     methods += [experiments.ash("S", 90, threshold="global"), experiments.ash("RAND", 80),
                 experiments.ash("P", 90, placement=block_merge_layers(model)[-1])]
     res = experiments.evaluate(methods, ctx, progress=False)

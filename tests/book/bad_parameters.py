@@ -7,7 +7,7 @@ import ast
 import json
 from pathlib import Path
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 #: A bad value for every parameter any notebook declares (a new parameter needs one here).
 BAD = {

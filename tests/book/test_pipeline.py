@@ -677,7 +677,7 @@ CASES = [(nb.stem, overrides, named) for nb in bad_parameters.NOTEBOOKS
 
 
 def test_every_bad_value_of_every_parameter_is_refused_by_run_before_a_kernel_starts(tmp_path, monkeypatch, capsys):
-    """The generated list (tests/bad_parameters.py: a bad value per parameter, one past int64 for every
+    """The generated list (tests/book/bad_parameters.py: a bad value per parameter, one past int64 for every
     integer, the cross-parameter cases), each through ``python -m ashlib run``: rc 2, one line that
     names the notebook and the parameter, no kernel, no run folder."""
     def no_kernel(*args, **kwargs):

@@ -290,7 +290,7 @@ def _seed_path(env: str, prefix: str, marker: str) -> Path | None:
     candidates = []
     if os.environ.get(env):
         candidates.append(Path(os.environ[env]))
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     for folder in (repo.parent / "shared" / "seeds", repo / "shared" / "seeds"):
         candidates.extend(sorted(folder.glob(f"{prefix}_*.txt")))
     for path in candidates:

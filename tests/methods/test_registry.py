@@ -94,7 +94,7 @@ def test_a_new_method_is_one_module_and_one_registry_line(ctx, monkeypatch):
     try:
         monkeypatch.setattr(experiments, "SCORES", tuple(registry.scores()))
         monkeypatch.setattr(experiments, "SHAPINGS", ("none", *registry.shapings()))
-        methods = [experiments.shaped("halve", 50), experiments.Method("MeanDot", score="mean_dot")]
+        methods = [experiments.shaped("halve", 50), experiments.Method("mean_dot")]
         res = experiments.evaluate(methods, ctx, progress=False)
         halved = res[res.method == "Halve@50"].set_index("ood_set")
         half_energy = {name: scores.energy((ctx.features[name] / 2) @ ctx.weight.T + ctx.bias)
@@ -112,23 +112,23 @@ def test_a_new_method_is_one_module_and_one_registry_line(ctx, monkeypatch):
         assert calls == ["MeanDot"]  # fitted once for every set
         assert plots.family_colour("Halve") == "tab:olive"
         with pytest.raises(ParameterError, match="MeanDot reads unshaped"):
-            experiments.Method("x", score="mean_dot", react=True)
+            experiments.Method("mean_dot", react=True)
     finally:
         registry._entries.cache_clear()
 
 
 def test_method_options_are_hashable_sorted_pairs():
-    m = experiments.Method("NAC", score="nac_ue", options=dict(seed=1, n_fit=10))
+    m = experiments.Method("nac_ue", label="NAC", options=dict(seed=1, n_fit=10))
     assert m.options == (("n_fit", 10), ("seed", 1)) and m.option("seed") == 1 and m.option("x", 5) == 5
-    assert m == experiments.Method("NAC", score="nac_ue", options=dict(n_fit=10, seed=1))
+    assert m == experiments.Method("nac_ue", label="NAC", options=dict(n_fit=10, seed=1))
     with pytest.raises(ParameterError, match="options=.*hashable"):
-        experiments.Method("NAC", score="nac_ue", options=dict(layers=["avgpool"]))
+        experiments.Method("nac_ue", label="NAC", options=dict(layers=["avgpool"]))
 
 
 def test_nac_ue_through_evaluate_equals_the_nac_module_called_directly(ctx, bench):
     configs = [nac.LayerConfig("avgpool", 2.0, 8, 10.0), nac.LayerConfig("layer3", 2.0, 8, 10.0)]
-    method = experiments.Method("NAC-UE", score="nac_ue", options=nac.options(configs, n_fit=30, seed=0))
-    only_last = experiments.Method("avgpool", score="nac_ue", options=nac.options(configs, 30, 0, layers=["avgpool"]))
+    method = experiments.Method("nac_ue", options=nac.options(configs, n_fit=30, seed=0))
+    only_last = experiments.Method("nac_ue", label="avgpool", options=nac.options(configs, 30, 0, layers=["avgpool"]))
     res = experiments.evaluate([method, only_last], ctx, progress=False)
     fit = nac.fit_nac(ctx.model, bench.x_train, bench.y_train, configs, n_fit=30, seed=0, batch_size=32)
     s_id = nac.nac_ue(fit, ctx.model, bench.x_test, batch_size=32)
@@ -140,7 +140,7 @@ def test_nac_ue_through_evaluate_equals_the_nac_module_called_directly(ctx, benc
         assert row["family"] == "NAC"
         row = res[(res.method == "avgpool") & (res.ood_set == name)].iloc[0]
         assert row["AUROC"] == pytest.approx(100 * metrics.auroc(cover(bench.x_test), cover(bench.ood[name])))
-    fits = [k for k in ctx.memo if k[:2] == ("fit", "nac_ue")]
+    fits = [k for k in ctx.fits if k[0] == "nac_ue"]
     assert len(fits) == 1  # the layer subset reuses the fit
     states, idx = nac.fitting_states(ctx, method)  # kept from the fit: the overfitting check's input
     assert torch.equal(idx, ctx.fitted(method).indices) and torch.equal(idx, fit.indices)
@@ -153,11 +153,11 @@ def test_nac_ue_through_evaluate_equals_the_nac_module_called_directly(ctx, benc
 def test_misp_scores_through_evaluate_equal_the_misp_module_called_directly(bench):
     lsm = build_model("smallresnet_logsoftmax", 3, width=2, seed=0).eval()
     lctx = experiments.build_context(lsm, bench, batch_size=32)
-    methods = [experiments.Method("min of MiSP at layer2", score="misp_layer",
+    methods = [experiments.Method("misp_layer", label="min of MiSP at layer2",
                                   options=dict(layer="layer2.relu", statistic="min of MiSP")),
-               experiments.Method("Mahalanobis at layer3", score="mahalanobis_layer", options=dict(layer="layer3")),
-               experiments.Method("Mahalanobis-ensemble", score="mahalanobis_ensemble"),
-               experiments.Method("MiSP", score="misp")]
+               experiments.Method("mahalanobis_layer", label="Mahalanobis at layer3", options=dict(layer="layer3")),
+               experiments.Method("mahalanobis_ensemble", label="Mahalanobis-ensemble"),
+               experiments.Method("misp")]
     res = experiments.evaluate(methods, lctx, progress=False).set_index(["method", "ood_set"])
     inner = {s: misp.layer_scores(lsm, x, batch_size=32, cache=False)
              for s, x in {"ID": bench.x_test, **bench.ood}.items()}
@@ -175,5 +175,5 @@ def test_misp_scores_through_evaluate_equal_the_misp_module_called_directly(benc
         assert res.loc[("MiSP", name), "AUROC"] == pytest.approx(
             100 * metrics.auroc(scores.misp(logits["ID"]), scores.misp(logits[name])), abs=1e-6)
     with pytest.raises(ParameterError, match="layer='layer9'"):
-        experiments.evaluate([experiments.Method("x", score="misp_layer", options=dict(layer="layer9"))], lctx,
+        experiments.evaluate([experiments.Method("misp_layer", options=dict(layer="layer9"))], lctx,
                              progress=False)

@@ -346,7 +346,7 @@ def _seed_path() -> Path | None:
     candidates = []
     if os.environ.get("ASHLIB_PAPER_SEED"):
         candidates.append(Path(os.environ["ASHLIB_PAPER_SEED"]))
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     for folder in (repo.parent / "shared" / "seeds", repo / "shared" / "seeds"):
         candidates.extend(sorted(folder.glob("001_*.txt")))
     return next((p for p in candidates if p.is_file()), None)

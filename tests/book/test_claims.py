@@ -7,10 +7,11 @@ import pytest
 
 from ashlib import ParameterError
 from ashlib.book import claims
+from ashlib.book.chapters import ch01_methods
 
 
 def _check(chapter: str, i: int, evidence: dict) -> tuple[float, str]:
-    effect, text = claims.CLAIMS[chapter][i].check(evidence)
+    effect, text = claims.of(chapter)[i].check(evidence)
     return round(float(effect.iloc[0]), 6), text
 
 
@@ -51,11 +52,11 @@ def test_placement_and_threshold_claims_by_hand():
     assert _check("02_placements", 3, ev)[0] == 20.0
     flat = {**ev, "a1 ID acc": _rows(**dict(zip(labels, [30.0, 60.0, 60.0, 75.0, 76.0])))}
     assert _check("02_placements", 0, flat)[0] == 0.0  # not rising: fails (the claim needs > 0)
-    assert claims.CLAIMS["02_placements"][0].verdict(pd.Series([0.0]))[0] == "fails"
+    assert claims.of("02_placements")[0].verdict(pd.Series([0.0]))[0] == "fails"
     one_block = {"a1 ID acc": _rows(**{"ASH-P@90 block1": 30.0})}  # nothing to compare: said, not decided
-    assert claims.cells(claims.CLAIMS["02_placements"][:1], one_block) == ["not computable: +nan; blocks 1→3: 30.0"]
+    assert claims.cells(claims.of("02_placements")[:1], one_block) == ["not computable: +nan; blocks 1→3: 30.0"]
     no_penultimate = {"a1 AUROC": _rows(**dict(zip(labels[:3], [50.0, 60.0, 70.0])))}  # e.g. DenseNet's 3 blocks
-    assert claims.cells(claims.CLAIMS["02_placements"][3:], no_penultimate) == [
+    assert claims.cells(claims.of("02_placements")[3:], no_penultimate) == [
         "not computable: +nan; best ASH-P@90 block3 (70.0), no penultimate row"]
     grid = {"local S": pd.DataFrame({80: [90.0], 90: [91.0], 99: [80.0]}),
             "global S": pd.DataFrame({80: [85.0], 90: [92.0], 99: [70.0]}),
@@ -77,7 +78,7 @@ def test_rand_claims_by_hand():
 def test_a_verdict_is_inconclusive_when_the_interval_of_the_effect_straddles_the_line():
     """Row 0 is the effect on all images, rows 1.. its replicates: the interval decides, not the sign."""
     rng = np.random.default_rng(0)
-    claim = claims.CLAIMS["01_methods"][2]  # ASH-S minus ASH-P, "> 0"
+    claim = claims.of("01_methods")[2]  # ASH-S minus ASH-P, "> 0"
     noisy = pd.Series(np.r_[0.3, rng.normal(0.3, 1.0, 1000)])
     clear = pd.Series(np.r_[3.0, rng.normal(3.0, 1.0, 1000)])
     assert claim.verdict(noisy)[0] == "inconclusive"
@@ -85,8 +86,8 @@ def test_a_verdict_is_inconclusive_when_the_interval_of_the_effect_straddles_the
     assert (verdict, point) == ("holds", 3.0) and 0 < lo < 3 < hi
     assert claim.verdict(-clear)[0] == "fails"
     assert claim.verdict(pd.Series([0.3]))[:2] == ("holds", 0.3)  # the paper's numbers: the sign alone
-    same = claims.CLAIMS["01_methods"][4]  # "at most" the tolerance
-    tol = claims.SAME_ACCURACY_TOLERANCE
+    same = claims.of("01_methods")[4]  # "at most" the tolerance
+    tol = ch01_methods.SAME_ACCURACY_TOLERANCE
     assert same.verdict(pd.Series(np.r_[0.4, rng.uniform(0.1, 0.6 * tol, 500)]))[0] == "holds"
     assert same.verdict(pd.Series(np.r_[0.4, rng.uniform(0.1, 1.5 * tol, 500)]))[0] == "inconclusive"
     assert same.verdict(pd.Series(np.r_[2.0, rng.uniform(1.2 * tol, 3 * tol, 500)]))[0] == "fails"
@@ -121,7 +122,7 @@ def test_table_shows_every_run_and_why_one_did_not_run():
     assert list(table.columns) == ["claim", "source", "effect (points)", "Paper (ImageNet; quoted, no interval)",
                                    "missing"]
     assert table["missing"].tolist() == ["not run: FileNotFoundError: no data"] * 3
-    assert len(table) == len(claims.CLAIMS["03_global_vs_local"])
+    assert len(table) == len(claims.of("03_global_vs_local"))
     styled = claims.styled(table).to_html()
     assert "#f8e0e0" in styled and "#eeeeee" in styled  # fails red, not run grey
     with pytest.raises(ParameterError, match="chapter='05_nac'"):

@@ -456,3 +456,17 @@ def test_jupyterlab_opens_the_student_version(released, tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert "course directory root" not in server.stderr.read().decode()
+
+
+def test_every_forbidden_name_is_a_function_of_ashlib_and_a_stale_one_is_refused(tmp_path, monkeypatch):
+    """A forbidden name that names nothing (a module moved) would leave its tripwire unset: refused before
+    any grading."""
+    for name in ASSIGNMENTS:
+        assert all(n.startswith("ashlib.") for n in classroom.forbidden(name))
+    assert "ashlib.methods.shaping.ash_b" in classroom.forbidden("ash")
+    stale = nbformat.read(classroom.source_notebook("ash"), as_version=4)
+    stale.metadata["ashbook"]["forbidden"] = ["ashlib.shaping.ash_b"]
+    nbformat.write(stale, tmp_path / "ash.ipynb")
+    monkeypatch.setattr(classroom, "source_notebook", lambda name: tmp_path / "ash.ipynb")
+    with pytest.raises(ParameterError, match=r"forbidden name 'ashlib.shaping.ash_b' .* is not allowed"):
+        classroom.forbidden("ash")

@@ -116,7 +116,7 @@ def test_gains_are_experiments_differences_per_network(band_benchmark):
         model = train(build_model("smallresnet", 3, width=2, expansion=e), bench.x_train, bench.y_train,
                       TrainRecipe(epochs=2, batch_size=30), progress=False)
         contexts[e] = experiments.build_context(model, bench, batch_size=64)
-    energy, methods = experiments.Method("Energy"), [experiments.ash("P", 60), experiments.ash("S", 60)]
+    energy, methods = experiments.Method("energy"), [experiments.ash("P", 60), experiments.ash("S", 60)]
     got = w.gains(methods, energy, {k: [c] for k, c in contexts.items()}, n_resamples=100)
     assert list(got.columns) == ["network", "method", "family", "percentile", "seeds", "difference", "lo", "hi", "verdict"]
     for e, ctx in contexts.items():
@@ -134,7 +134,7 @@ def test_kept_scores_of_other_runs_join_as_seeds(band_benchmark, tmp_path):
     from ashlib.book.runs import Run
 
     bench = band_benchmark(0)
-    energy, methods = experiments.Method("Energy"), [experiments.ash("S", 60)]
+    energy, methods = experiments.Method("energy"), [experiments.ash("S", 60)]
     contexts = {}
     for t in (0, 1):
         model = train(build_model("smallresnet", 3, width=2, expansion=24, seed=t), bench.x_train, bench.y_train,

@@ -393,7 +393,7 @@ def test_fault_injection_writes_a_well_formed_entry_that_only_the_row_check_refu
     import importlib.util
     import random
 
-    spec = importlib.util.spec_from_file_location("fault_injection", Path(__file__).parents[1] / "benchmarks" /
+    spec = importlib.util.spec_from_file_location("fault_injection", Path(__file__).parents[2] / "benchmarks" /
                                                   "fault_injection.py")
     faults = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(faults)

@@ -1,5 +1,5 @@
 """Acceptance tests for ashlib.assets.data: the mnist5k benchmark as built (``preprocessing="raw"``), its manifest
-and its argument checks. The preprocessings themselves: tests/test_preprocessing.py; fmnist: tests/test_fmnist.py."""
+and its argument checks. The preprocessings themselves: tests/assets/test_preprocessing.py; fmnist: tests/assets/test_fmnist.py."""
 from __future__ import annotations
 
 import hashlib
@@ -169,7 +169,7 @@ def test_summary_table(bench):
 
 def test_manifest_entries_match_installed_files():
     data = manifest()
-    assert isinstance(data["weights"], list)  # paper-scale weights: tests/test_paper_scale.py
+    assert isinstance(data["weights"], list)  # paper-scale weights: tests/assets/test_paper_scale.py
     entries = data["datasets"]
     assert len({e["name"] for e in entries}) == len(entries)
     embedded = [e for e in entries if e["kind"] == "embedded-package"]

@@ -35,8 +35,8 @@ def direct(model, x, shape=None, placement="avgpool"):
 
 
 @pytest.mark.parametrize("method", [
-    experiments.Method("Energy"),
-    experiments.Method("Softmax", score="msp"),
+    experiments.Method("energy"),
+    experiments.Method("msp"),
     experiments.ash("S", 80), experiments.ash("B", 65), experiments.ash("P", 60, score="msp"),
 ])
 def test_rows_equal_direct_computation_on_the_full_network(setup, method):
@@ -60,9 +60,9 @@ def test_react_dice_and_mahalanobis_rows_use_training_statistics_only(setup):
     fc = model.fc
     c = torch.quantile(feats["ID train"].flatten(), 0.9).item()
     assert ctx.react_threshold == pytest.approx(c, rel=1e-5)
-    res = experiments.evaluate([experiments.Method("ReAct", react=True),
-                                experiments.Method("DICE", dice=True),
-                                experiments.Method("Mahalanobis (penultimate)", score="mahalanobis_penultimate")], ctx,
+    res = experiments.evaluate([experiments.Method("energy", react=True),
+                                experiments.Method("energy", dice=True),
+                                experiments.Method("mahalanobis_penultimate")], ctx,
                                progress=False).set_index(["method", "ood_set"])
     mask = scores.fit_dice_mask(fc.weight.detach(), feats["ID train"].mean(0), 90)
     fit = scores.fit_mahalanobis(feats["ID train"], bench.y_train, 3)
@@ -84,7 +84,7 @@ def test_the_papers_mahalanobis_row_is_lee_et_al_with_the_official_validation_re
     from ashlib.methods import mahalanobis
 
     model, bench, ctx = setup
-    res = experiments.evaluate([experiments.Method("Mahalanobis", score="mahalanobis")], ctx,
+    res = experiments.evaluate([experiments.Method("mahalanobis")], ctx,
                                progress=False).set_index("ood_set")
     layers = mahalanobis.stage_layers(model)
     assert layers == ["layer1", "layer2", "layer3", "layer4"]
@@ -177,9 +177,9 @@ def test_a_context_with_the_imagenet_settings_runs_them(setup):
     mask70 = scores.fit_dice_mask(w, f["ID train"].mean(0), 70)
     mask10 = scores.fit_dice_mask(w, f["ID train"].mean(0), 10)
     assert torch.equal(ctx.dice_mask, mask70) and torch.equal(ctx.dice_react_mask, mask10)
-    res = experiments.evaluate([experiments.Method("ReAct", react=True), experiments.Method("DICE", dice=True),
-                                experiments.Method("DICE+ReAct", react=True, dice=True),
-                                experiments.Method("ODIN", score="odin")], ctx,
+    res = experiments.evaluate([experiments.Method("energy", react=True), experiments.Method("energy", dice=True),
+                                experiments.Method("energy", react=True, dice=True),
+                                experiments.Method("odin")], ctx,
                                progress=False).set_index(["method", "ood_set"])
     with torch.no_grad():
         odin_id = scores.odin(model, bench.x_test, 1000.0, 0.005, input_scale=model.normalize.std)
@@ -218,7 +218,7 @@ def test_wide_table_has_the_paper_layout(setup):
 
 def test_bad_method_arguments_are_named():
     with pytest.raises(ParameterError, match="score='entropy'"):
-        experiments.Method("x", score="entropy")
+        experiments.Method("entropy")
     with pytest.raises(ParameterError, match="percentile=150"):
         experiments.ash("S", 150)
 
@@ -250,7 +250,7 @@ def test_global_threshold_is_fitted_on_training_activations_only(setup, placemen
     # changing the test or OOD data cannot change it: it is read from the training set alone
     ctx.sets["ID test"], saved = torch.zeros_like(bench.x_test), ctx.sets["ID test"]
     try:
-        ctx.memo.pop(("global", layer, 85))
+        del ctx.global_thresholds[(layer, 85)]
         assert ctx.global_threshold(layer, 85) == pytest.approx(expected, rel=1e-6)
     finally:
         ctx.sets["ID test"] = saved
@@ -291,7 +291,7 @@ def test_ash_rand_is_reproducible_per_seed_and_differs_across_seeds(setup):
 
 def test_id_accuracy_table_matches_evaluate(setup):
     _, _, ctx = setup
-    methods = [experiments.ash("B", 70), experiments.Method("Energy")]
+    methods = [experiments.ash("B", 70), experiments.Method("energy")]
     acc = experiments.id_accuracy(methods, ctx, progress=False).set_index("method")["ID acc"]
     res = experiments.evaluate(methods, ctx, progress=False).groupby("method")["ID acc"].first()
     assert acc.to_dict() == res.to_dict()
@@ -300,9 +300,9 @@ def test_id_accuracy_table_matches_evaluate(setup):
 def test_unsupported_combinations_fail_clearly(setup):
     _, _, ctx = setup
     with pytest.raises(ParameterError, match="score='mahalanobis'"):
-        experiments.Method("x", score="mahalanobis", react=True)
+        experiments.Method("mahalanobis", react=True)
     with pytest.raises(ParameterError, match="dice=True with placement='layer3.merge'"):
-        experiments.method_logits(experiments.Method("x", dice=True, shaping="ash_s", percentile=90,
+        experiments.method_logits(experiments.Method("energy", dice=True, shaping="ash_s", percentile=90,
                                                      placement="layer3.merge"), ctx, "noise")
 
 
@@ -328,7 +328,7 @@ def test_sanity_sets_are_reported_after_the_average_and_left_out_of_it(setup):
     marked = SimpleNamespace(**vars(bench), sanity=["noise"])
     ctx = experiments.build_context(model, marked, batch_size=32)
     assert ctx.sanity_sets == ("noise",) and ctx.averaged_sets == ["dark"]
-    res = experiments.evaluate([experiments.Method("Energy")], ctx, progress=False)
+    res = experiments.evaluate([experiments.Method("energy")], ctx, progress=False)
     assert res["ood_set"].tolist() == ["dark", "Average", "noise"]
     rows = res.set_index("ood_set")
     assert rows.loc["Average", "AUROC"] == rows.loc["dark", "AUROC"]
@@ -339,7 +339,7 @@ def test_evaluate_and_id_accuracy_are_kept_in_the_context(setup, monkeypatch):
     _, _, ctx = setup
     method = experiments.ash("S", 85)
     first = experiments.evaluate([method], ctx, progress=False)
-    assert ("evaluate", method, "paper", "trapezoid") in ctx.memo
+    assert (method, "paper", "trapezoid") in ctx.rows
     calls = []
     original = experiments.method_logits
     monkeypatch.setattr(experiments, "method_logits", lambda *a, **k: calls.append(a) or original(*a, **k))
@@ -349,7 +349,7 @@ def test_evaluate_and_id_accuracy_are_kept_in_the_context(setup, monkeypatch):
     assert len(calls) == 1 + len(ctx.ood_sets)  # only the other convention was computed
     pd.testing.assert_series_equal(other["AUROC"], first["AUROC"])  # AUROC has no FPR convention
     acc = experiments.id_accuracy([method], ctx, progress=False)
-    assert acc["ID acc"].iloc[0] == first["ID acc"].iloc[0] and ("id_accuracy", method) in ctx.memo
+    assert acc["ID acc"].iloc[0] == first["ID acc"].iloc[0] and method in ctx.id_accuracies
 
 
 def test_the_chapters_method_builders():
@@ -381,7 +381,8 @@ def test_a_shared_sweep_gives_the_rows_of_one_method_at_a_time(setup, monkeypatc
     ctx = fresh()
     acc = experiments.id_accuracy(grid, ctx, progress=False)
     assert acc["ID acc"].tolist() == alone.groupby("method", sort=False)["ID acc"].first().tolist()
-    assert not [k for k in ctx.memo if k[0] == "logits"]  # nothing left behind
+    # the shared logits were used by that call only: the context kept those of the methods computed alone
+    assert {m for m, _ in ctx.logits} == {m for m in grid if m.threshold == "global"}
 
 
 def test_inner_placements_stream_one_pass_per_set_and_match_one_at_a_time(setup):
@@ -391,7 +392,7 @@ def test_inner_placements_stream_one_pass_per_set_and_match_one_at_a_time(setup)
     grid += [experiments.ash("RAND", 80, placement=stages[1], seed=3), experiments.ash("B", 70)]
     ctx = experiments.build_context(model, bench, batch_size=32)
     shared = experiments.evaluate(grid, ctx, progress=False)
-    assert not [k for k in ctx.memo if k[0] == "layer"]  # no layer output was kept
+    assert not ctx.layer_outputs  # no layer output was kept
     alone = experiments.evaluate(grid, experiments.build_context(model, bench, batch_size=32), progress=False,
                                  share=False)
     pd.testing.assert_frame_equal(shared, alone, rtol=1e-12, atol=1e-12)
@@ -408,15 +409,15 @@ def test_evaluate_with_intervals_adds_the_bootstrap_bounds_and_moves_no_number(s
     from ashlib.stats import uncertainty
 
     _, bench, ctx = setup
-    methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
+    methods = [experiments.Method("energy"), experiments.ash("S", 85)]
     plain = experiments.evaluate(methods, ctx, progress=False)
     res = experiments.evaluate(methods, ctx, progress=False, intervals=200)
     pd.testing.assert_frame_equal(res[plain.columns], plain)
     fresh = experiments.build_context(*setup[:2], batch_size=32)
     pd.testing.assert_frame_equal(experiments.evaluate(methods, fresh, progress=False, intervals=200), res)
-    kept = len(fresh.memo)  # asked without intervals afterwards: the same rows, nothing computed again
+    kept = fresh.cache_sizes()  # asked without intervals afterwards: the same rows, nothing computed again
     pd.testing.assert_frame_equal(experiments.evaluate(methods, fresh, progress=False), plain)
-    assert len(fresh.memo) == kept
+    assert fresh.cache_sizes() == kept
     bounds = [f"{m}_{end}" for m in (*uncertainty.METRICS, "ID acc") for end in ("lo", "hi")]
     assert set(bounds) <= set(res.columns) and (res["AUROC_lo"] <= res["AUROC_hi"]).all()
 
@@ -443,19 +444,19 @@ def test_differences_pair_the_methods_on_the_same_resamples(setup):
     """experiments.differences: a method against itself is exactly 0 on every resample (inconclusive);
     the difference is the one of evaluate's Average rows; the scores are those evaluate kept."""
     _, _, ctx = setup
-    energy, ash = experiments.Method("Energy"), experiments.ash("S", 85)
+    energy, ash = experiments.Method("energy"), experiments.ash("S", 85)
     avg = experiments.evaluate([energy, ash], ctx, progress=False).set_index(["method", "ood_set"])["AUROC"]
-    assert ("scores", ash, experiments.ID_SET) in ctx.memo
+    assert (ash, experiments.ID_SET) in ctx.scores
     got = experiments.differences([energy, ash], energy, ctx, "AUROC", n_resamples=300).set_index("method")
     assert tuple(got.loc["Energy", ["difference", "lo", "hi", "verdict"]]) == (0.0, 0.0, 0.0, "inconclusive")
     assert got.loc[ash.label, "difference"] == pytest.approx(avg[(ash.label, "Average")] - avg[("Energy", "Average")])
     assert got.loc[ash.label, "lo"] <= got.loc[ash.label, "hi"]
     assert got.loc[ash.label, "verdict"] in ("holds", "fails", "inconclusive")
     fresh = experiments.build_context(*setup[:2], batch_size=32)  # not evaluated: the scores are computed
-    assert (experiments.method_scores(ash, fresh, "noise") == ctx.memo[("scores", ash, "noise")]).all()
+    assert (experiments.method_scores(ash, fresh, "noise") == ctx.scores[(ash, "noise")]).all()
     # evaluate's replicates are the same resamples: after evaluate(intervals=300), the same differences
     experiments.evaluate([energy, ash], fresh, progress=False, intervals=300)
-    assert ("replicates", ash, "paper", 300) in fresh.memo
+    assert (ash, "paper", 300) in fresh.replicates
     pd.testing.assert_frame_equal(experiments.differences([energy, ash], energy, fresh, "AUROC", n_resamples=300), got.reset_index())
     with pytest.raises(ParameterError, match=r"metric='ID acc' is not allowed"):
         experiments.differences([ash], energy, ctx, "ID acc")
@@ -469,7 +470,7 @@ def test_replicate_tables_give_evaluates_values_and_its_resamples(setup):
     from ashlib.stats import uncertainty
 
     _, _, ctx = setup
-    methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
+    methods = [experiments.Method("energy"), experiments.ash("S", 85)]
     res = experiments.evaluate(methods, ctx, progress=False, intervals=200).set_index(["method", "ood_set"])
     for quantity, where in (("AUROC", "Average"), ("FPR95", "noise"), ("ID acc", "Average")):
         table = experiments.replicate_table(methods, ctx, quantity, n_resamples=200, set_name=where)
@@ -480,11 +481,11 @@ def test_replicate_tables_give_evaluates_values_and_its_resamples(setup):
                 tuple(res.loc[(m.label, where), [f"{quantity}_lo", f"{quantity}_hi"]]))
     alone = experiments.build_context(*setup[:2], batch_size=32)  # AUROC resampled alone: the same draws
     auroc = experiments.replicate_table(methods, alone, "AUROC", n_resamples=200)
-    assert not any(key[0] == "replicates" and len(key) == 4 for key in alone.memo)  # no other metric computed
+    assert all(key[-1] == "AUROC" for key in alone.replicates)  # no other metric computed
     assert np.array_equal(auroc.to_numpy(), experiments.replicate_table(methods, ctx, "AUROC", n_resamples=200).to_numpy())
     fresh = experiments.build_context(*setup[:2], batch_size=32)
     acc = experiments.replicate_table(methods, fresh, "ID acc", n_resamples=200)
-    assert not any(key[0] == "evaluate" for key in fresh.memo)  # ID accuracy alone: no OOD metric computed
+    assert not fresh.rows and not fresh.replicates  # ID accuracy alone: no OOD metric computed
     assert np.array_equal(acc.to_numpy(), experiments.replicate_table(methods, ctx, "ID acc", n_resamples=200).to_numpy())
     with pytest.raises(ParameterError, match=r"labels with 1 names is not allowed: expected one per method \(2\)"):
         experiments.replicate_table(methods, ctx, labels=["a"])
@@ -502,7 +503,7 @@ def test_results_over_training_seeds_average_the_seeds_and_widen_the_intervals(s
     other = experiments.build_context(train(build_model("smallresnet", 3, width=2, seed=1), bench.x_train,
                                             bench.y_train, TrainRecipe(epochs=2, batch_size=30, seed=1),
                                             progress=False), bench, batch_size=32)
-    methods = [experiments.Method("Energy"), experiments.ash("S", 85)]
+    methods = [experiments.Method("energy"), experiments.ash("S", 85)]
     both = experiments.seed_results(methods, [ctx, other], n_resamples=200)
     one = [experiments.evaluate(methods, c, progress=False, intervals=200) for c in (ctx, other)]
     for name in ("AUROC", "FPR95", "ID acc"):
@@ -530,7 +531,7 @@ def test_kept_scores_recompute_the_intervals_without_a_network(setup, tmp_path):
 
     model, bench, _ = setup
     ctx = experiments.build_context(model, bench, batch_size=32)
-    methods = [experiments.Method("Energy"), experiments.ash("S", 85), experiments.ash("RAND", 80, seed=3)]
+    methods = [experiments.Method("energy"), experiments.ash("S", 85), experiments.ash("RAND", 80, seed=3)]
     res = experiments.evaluate(methods, ctx, progress=False, intervals=200).set_index(["method", "ood_set"])
     run = runs.Run(bench, model, "", ctx, {"seed": 0}, results_dir=str(tmp_path))
     path = run.keep_scores("kept")
@@ -556,16 +557,92 @@ def test_kept_scores_recompute_the_intervals_without_a_network(setup, tmp_path):
     assert runs.Run(bench, model, "", ctx, {"seed": 0}).keep_scores("kept") is None  # no results folder
 
 
+def test_a_method_is_named_once_by_its_score_and_labelled_by_the_registry():
+    """Issue 35: ``Method("msp")`` scores MSP under the registry's label; ``method`` names a method by a
+    score's or a shaping's name or label."""
+    from ashlib.methods import registry
+
+    assert experiments.Method("msp").label == registry.score("msp").label == "Softmax"
+    for name, entry in registry.scores().items():
+        m = experiments.Method(name)
+        assert (m.score, m.label, m.shaping) == (name, entry.label, "none")
+    assert [experiments.Method("energy", react=r, dice=d).label for r, d in
+            [(True, False), (False, True), (True, True)]] == ["ReAct", "DICE", "DICE+ReAct"]
+    assert experiments.Method("msp", label="MSP").label == "MSP"  # a label for display
+    assert experiments.method("ASH-S", p=95) == experiments.ash("S", 95)
+    assert experiments.method("ASH-S", p=95).label == "ASH-S@95"
+    assert experiments.method("ash_s", 95) == experiments.ash("S", 95)
+    scaled = experiments.method("scale", 85, score="msp", react=True)
+    assert scaled == experiments.shaped("scale", 85, "msp", react=True) and scaled.label == "Softmax + ReAct + SCALE@85"
+    assert experiments.method("Softmax") == experiments.method("msp") == experiments.Method("msp")
+    assert experiments.method("energy", react=True).label == "ReAct"
+    with pytest.raises(ParameterError, match=r"^name='knn' is not allowed: expected a registered score's or shaping's"):
+        experiments.method("knn")
+    with pytest.raises(ParameterError, match=r"^p=None is not allowed with the shaping 'ash_s': expected its"):
+        experiments.method("ASH-S")
+    with pytest.raises(ParameterError, match=r"^p=90 is not allowed with the score 'msp': expected None"):
+        experiments.method("msp", 90)
+    with pytest.raises(TypeError):
+        experiments.Method("msp", "MSP")  # every argument after the score is a keyword
+
+
 def test_a_method_labelled_with_another_scores_name_is_refused_not_scored_as_energy():
-    """``Method("Softmax")`` used to score Energy under the label Softmax (score defaults to energy)."""
+    """``Method("Softmax")`` used to score Energy under the label Softmax (score defaults to energy);
+    a label, given for display, still may not name another registered score or shaping."""
     for label, kind, name in [("Softmax", "score", "msp"), ("mahalanobis", "score", "mahalanobis"),
                               ("MaxLogit", "score", "max_logit"), ("ASH-S", "shaping", "ash_s")]:
         with pytest.raises(ParameterError) as err:
-            experiments.Method(label)
+            experiments.Method("energy", label=label)
         assert str(err.value).startswith(f"label={label!r} is not allowed with score='energy', shaping='none': it "
                                          f"names the {kind} {name!r}"), str(err.value)
+    # the score named by its label, or a shaping named as the score: refused, saying what to write
+    with pytest.raises(ParameterError, match=r"^score='Softmax' is not allowed: expected a registered score's name, "
+                                             r"one of 'msp', .*'Softmax' is the label of the score 'msp': write "
+                                             r"Method\('msp'\)"):
+        experiments.Method("Softmax")
+    with pytest.raises(ParameterError, match=r"^score='ash_s' is not allowed: .*'ash_s' is a shaping: write "
+                                             r"method\('ash_s', p\)"):
+        experiments.Method("ash_s")
+    with pytest.raises(ParameterError, match=r"^label='' is not allowed: expected a non-empty string"):
+        experiments.Method("msp", label="")
     # a label that matches what it computes, or names nothing registered, is fine
-    assert experiments.Method("Softmax", score="msp").score == "msp"
-    assert experiments.Method("Energy").score == "energy"
-    assert experiments.Method("ASH-S", shaping="ash_s", percentile=90).shaping == "ash_s"
-    assert experiments.Method("DICE+ReAct", react=True, dice=True).label == "DICE+ReAct"
+    assert experiments.Method("msp", label="softmax").score == "msp"
+    assert experiments.Method("energy", label="ASH-S", shaping="ash_s", percentile=90).shaping == "ash_s"
+    assert experiments.Method("energy", label="ReAct + Energy", react=True).label == "ReAct + Energy"
+
+
+def test_method_logits_are_kept_and_asked_again_come_by_the_same_path(setup, monkeypatch):
+    """Issue 35: no hidden state. share_sweeps hands its logits to its caller and keeps nothing in the
+    context; method_logits computes a method's logits by one path, keeps them in ctx.logits, and a
+    second call returns the same tensor without computing it again. The cache is bounded
+    (ctx.logits_limit): logits it gave up are computed again, by the same path, to the same bits."""
+    model, bench, _ = setup
+    ctx = experiments.build_context(model, bench, batch_size=32)
+    calls = []
+    original = experiments._logits
+    monkeypatch.setattr(experiments, "_logits", lambda *a: calls.append(a[::2]) or original(*a))
+    grid = [experiments.ash("S", p) for p in (60, 80, 90)]
+    before = ctx.cache_sizes()
+    shared = experiments.share_sweeps(grid, ctx, [experiments.ID_SET, "noise"])
+    assert set(shared) == {(m, n) for m in grid for n in (experiments.ID_SET, "noise")}
+    assert ctx.cache_sizes() == before and not calls  # nothing kept in the context, nothing computed alone
+    first = experiments.method_logits(grid[1], ctx, "noise")
+    second = experiments.method_logits(grid[1], ctx, "noise")
+    assert second is first and calls == [(grid[1], "noise")]  # computed once
+    torch.testing.assert_close(first, shared[(grid[1], "noise")], rtol=1e-6, atol=1e-6)  # the sweep: same values
+    assert experiments.share_sweeps(grid, ctx, ["noise"])[(grid[1], "noise")].shape == first.shape
+    assert experiments.method_logits(grid[1], ctx, "noise") is first  # sharing again changes nothing kept
+    # evaluate takes the shared logits once and keeps them nowhere: method_logits still gives its own
+    experiments.evaluate(grid, ctx, progress=False)
+    assert experiments.method_logits(grid[1], ctx, "noise") is first and len(calls) == 1
+    assert set(ctx.logits) == {(grid[1], "noise")}
+    # bounded: room for one set's logits; the oldest is given up, then computed again to the same bits
+    ctx.logits_limit = first.numel() * first.element_size()
+    other = experiments.method_logits(grid[0], ctx, "noise")
+    assert set(ctx.logits) == {(grid[0], "noise")}
+    again = experiments.method_logits(grid[1], ctx, "noise")
+    assert torch.equal(again, first) and calls[-1] == (grid[1], "noise") and len(calls) == 3
+    assert torch.equal(experiments.method_logits(grid[0], ctx, "noise"), other)
+    ctx.logits_limit = 0  # nothing kept: every call computes, by the same path
+    once = experiments.method_logits(grid[2], ctx, "noise")
+    assert torch.equal(experiments.method_logits(grid[2], ctx, "noise"), once) and (grid[2], "noise") not in ctx.logits
