@@ -100,7 +100,8 @@ def requested_urls(driver) -> list[str]:
 
 def test_the_site_has_every_chapter():
     names = pages()
-    for chapter in ("intro.html", "results.html", "references.html", "run/00_benchmark.html", "run/01_methods.html",
+    for chapter in ("intro.html", "results.html", "references.html", "run/00_primer.html", "run/00_benchmark.html",
+                    "run/01_methods.html",
                     "run/02_placements.html", "run/03_global_vs_local.html", "run/04_ash_rand.html",
                     "run/05_nac.html", "run/06_misp.html", "run/07_classroom.html", "run/08_transformer.html",
                     "run/09_when_ash_helps.html"):

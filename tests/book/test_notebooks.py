@@ -18,7 +18,7 @@ GOOD = dict(benchmark="mnist5k", model="smallresnet", device="cpu", batch_size=6
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:2] == ["00_benchmark.ipynb", "01_methods.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:3] == ["00_benchmark.ipynb", "00_primer.ipynb", "01_methods.ipynb"]
 
 
 def _parameters(path) -> dict:
@@ -27,8 +27,9 @@ def _parameters(path) -> dict:
     return papermill.inspect_notebook(str(path))
 
 
-#: Chapters on the benchmark (the teachers' page grades assignments; it has no benchmark).
-CHAPTERS = [p for p in NOTEBOOKS if p.stem != "07_classroom"]
+#: Chapters on the benchmark (the teachers' page grades assignments and the primer works toy numbers;
+#: neither has a benchmark).
+CHAPTERS = [p for p in NOTEBOOKS if p.stem not in ("07_classroom", "00_primer")]
 
 
 @pytest.mark.parametrize("path", CHAPTERS[1:], ids=lambda p: p.name)
@@ -163,13 +164,14 @@ def test_the_parameters_cell_is_its_chapters_declaration_rendered(path):
 def test_a_cell_that_drifts_from_its_declaration_is_found_and_rewritten(tmp_path):
     from ashlib.book import chapters
 
-    nb = json.loads(NOTEBOOKS[3].read_text())
+    original = NOTEBOOKS[0].with_name("03_global_vs_local.ipynb")
+    nb = json.loads(original.read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
     cell["source"] = "".join(cell["source"]).replace("[70, 75,", "[60, 75,")
-    drifted = tmp_path / NOTEBOOKS[3].name
+    drifted = tmp_path / original.name
     drifted.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     assert chapters.sync_parameters_cells(tmp_path) == [drifted.stem]
-    assert drifted.read_text() == NOTEBOOKS[3].read_text()
+    assert drifted.read_text() == original.read_text()
     assert chapters.sync_parameters_cells(tmp_path) == []
 
 

@@ -144,7 +144,7 @@ def parameters_cell(notebook: str) -> str:
     for name, default in cls.defaults().items():
         f = cls.declared()[name]
         lines.append(f"{name}: {f.type} = {_literal(default)}  # {f.metadata['help']}")
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 def sync_parameters_cells(folder) -> list[str]:
