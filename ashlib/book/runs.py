@@ -44,16 +44,9 @@ class Run:
                                                                 experiments.ID_SET), self.benchmark.y_test)
 
     def publish(self, name: str, value, display_value=None):
-        """Make a result available beyond the notebook: glued under ``name`` for the book's prose
-        and results page (myst-nb), and saved as ``<results_dir>/<name>.csv`` when it is a table
-        and the run has a results folder (``results_dir=``, else ``$ASHLIB_RESULTS_DIR``, which
-        ``python -m ashlib run`` sets). ``display_value`` (e.g. a styled table) is what is glued."""
-        from myst_nb import glue
-
-        if isinstance(value, pd.DataFrame) and self.results_dir:
-            Path(self.results_dir).mkdir(parents=True, exist_ok=True)
-            as_columns(name, value).to_csv(Path(self.results_dir) / f"{name}.csv", index=False)
-        glue(name, value if display_value is None else display_value, display=False)
+        """:func:`publish` into this run's results folder (``results_dir=``, else ``$ASHLIB_RESULTS_DIR``,
+        which ``python -m ashlib run`` sets)."""
+        publish(name, value, self.results_dir, display_value)
 
     def keep_scores(self, name: str, networks=None) -> Path | None:
         """Save every per-image score and ID prediction computed so far (:func:`ashlib.evaluation.experiments.kept_scores`)
@@ -101,6 +94,20 @@ class Run:
     def _subsets(self) -> str:
         sizes = [f"{k}={self.settings[k]:,}" for k in ("n_train", "n_test", "n_ood") if k in self.settings]
         return f", subsets {', '.join(sizes)} (not the benchmark's sizes)" if sizes else ""
+
+
+def publish(name: str, value, results_dir: str | None = None, display_value=None) -> None:
+    """Make a result available beyond the notebook: glued under ``name`` for the book's prose and results
+    page (myst-nb), and saved as ``<results_dir>/<name>.csv`` when it is a table and there is a results
+    folder (None: ``$ASHLIB_RESULTS_DIR``, else none). ``display_value`` (e.g. a styled table) is what is
+    glued."""
+    from myst_nb import glue
+
+    results_dir = results_dir or os.environ.get("ASHLIB_RESULTS_DIR")
+    if isinstance(value, pd.DataFrame) and results_dir:
+        Path(results_dir).mkdir(parents=True, exist_ok=True)
+        as_columns(name, value).to_csv(Path(results_dir) / f"{name}.csv", index=False)
+    glue(name, value if display_value is None else display_value, display=False)
 
 
 def as_columns(name: str, table: pd.DataFrame) -> pd.DataFrame:
