@@ -728,6 +728,7 @@ def build_book(run_dir: str | Path, book_dir: str | Path = BOOK, echo=print) -> 
     run_record = json.loads(record.read_text()) if record.is_file() else {}
     fragments = book_dir / "_fragments"
     (target / "this_run.md").write_text(this_run_page(run_record, present, fragments), encoding="utf-8")
+    (target / "verdict.md").write_text(verdict_page(present), encoding="utf-8")
     (target / "results.md").write_text(results_page(present, fragments), encoding="utf-8")
     toc = yaml.safe_dump(_toc_for(yaml.safe_load((book_dir / "_toc.yml").read_text()), present), sort_keys=False)
     config = yaml.safe_load((book_dir / "_config.yml").read_text())
@@ -820,10 +821,27 @@ def this_run_page(record: dict, present: set[str], fragments: Path) -> str:
         line += (" Its network classifies {glue:text}`run/01_methods.ipynb::methods_id_accuracy:.2f`% of the "
                  "ID test images correctly.")
     parts.append(line.strip())
-    if "09_when_ash_helps" in present:  # the book's central question, answered by this run
-        parts.append("**When does ASH help?** {glue:text}`run/09_when_ash_helps.ipynb::when_ash_helps_answer_text:s` "
-                     "(chapter *When does ASH help?*, generated from this run)")
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def verdict_page(present: set[str]) -> str:
+    """The introduction's first screen: the book's verdict on its central question, *when does ASH help?*,
+    as this run answers it (chapter 09's generated answer and its figure, glued), or a line saying that
+    this run has no such chapter."""
+    if "09_when_ash_helps" not in present:
+        return ("**The verdict.** This run has no chapter *When does ASH help?*, so this page states no verdict "
+                "of its own; the chapters below report each claim with its interval.\n")
+    return ("**The verdict, from this run.** {glue:text}`run/09_when_ash_helps.ipynb::when_ash_helps_answer_text:s` "
+            "Why: ASH-S multiplies what it keeps by $e^{s_1/s_2}$, which is larger for an image whose activation "
+            "mass is spread over many small values, so it raises the scores of whichever images spread theirs "
+            "more; the *premise AUROC* measures whether those are the ID images (above 50) or the OOD images "
+            "(below). The chapter *When does ASH help?* has the details; the primer works the factor out by "
+            "hand.\n\n"
+            "```{glue} when_ash_helps_gain_figure\n"
+            ":doc: run/09_when_ash_helps.ipynb\n"
+            "```\n\n"
+            "*ASH's gain over the energy score (mean AUROC, points) against the network's penultimate units, with "
+            "95% intervals over training seeds and test images, from the chapter on when ASH helps.*\n")
 
 
 def results_page(present: set[str], fragments: Path) -> str:

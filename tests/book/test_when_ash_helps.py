@@ -174,8 +174,11 @@ def test_the_intro_and_results_pages_carry_the_chapters_answer():
     from ashlib.book import pipeline
 
     fragments = pipeline.BOOK / "_fragments"
-    with_chapter = pipeline.this_run_page({"profile": "embedded"}, {"01_methods", "09_when_ash_helps"}, fragments)
-    assert "{glue:text}`run/09_when_ash_helps.ipynb::when_ash_helps_answer_text:s`" in with_chapter
-    assert "when_ash_helps" not in pipeline.this_run_page({"profile": "embedded"}, {"01_methods"}, fragments)
+    verdict = pipeline.verdict_page({"01_methods", "09_when_ash_helps"})
+    assert "{glue:text}`run/09_when_ash_helps.ipynb::when_ash_helps_answer_text:s`" in verdict
+    assert "{glue} when_ash_helps_gain_figure\n:doc: run/09_when_ash_helps.ipynb" in verdict
+    assert "when_ash_helps" not in pipeline.verdict_page({"01_methods"})
+    intro = (pipeline.BOOK / "intro.md").read_text()
+    assert intro.index("{include} run/verdict.md") < intro.index("**The question.**")  # the first screen
     assert "when_ash_helps_grid" in pipeline.results_page({"09_when_ash_helps"}, fragments)
     assert "when_ash_helps" not in pipeline.results_page({"01_methods"}, fragments)
