@@ -607,7 +607,7 @@ def method_hooks(method: Method, ctx: Context, set_name: str) -> list[tuple[str,
         entry = registry.shaping(method.shaping)
         kwargs = {}
         if entry.seeded:
-            kwargs["generator"] = torch.Generator().manual_seed(method.seed * 7919 + zlib.crc32(set_name.encode()))
+            kwargs["generator"] = rand_generator(method.seed, set_name)
         if method.threshold == "global":
             shape = functools.partial(entry.shape, threshold=ctx.global_threshold(placement, method.percentile),
                                       **kwargs)
@@ -623,6 +623,13 @@ def _compose(hooks):
             x = fn(x)
         return x
     return apply
+
+
+def rand_generator(seed: int, set_name: str) -> torch.Generator:
+    """The generator a seeded shaping (ASH-RAND) of seed ``seed`` draws from on the set ``set_name``: one
+    stream per seed and set, so that a set's draws do not depend on which sets were scored before it. To
+    reproduce a table's ASH-RAND row by hand, draw from this."""
+    return torch.Generator().manual_seed(seed * 7919 + zlib.crc32(set_name.encode()))
 
 
 def method_logits(method: Method, ctx: Context, set_name: str) -> Tensor:

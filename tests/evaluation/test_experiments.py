@@ -289,6 +289,19 @@ def test_ash_rand_is_reproducible_per_seed_and_differs_across_seeds(setup):
     assert not torch.allclose(a, c)
 
 
+def test_an_ash_rand_row_is_reproduced_by_hand_from_rand_generator(setup):
+    """What chapter 04's exercise does: the table's ASH-RAND at seed 1 on a set is ash_rand on the cached
+    features with rand_generator(1, set) (one stream per seed and set), through the last layer."""
+    from ashlib.methods import shaping
+
+    _, _, ctx = setup
+    for name in ["noise", "dark"]:
+        engine = experiments.method_logits(experiments.ash("RAND", 80, seed=1), ctx, name)
+        by_hand = shaping.ash_rand(ctx.features[name], 80, generator=experiments.rand_generator(1, name))
+        torch.testing.assert_close(engine, by_hand @ ctx.weight.T + ctx.bias, rtol=1e-5, atol=1e-5)
+    assert experiments.rand_generator(1, "noise").initial_seed() != experiments.rand_generator(1, "dark").initial_seed()
+
+
 def test_id_accuracy_table_matches_evaluate(setup):
     _, _, ctx = setup
     methods = [experiments.ash("B", 70), experiments.Method("energy")]
