@@ -1,6 +1,6 @@
 """The text the chapters generated, in the run the site was built from: no empty slot, and every decimal
-number it prints is a value of the run's tables at the precision printed (ashlib.book.prose), but for the
-configuration constants listed here."""
+number it prints is a value of the chapter's own tables or of the quoted reference tables, at the precision
+printed (ashlib.book.prose), but for the configuration constants listed here."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,5 +30,6 @@ def test_the_site_was_built_from_a_run_with_tables():
 
 @pytest.mark.parametrize("notebook", _notebooks(), ids=lambda p: p.stem)
 def test_the_generated_text_has_no_empty_slot_and_quotes_its_tables(notebook):
-    found = prose.problems(notebook, prose.table_values(RUN), CONSTANTS.get(notebook.stem, {}))
+    values = prose.table_values(prose.chapter_tables(RUN, notebook.stem))
+    found = prose.problems(notebook, values, CONSTANTS.get(notebook.stem, {}))
     assert not found, "\n".join(found)

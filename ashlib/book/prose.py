@@ -4,9 +4,12 @@ A chapter writes sentences from its results (``display(Markdown(f"..."))``). Two
 that no table shows: a slot left empty ("higher on  out of 5"), and a number that is not the table's
 (rounded from another run, typed, or from a cell the tables did not come from). :func:`problems` finds
 both in an executed notebook: every decimal number of its generated text must be, at the precision
-printed, a value of one of the run's CSV files (or a hundredth of one, a fraction printed as a percent),
-or be named in ``constants`` (a configuration value, not a result). Integers (counts, seeds, sizes) are
-not checked: most are settings, not results.
+printed, a value of one of the chapter's own CSV files or of the quoted reference tables (or a hundredth of
+one, a fraction printed as a percent), or be named in ``constants`` (a configuration value, not a result).
+Checking against the chapter's own tables, not the whole run's, keeps the test sharp: against all of a
+run's 11,000 values nearly any number with one decimal would pass. Integers (counts, seeds, sizes) are
+not checked: most are settings, not results; nor are durations (a number followed by " s" or " min":
+how long this machine took).
 """
 from __future__ import annotations
 
@@ -53,17 +56,28 @@ def empty_slots(text: str) -> list[str]:
     return found
 
 
-def table_values(run: str | Path) -> list[float]:
-    """Every number in the run folder's CSV files."""
+def table_values(files: Iterable[str | Path]) -> list[float]:
+    """Every number in the CSV files ``files`` (a chapter's own tables, the quoted reference tables)."""
     import numpy as np
     import pandas as pd
 
     values = []
-    for path in sorted(Path(run).glob("*.csv")):
+    for path in files:
         table = pd.read_csv(path)
         for column in table.columns:
             values.append(pd.to_numeric(table[column], errors="coerce").dropna().to_numpy(dtype=float))
     return np.unique(np.concatenate(values)).tolist() if values else []
+
+
+def chapter_tables(run: str | Path, notebook: str) -> list[Path]:
+    """The CSV files ``notebook`` wrote in the run folder ``run`` (its ``run.json``), and the paper's and the
+    related works' quoted tables (``ashlib/book/reference/*.csv``): what its text may quote."""
+    from importlib import resources
+
+    record = json.loads((Path(run) / "run.json").read_text(encoding="utf-8"))
+    own = [Path(run) / f for f in record["notebooks"][notebook].get("files", []) if f.endswith(".csv")]
+    reference = Path(str(resources.files("ashlib.book").joinpath("reference")))
+    return own + sorted(reference.glob("*.csv"))
 
 
 def unquoted_numbers(text: str, values: Iterable[float], constants: Iterable[str] = ()) -> list[str]:
@@ -76,7 +90,7 @@ def unquoted_numbers(text: str, values: Iterable[float], constants: Iterable[str
     out = []
     for m in NUMBER.finditer(text):
         printed = m.group()
-        if printed in known:
+        if printed in known or re.match(r"\**\s?(?:s|min)\b", text[m.end():]):
             continue
         digits = printed.replace(",", "").replace("−", "-").lstrip("+")
         x, decimals = float(digits), len(digits.split(".")[1])

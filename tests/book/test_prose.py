@@ -35,6 +35,7 @@ def test_a_number_the_tables_hold_at_its_precision_passes_and_another_does_not()
     missing = prose.unquoted_numbers(text, values)
     assert [m.split(":")[0] for m in missing] == ["95.4", "0.001"]
     assert [m.split(":")[0] for m in prose.unquoted_numbers(text, values, constants=["0.001"])] == ["95.4"]
+    assert prose.unquoted_numbers("fitting took **1.1 s**, scoring 5.9 s, the book 12.5 min", values) == []
 
 
 def test_problems_reads_an_executed_notebooks_generated_text(tmp_path):
