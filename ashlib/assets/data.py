@@ -476,13 +476,19 @@ def standardize_images(images: torch.Tensor) -> torch.Tensor:
     return ((flat - mean) / std).reshape(images.shape)
 
 
+def match_streams(seed: int, name: str) -> tuple[np.random.Generator, np.random.Generator]:
+    """The two generators (reference images, tie order) from which the "match" preprocessing of the OOD set
+    ``name`` draws at ``seed``: ``match_histograms_exact(raw.ood[name], raw.x_train, *match_streams(seed,
+    name))`` rebuilds the benchmark's matched set exactly, e.g. to vary one setting of it."""
+    return _rng(seed, "match", name, "reference"), _rng(seed, "match", name, "ties")
+
+
 def _preprocess_ood(x: torch.Tensor, preprocessing: str, reference: torch.Tensor, seed: int,
                     name: str) -> torch.Tensor:
     """One OOD set (named ``name``) under ``preprocessing``; "match" draws from two streams of its own
     (reference images, tie order), so the first k images do not depend on the set's size."""
     if preprocessing == "match":
-        return match_histograms_exact(x, reference, _rng(seed, "match", name, "reference"),
-                                      _rng(seed, "match", name, "ties"))
+        return match_histograms_exact(x, reference, *match_streams(seed, name))
     if preprocessing == "standardize":
         return standardize_images(x)
     return x

@@ -15,7 +15,7 @@ from skimage.exposure import match_histograms
 from ashlib import ParameterError
 from ashlib.assets.data import (
     DEFAULT_PREPROCESSING, OOD_KINDS, PREPROCESSINGS, SANITY_KIND, Benchmark, ImageFiles, load_benchmark,
-    match_histograms_exact, read_image_folder, standardize_images,
+    match_histograms_exact, match_streams, read_image_folder, standardize_images,
 )
 
 
@@ -38,6 +38,12 @@ def matched():
 
 
 # ------------------------------------------------------------------------ exact histogram matching
+
+
+def test_match_streams_rebuild_the_benchmarks_matched_set_exactly(raw, matched):
+    """What chapter 00's exercise on ties does: the matched letters, rebuilt from the raw ones."""
+    rebuilt = match_histograms_exact(raw.ood["letters"], raw.x_train, *match_streams(raw.seed, "letters"))
+    assert torch.equal(rebuilt, matched.ood["letters"])
 
 
 def test_exact_matching_equals_skimage_when_nothing_is_tied():
