@@ -2,9 +2,10 @@
 a chapter's ``Parameters``. A chapter whose parameter means something else declares its own."""
 from __future__ import annotations
 
-from dataclasses import Field
+from dataclasses import Field, dataclass
+from typing import Optional
 
-from ashlib.book.chapters import parameter
+from ashlib.book.chapters import ChapterParameters, parameter
 from ashlib.book.params import accepts
 
 
@@ -82,3 +83,28 @@ def num_workers() -> Field:
 
 def train_seeds() -> Field:
     return parameter(None, "training seeds the claims average over; None: seed and the next two (a pretrained network: its own)", accepts.train_seeds)
+
+
+@dataclass(frozen=True)
+class ASHChapterParameters(ChapterParameters):
+    """The parameters the ASH chapters (01-04) share, in the order their parameters cells list them
+    first: the benchmark, the network, the run and the subsets."""
+
+    benchmark: str = benchmark()
+    model: Optional[str] = model()
+    width: int = width()
+    expansion: Optional[int] = expansion()
+    epochs: int = epochs()
+    device: str = device()
+    batch_size: int = batch_size()
+    seed: int = seed()
+    fpr_convention: str = fpr_convention()
+    data_root: Optional[str] = data_root()
+    checkpoint: Optional[str] = checkpoint()
+    results_dir: Optional[str] = results_dir()
+    preprocessing: Optional[str] = preprocessing()
+    compare: list = compare()
+    n_train: Optional[int] = n_train()
+    n_test: Optional[int] = n_test()
+    n_ood: Optional[int] = n_ood()
+    num_workers: Optional[int] = num_workers()

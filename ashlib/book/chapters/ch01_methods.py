@@ -4,34 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ashlib.book.chapters import ChapterParameters, parameter
+from ashlib.book.chapters import parameter
 from ashlib.book.claims import Claim, at, fmt, smallest
 from ashlib.book.chapters import _common as common
 from ashlib.book.params import accepts
 
 
 @dataclass(frozen=True)
-class Parameters(ChapterParameters):
-    """The parameters of notebooks/01_methods.ipynb (its parameters cell is rendered from these)."""
+class Parameters(common.ASHChapterParameters):
+    """The parameters of notebooks/01_methods.ipynb (its parameters cell is rendered from these; the first
+    18 are the ASH chapters' shared ones, :class:`~ashlib.book.chapters._common.ASHChapterParameters`)."""
 
-    benchmark: str = common.benchmark()
-    model: Optional[str] = common.model()
-    width: int = common.width()
-    expansion: Optional[int] = common.expansion()
-    epochs: int = common.epochs()
-    device: str = common.device()
-    batch_size: int = common.batch_size()
-    seed: int = common.seed()
-    fpr_convention: str = common.fpr_convention()
-    data_root: Optional[str] = common.data_root()
-    checkpoint: Optional[str] = common.checkpoint()
-    results_dir: Optional[str] = common.results_dir()
-    preprocessing: Optional[str] = common.preprocessing()
-    compare: list = common.compare()
-    n_train: Optional[int] = common.n_train()
-    n_test: Optional[int] = common.n_test()
-    n_ood: Optional[int] = common.n_ood()
-    num_workers: Optional[int] = common.num_workers()
     percentile: Optional[float] = parameter(None, "one p for ASH-P/B/S; None: the paper's choices for the benchmark (Appendix D)", accepts.optional_percentile)
     sweep: list = parameter([50, 60, 65, 70, 75, 80, 85, 90, 95, 99], "p values of the Figure 2 front", accepts.percentiles)
     accuracy_sweep: list = parameter([0, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95, 97, 99, 100], "Figure 3", accepts.percentiles)
