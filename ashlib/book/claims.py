@@ -15,7 +15,9 @@ images, :func:`ashlib.evaluation.experiments.across_seeds`). The same check read
 A run's verdict is one of :data:`ashlib.stats.uncertainty.VERDICTS`: "holds" or "fails" only when the 95%
 interval of the effect lies wholly on one side of the claim's line, else "inconclusive"
 (:func:`ashlib.stats.uncertainty.verdict`). The paper's numbers come without intervals, so its column says
-"holds" or "fails" by the effect's sign alone. :func:`table` puts the paper and several runs side by
+"holds" or "fails" by the effect's sign alone. A detection claim that holds while every detector it
+compares is below chance (AUROC < 50) reads "holds between failures": it says which detector fails
+less, not that either detects (:func:`chance_note`). :func:`table` puts the paper and several runs side by
 side: the default benchmark (over its training seeds), its raw variant and Fashion-MNIST (one seed
 each), so a reader sees whether a conclusion survives a change of benchmark and whether it is
 larger than the noise. Verdicts are computed, never typed.
@@ -35,13 +37,19 @@ if TYPE_CHECKING:
 # pandas, numpy, torch and the evaluation engine load when a claim is checked, not when a chapter's
 # module is imported to check its parameters (well under a second)
 
-__all__ = ["Claim", "of", "chapters", "paper_key", "paper_evidence", "run_evidence", "verdicts", "cells", "table",
+__all__ = ["Claim", "CHANCE", "BETWEEN_FAILURES", "chance_note", "of", "chapters", "paper_key", "paper_evidence", "run_evidence", "verdicts", "cells", "table",
            "variant_runs", "styled", "at", "fmt", "smallest", "quoted", "without_p"]
+
+CHANCE = 50.0  # the AUROC (%) of a detector that guesses; below it, the detector ranks OOD above ID
+BETWEEN_FAILURES = "holds between failures"  # a detection claim that holds while every detector it compares is below chance
+
 
 @dataclass(frozen=True)
 class Claim:
     """A claim of the paper: ``text``, where it is made (``source``), the ``effect`` that decides it (in
-    words), and ``check(evidence) -> (effect per draw, what the numbers are)``. The claim holds when
+    words), and ``check(evidence) -> (effect per draw, what the numbers are[, compared])``, where the
+    optional ``compared`` maps the detectors a detection claim compares to their mean AUROC on all images
+    (:func:`chance_note` flags those below chance). The claim holds when
     the effect is above ``threshold`` (``claim`` ">"), below it ("<"), or at most ``threshold``
     ("at most": a tolerance on an effect that cannot be negative)."""
 
@@ -70,6 +78,19 @@ class Claim:
             return ("holds" if holds else "fails"), point, None
         lo, hi = uncertainty.interval(values[1:])
         return uncertainty.verdict(lo, hi, claim, threshold), point, (lo, hi)
+
+
+def chance_note(compared: Mapping[str, float]) -> str:
+    """What a detection claim's cell adds when detectors it compares are below chance (AUROC under
+    :data:`CHANCE`): "" when none is, else which ones; a claim that holds between two failures is about
+    which detector fails less, not about detection."""
+    low = [name for name, auroc in compared.items() if auroc < CHANCE]
+    if not low:
+        return ""
+    if len(low) == len(compared):
+        return f"; {'both' if len(low) == 2 else 'all'} below chance (AUROC < {CHANCE:g}): none of them detects OOD"
+    which = ", ".join(low) if len(low) <= 3 else f"{len(low)} of the {len(compared)} compared, e.g. {low[0]}"
+    return f"; below chance (AUROC < {CHANCE:g}): {which}"
 
 
 def fmt(x: float) -> str:
@@ -162,13 +183,17 @@ def verdicts(chapter: str, evidence: dict) -> list[str]:
 
 def cells(claims: list[Claim], evidence: dict) -> list[str]:
     """One cell per claim: "<verdict>: <effect> [<95% interval>]; <numbers>" (numbers without replicates,
-    the paper's: no interval)."""
+    the paper's: no interval), and :func:`chance_note` where the detectors compared are below chance. A
+    claim that holds while every detector it compares is below chance reads :data:`BETWEEN_FAILURES`."""
     out = []
     for claim in claims:
-        effect, numbers = claim.check(evidence)
+        effect, numbers, *compared = claim.check(evidence)
+        compared = compared[0] if compared else {}
         verdict, point, bounds = claim.verdict(effect)
+        if verdict == "holds" and compared and all(v < CHANCE for v in compared.values()):
+            verdict = BETWEEN_FAILURES
         shown = f"{point:+.1f}" + (f" [{bounds[0]:+.1f}, {bounds[1]:+.1f}]" if bounds else "")
-        out.append(f"{verdict}: {shown}; {numbers}")
+        out.append(f"{verdict}: {shown}; {numbers}{chance_note(compared)}")
     return out
 
 
@@ -178,7 +203,8 @@ def table(chapter: str, runs: Mapping[str, object], benchmark: str = "mnist5k", 
 
     ``runs`` maps a column name to a prepared run, to a list of runs of one network trained with
     different seeds (:func:`run_evidence`), or to an exception saying why that run could not be made
-    (a missing data set): its column then reads "not run: ..." instead of vanishing. A cell reads
+    (a missing data set): its cells then read "not run" instead of vanishing, and why is said once, in
+    ``attrs["not run"]`` ({column: reason}), which :func:`styled` puts in the caption. A cell reads
     "<verdict>: <effect> [<95% interval>]; <the numbers>". ``benchmark`` picks the paper's column
     (:func:`paper_key`), whose quoted numbers come without an interval.
     """
@@ -189,13 +215,16 @@ def table(chapter: str, runs: Mapping[str, object], benchmark: str = "mnist5k", 
                "effect (points)": [c.effect for c in claims],
                f"Paper ({_paper_label(chapter, benchmark)}; quoted, no interval)":
                    verdicts(chapter, paper_evidence(chapter, benchmark))}
+    not_run = {}
     for name, run in runs.items():
         if isinstance(run, BaseException):
-            reason = str(run).split("\n")[0]
-            columns[name] = [f"not run: {type(run).__name__}: {reason}"] * len(claims)
+            not_run[name] = f"{type(run).__name__}: {str(run).splitlines()[0] if str(run) else ''}"
+            columns[name] = ["not run"] * len(claims)
         else:
             columns[name] = verdicts(chapter, run_evidence(chapter, run, convention, **params))
-    return pd.DataFrame(columns)
+    out = pd.DataFrame(columns)
+    out.attrs["not run"] = not_run  # one note per column, in the caption (:func:`styled`), not in every cell
+    return out
 
 
 def _paper_label(chapter: str, benchmark: str) -> str:
@@ -229,17 +258,19 @@ def variant_runs(run, profiles, data_root: str | None = None) -> dict[str, objec
 
 
 def styled(claims_table: pd.DataFrame, caption: str = ""):
-    """The claims table for display: verdict cells shaded (holds: green, fails: red, inconclusive:
-    yellow, not run: grey)."""
-    colours = {"holds": "background-color: #e3f1e3", "fails": "background-color: #f8e0e0",
+    """The claims table for display: verdict cells shaded (holds: green, holds between failures: pale
+    olive, fails: red, inconclusive: yellow, not run: grey)."""
+    colours = {BETWEEN_FAILURES: "background-color: #eef1e3; color: #555", "holds": "background-color: #e3f1e3", "fails": "background-color: #f8e0e0",
                "inconclusive": "background-color: #fdf3d0", "not run": "background-color: #eeeeee; color: #555"}
 
     def shade(value):
         return next((c for k, c in colours.items() if isinstance(value, str) and value.startswith(k)), "")
 
     verdict_columns = [c for c in claims_table.columns if c not in ("claim", "source", "effect (points)")]
-    return (claims_table.style.map(shade, subset=verdict_columns).hide(axis="index")
-            .set_caption(caption or "Does each claim of the paper hold? A cell: the verdict, the effect in points "
-                         "and its 95% interval, then the numbers. 'holds' or 'fails' only when the interval "
-                         "lies on one side of the claim's line, else 'inconclusive'. Paper: its own quoted "
-                         "numbers, without intervals; the other columns: benchmarks run here"))
+    caption = caption or ("Does each claim of the paper hold? A cell: the verdict, the effect in points and its 95% "
+                          "interval, then the numbers. 'holds' or 'fails' only when the interval lies on one side of "
+                          "the claim's line, else 'inconclusive'. Paper: its own quoted numbers, without intervals; "
+                          "the other columns: benchmarks run here. 'holds between failures': the effect holds but "
+                          f"every detector compared is below chance (AUROC < {CHANCE:g}).")
+    caption += "".join(f" Not run, {name}: {reason}" for name, reason in claims_table.attrs.get("not run", {}).items())
+    return claims_table.style.map(shade, subset=verdict_columns).hide(axis="index").set_caption(caption)

@@ -11,7 +11,7 @@ from ashlib.book.chapters import ch01_methods
 
 
 def _check(chapter: str, i: int, evidence: dict) -> tuple[float, str]:
-    effect, text = claims.of(chapter)[i].check(evidence)
+    effect, text, *_ = claims.of(chapter)[i].check(evidence)
     return round(float(effect.iloc[0]), 6), text
 
 
@@ -75,6 +75,39 @@ def test_rand_claims_by_hand():
     assert _check("04_ash_rand", 1, {**ev, "rand": pd.DataFrame({65: [86.0], 90: [99.0]})})[0] == -1.0
 
 
+def test_a_claim_between_detectors_below_chance_says_so():
+    """A detection claim that holds while every detector it compares ranks OOD above ID (AUROC < 50) is
+    "holds between failures", and a cell names the detectors below chance when only some are."""
+    both_low = _methods_evidence(AUROC=_rows(Energy=26.2, **{"ASH-S": 44.3, "ASH-P": 26.1}, Mahalanobis=99.0))
+    cells = claims.verdicts("01_methods", both_low)
+    assert cells[2] == ("holds between failures: +18.2; ASH-P 26.1, ASH-S 44.3; both below chance (AUROC < 50): "
+                        "none of them detects OOD")
+    assert cells[1].endswith("; below chance (AUROC < 50): ASH-S")  # best ASH 44.3 against Mahalanobis 99.0
+    assert claims.verdicts("01_methods", _methods_evidence())[2] == "holds: +2.0; ASH-P 93.0, ASH-S 95.0"
+    rand = {"rand": pd.DataFrame({65: [63.5], 90: [70.0]}),
+            "references": _rows(Energy=27.5, Softmax=20.0, ODIN=10.0, **{"ASH-S": 21.2, "ASH-B": 25.4})}
+    assert claims.verdicts("04_ash_rand", rand)[1] == (
+        "holds: +36.0; ASH-RAND at least 63.5; best of Energy/Softmax/ODIN 27.5; below chance (AUROC < 50): "
+        "best of Energy/Softmax/ODIN")
+    many = {f"d{i}": 10.0 + i for i in range(5)} | {"good": 90.0}
+    assert claims.chance_note(many) == "; below chance (AUROC < 50): 5 of the 6 compared, e.g. d0"
+    assert claims.chance_note({"a": 50.0, "b": 70.0}) == ""  # exactly chance is not below it
+    table = claims.styled(pd.DataFrame({"claim": ["x"], "source": ["s"], "effect (points)": ["e"],
+                                        "run": [cells[2]]})).to_html()
+    assert "#eef1e3" in table  # shaded apart from a plain "holds" (#e3f1e3)
+
+
+def test_table5_names_metrics_that_get_worse():
+    ev = _methods_evidence(**{"plug FPR95": _rows(**{n: 20.0 for n in ("Softmax", "ODIN", "Energy", "ReAct")},
+                                                  **{"Softmax + ASH": 25.0, "ODIN + ASH": 15.0, "Energy + ASH": 20.0,
+                                                     "ReAct + ASH": 20.04}),
+                                "plug AUPR": _rows(**{n: 80.0 for n in ("Softmax", "ODIN", "Energy", "ReAct")},
+                                                   **{"Softmax + ASH": 81.0, "ODIN + ASH": 79.0, "Energy + ASH": 80.0,
+                                                      "ReAct + ASH": 80.0})})
+    assert _check("01_methods", 3, ev)[1] == ("Softmax +1.0 (but FPR95 20.0 → 25.0 worse), ODIN +1.0 (but AUPR "
+                                              "80.0 → 79.0 worse), Energy +1.0, ReAct -0.5")  # 20.04: unchanged at 0.1
+
+
 def test_a_verdict_is_inconclusive_when_the_interval_of_the_effect_straddles_the_line():
     """Row 0 is the effect on all images, rows 1.. its replicates: the interval decides, not the sign."""
     rng = np.random.default_rng(0)
@@ -107,8 +140,9 @@ def test_the_papers_own_numbers():
 
     assert verdicts("01_methods") == [
         "holds: +2.0; AUROC 94.6 → 96.6, FPR95 26.6 → 15.1", "holds: +1.4; best ASH-S (96.6)",
-        "holds: +1.4; ASH-P 95.2, ASH-S 96.6", "holds: +0.1; Softmax +0.1, ODIN +1.7, Energy +2.0, ReAct +2.0",
-        "holds: +0.0; stated (exact same curves)"]
+        "holds: +1.4; ASH-P 95.2, ASH-S 96.6",
+        "holds: +0.1; Softmax +0.1 (but FPR95 48.7 → 48.9 and AUPR 80.8 → 77.0 worse), ODIN +1.7, Energy +2.0, ReAct +2.0",
+        "holds: +0.0; stated (exact same curves)"]  # Table 5: Softmax + ASH gains AUROC, loses FPR95 and AUPR
     assert verdicts("01_methods", "imagenet")[0] == "holds: +9.0; AUROC 86.2 → 95.1, FPR95 58.4 → 22.8"
     placements = verdicts("02_placements")
     assert placements[2] == "fails: -0.8; best ASH-S@90 block4 (75.8), penultimate 75.0"  # Table A1 vs Appendix A
@@ -121,10 +155,12 @@ def test_table_shows_every_run_and_why_one_did_not_run():
     table = claims.table("03_global_vs_local", {"missing": FileNotFoundError("no data\nsecond line")})
     assert list(table.columns) == ["claim", "source", "effect (points)", "Paper (ImageNet; quoted, no interval)",
                                    "missing"]
-    assert table["missing"].tolist() == ["not run: FileNotFoundError: no data"] * 3
+    assert table["missing"].tolist() == ["not run"] * 3  # why: once, in the caption, not in every cell
     assert len(table) == len(claims.of("03_global_vs_local"))
     styled = claims.styled(table).to_html()
     assert "#f8e0e0" in styled and "#eeeeee" in styled  # fails red, not run grey
+    assert styled.count("FileNotFoundError: no data") == 1 and "second line" not in styled
+    assert claims.styled(table, "Mine.").caption == "Mine. Not run, missing: FileNotFoundError: no data"
     with pytest.raises(ParameterError, match="chapter='05_nac'"):
         claims.table("05_nac", {})
 

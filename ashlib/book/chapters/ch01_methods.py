@@ -63,7 +63,8 @@ def _ash_s_beats_energy(ev):
     auroc, fpr = ev["AUROC"], ev["FPR95"]
     effect = smallest(auroc["ASH-S"] - auroc["Energy"], fpr["Energy"] - fpr["ASH-S"])
     a, f = at(auroc), at(fpr)
-    return effect, f"AUROC {fmt(a['Energy'])} → {fmt(a['ASH-S'])}, FPR95 {fmt(f['Energy'])} → {fmt(f['ASH-S'])}"
+    return (effect, f"AUROC {fmt(a['Energy'])} → {fmt(a['ASH-S'])}, FPR95 {fmt(f['Energy'])} → {fmt(f['ASH-S'])}",
+            {"Energy": a["Energy"], "ASH-S": a["ASH-S"]})
 
 
 def _ash_is_best(ev):
@@ -71,19 +72,43 @@ def _ash_is_best(ev):
     ash = [c for c in auroc if c.startswith("ASH")]
     others = [c for c in auroc if not c.startswith("ASH")]
     best = at(auroc).idxmax()
-    return auroc[ash].max(axis=1) - auroc[others].max(axis=1), f"best {best} ({fmt(at(auroc)[best])})"
+    best_ash, best_other = at(auroc)[ash].idxmax(), at(auroc)[others].idxmax()
+    return (auroc[ash].max(axis=1) - auroc[others].max(axis=1), f"best {best} ({fmt(at(auroc)[best])})",
+            {best_ash: at(auroc)[best_ash], best_other: at(auroc)[best_other]})
 
 
 def _scaling_helps(ev):
     auroc = ev["AUROC"]
-    return auroc["ASH-S"] - auroc["ASH-P"], f"ASH-P {fmt(at(auroc)['ASH-P'])}, ASH-S {fmt(at(auroc)['ASH-S'])}"
+    a = at(auroc)
+    return (auroc["ASH-S"] - auroc["ASH-P"], f"ASH-P {fmt(a['ASH-P'])}, ASH-S {fmt(a['ASH-S'])}",
+            {"ASH-P": a["ASH-P"], "ASH-S": a["ASH-S"]})
+
+
+_PLUGGED = ["Softmax", "ODIN", "Energy", "ReAct"]
 
 
 def _plug_and_play(ev):
+    """The AUROC gains, each positive one with the FPR95 and AUPR changes that go the other way: the claim
+    is about AUROC, but a gain that costs FPR95 or AUPR is not an improvement a reader should take whole."""
     plug = ev["plug"]
-    names = ["Softmax", "ODIN", "Energy", "ReAct"]
-    gains = {n: plug[f"{n} + ASH"] - plug[n] for n in names}
-    return smallest(*gains.values()), ", ".join(f"{n} {g.iloc[0]:+.1f}" for n, g in gains.items())
+    gains = {n: plug[f"{n} + ASH"] - plug[n] for n in _PLUGGED}
+    worse = {n: _worse_elsewhere(ev, n) if round(g.iloc[0], 1) > 0 else "" for n, g in gains.items()}
+    text = ", ".join(f"{n} {g.iloc[0]:+.1f}" + (f" (but {worse[n]})" if worse[n] else "") for n, g in gains.items())
+    compared = {label: at(plug)[label] for n in _PLUGGED for label in (n, f"{n} + ASH")}
+    return smallest(*gains.values()), text, compared
+
+
+def _worse_elsewhere(ev, name):
+    """"FPR95 48.7 → 48.9 and AUPR 80.8 → 77.0 worse" where ASH makes ``name``'s other metrics worse, else ""."""
+    changes = []
+    for metric, lower_is_better in (("FPR95", True), ("AUPR", False)):
+        table = ev.get(f"plug {metric}")
+        if table is None:
+            continue
+        before, after = at(table)[name], at(table)[f"{name} + ASH"]
+        if round(after, 1) != round(before, 1) and (after > before) == lower_is_better:
+            changes.append(f"{metric} {fmt(before)} → {fmt(after)}")
+    return " and ".join(changes) + " worse" if changes else ""
 
 
 def _same_accuracy(ev):
@@ -130,8 +155,9 @@ def paper_evidence(benchmark: str = "cifar10") -> dict:
     key = claims.paper_key(benchmark)
     avg = (paper.table2("ResNet-50").xs("Average", axis=1, level=0) if key == "imagenet"
            else paper.table3(key))
-    return {"AUROC": claims.quoted(avg["AUROC"]), "FPR95": claims.quoted(avg["FPR95"]), "plug": claims.quoted(paper.table5(key)["AUROC"]),
-            "accuracy": None}
+    t5 = paper.table5(key)
+    return {"AUROC": claims.quoted(avg["AUROC"]), "FPR95": claims.quoted(avg["FPR95"]), "plug": claims.quoted(t5["AUROC"]),
+            "plug FPR95": claims.quoted(t5["FPR95"]), "plug AUPR": claims.quoted(t5["AUPR"]), "accuracy": None}
 
 
 def run_evidence(run, convention: str, n_resamples: int, **params) -> dict:
@@ -147,6 +173,7 @@ def run_evidence(run, convention: str, n_resamples: int, **params) -> dict:
 
     methods = experiments.paper_methods(params.get("percentiles") or paper.PAPER_PERCENTILES[key])
     sweep = params.get("accuracy_sweep") or experiments.ACCURACY_SWEEP
+    plug = experiments.plug_and_play_methods(paper.TABLE5_ASH[key])
     return {"AUROC": claims.without_p(reps(methods)), "FPR95": claims.without_p(reps(methods, "FPR95")),
-            "plug": reps(experiments.plug_and_play_methods(paper.TABLE5_ASH[key])),
+            "plug": reps(plug), "plug FPR95": reps(plug, "FPR95"), "plug AUPR": reps(plug, "AUPR-In"),
             "accuracy": reps([experiments.ash(v, p) for v in "PS" for p in sweep], "ID acc")}

@@ -36,8 +36,10 @@ def _local_always(variant):
         margin = local - glob[local.columns]
         wins = int((at(margin) > 0).sum())
         losses = [f"{p:g}" for p in margin.columns[at(margin) <= 0]]
+        compared = {f"{thr} ASH-{variant}@{p:g}": at(table)[p] for thr, table in (("local", local), ("global", glob))
+                    for p in local.columns}
         return margin.min(axis=1), f"local wins at {wins} of {margin.shape[1]} p" + (
-            f" (not at p = {', '.join(losses)})" if losses else "")
+            f" (not at p = {', '.join(losses)})" if losses else ""), compared
     return check
 
 
@@ -49,7 +51,7 @@ def _best_is_local(ev):
     v, thr, p, value = best
     local = pd.concat([ev["local S"], ev["local B"]], axis=1).max(axis=1)
     glob = pd.concat([ev["global S"], ev["global B"]], axis=1).max(axis=1)
-    return local - glob, f"best ASH-{v}@{p:g} {thr} ({fmt(value)})"
+    return local - glob, f"best ASH-{v}@{p:g} {thr} ({fmt(value)})", {"best local": at(local), "best global": at(glob)}
 
 
 def claims() -> list[Claim]:

@@ -35,14 +35,16 @@ def _rand_not_better(ev):
     rand, ref = ev["rand"], ev["references"]
     effect = ref[["ASH-S", "ASH-B"]].min(axis=1) - rand.max(axis=1)
     return effect, (f"ASH-RAND at most {fmt(at(rand).max())}; ASH-S {fmt(at(ref)['ASH-S'])}, "
-                    f"ASH-B {fmt(at(ref)['ASH-B'])}")
+                    f"ASH-B {fmt(at(ref)['ASH-B'])}"), \
+        {"best ASH-RAND": at(rand).max(), "ASH-S": at(ref)["ASH-S"], "ASH-B": at(ref)["ASH-B"]}
 
 
 def _rand_beats_baselines(ev):
     rand, ref = ev["rand"], ev["references"]
     effect = rand.min(axis=1) - ref[["Energy", "Softmax", "ODIN"]].max(axis=1)
-    return effect, (f"ASH-RAND at least {fmt(at(rand).min())}; best of Energy/Softmax/ODIN "
-                    f"{fmt(at(ref)[['Energy', 'Softmax', 'ODIN']].max())}")
+    best = at(ref)[["Energy", "Softmax", "ODIN"]].max()
+    return effect, (f"ASH-RAND at least {fmt(at(rand).min())}; best of Energy/Softmax/ODIN {fmt(best)}"), \
+        {"worst ASH-RAND": at(rand).min(), "best of Energy/Softmax/ODIN": best}
 
 
 def claims() -> list[Claim]:
