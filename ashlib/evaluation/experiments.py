@@ -20,6 +20,7 @@ import functools
 import zlib
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,11 @@ RAND_PERCENTILES = (65, 70, 75, 80, 85, 90)  # Table 4 (plus 85)
 RAND_SEEDS = (0, 1, 2, 3, 4)
 #: Bootstrap resamples behind the 95% intervals of the chapters' results tables (``evaluate(intervals=...)``).
 INTERVAL_RESAMPLES = uncertainty.N_RESAMPLES
-#: Table A1's rows: (variant, p, stage index; 4 = the feature layer), as the paper places them.
+#: Table A1's rows: (variant, p, where: 0-3 the paper's blocks 1-4, 4 the penultimate layer), as the paper
+#: places them in a ResNet-50; :func:`table_a1_methods` places them in other networks.
 TABLE_A1_ROWS = (("P", 90, 0), ("P", 90, 1), ("P", 90, 2), ("S", 90, 2), ("S", 70, 2), ("S", 90, 3), ("S", 90, 4))
+#: The blocks of Table A1's rows: ResNet-50's four stages.
+PAPER_BLOCKS = 4
 
 
 #: Where a baseline setting comes from, as captions say it: the ASH paper itself, an official code
@@ -351,17 +355,48 @@ def stage_placements(model: nn.Module, ctx: "Context") -> list[str]:
     return [*block_merge_layers(model), ctx.feature_layer]
 
 
-def table_a1_methods(stages: list[str]) -> list[tuple[str, Method]]:
+def _depth_gap(stage: int, stages: int, block: int) -> Fraction:
+    """How far inner stage ``stage`` of ``stages`` sits from the paper's block ``block`` (1-based), in
+    relative depth."""
+    return abs(Fraction(stage, stages) - Fraction(block, PAPER_BLOCKS))
+
+
+def paper_blocks(stages: int) -> dict[int, int]:
+    """The inner stage (1-based, early to late) at each of the paper's blocks 1-4, by relative position.
+
+    Stage ``s`` of ``stages`` sits at depth ``s / stages``, block ``b`` at ``b / 4``. A block takes the
+    stage nearest its depth (the shallower on a tie) and a stage stands for the nearest of the blocks
+    that take it: with fewer than four stages some blocks have none (DenseNet-100's three: blocks 1, 3
+    and 4), with more some stages stand for none (MobileNetV2's seven: stages 2, 3, 5 and 7).
+    """
+    if stages < 0:
+        raise ParameterError(f"stages={stages} is not allowed: expected a count of inner stages, 0 or more")
+    if stages == 0:
+        return {}
+    taken = {b: min(range(1, stages + 1), key=lambda s: _depth_gap(s, stages, b)) for b in range(1, PAPER_BLOCKS + 1)}
+    return {b: s for b, s in taken.items()
+            if b == min((c for c in taken if taken[c] == s), key=lambda c: _depth_gap(s, stages, c))}
+
+
+def table_a1_methods(stages: list[str], feature_layer: str = "avgpool") -> list[tuple[str, Method]]:
     """Table A1's rows at our placements: (the paper's row label, e.g. "ASH-P@90 block1", method).
 
-    Row i of :data:`TABLE_A1_ROWS` uses ``stages[i]`` (rows beyond ``stages`` are left out); stage
-    index 4 is the penultimate layer in the paper's labels, whatever the network's depth.
+    ``stages``: placements early to late (:func:`stage_placements`). The row "ASH-S@90 penultimate"
+    sits at ``feature_layer``, which must come last (no such row when ``stages`` lacks it); the rows of
+    the paper's blocks 1-4 sit at the other placements by relative position (:func:`paper_blocks`),
+    and a block with no placement has no rows.
     """
+    if feature_layer in stages[:-1]:
+        raise ParameterError(f"placements={list(stages)} is not allowed: the feature layer {feature_layer!r} "
+                             "must come last (placements run early to late)")
+    inner = [s for s in stages if s != feature_layer]
+    at_block = paper_blocks(len(inner))
     rows = []
     for v, p, i in TABLE_A1_ROWS:
-        if i < len(stages):
-            where = "penultimate" if i == 4 else f"block{i + 1}"
-            rows.append((f"ASH-{v}@{p} {where}", ash(v, p, placement=stages[i])))
+        if i == PAPER_BLOCKS and feature_layer in stages:
+            rows.append((f"ASH-{v}@{p} penultimate", ash(v, p, placement=feature_layer)))
+        elif i + 1 in at_block:
+            rows.append((f"ASH-{v}@{p} block{i + 1}", ash(v, p, placement=inner[at_block[i + 1] - 1])))
     return rows
 
 

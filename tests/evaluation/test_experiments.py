@@ -371,12 +371,46 @@ def test_the_chapters_method_builders():
                                             "ASH-S@90 block3", "ASH-S@70 block3", "ASH-S@90 block4",
                                             "ASH-S@90 penultimate"]
     assert rows[-1][1] == experiments.ash("S", 90, placement="avgpool")
-    assert len(experiments.table_a1_methods(["s1", "s2", "s3", "avgpool"])) == 6  # no fifth stage
+    assert [label for label, _ in experiments.table_a1_methods(["s1", "s2", "s3", "s4"])][-1] == "ASH-S@90 block4"
     grid = experiments.threshold_grid([80, 90])
     assert [m.label for m in grid][:3] == ["ASH-S@80", "ASH-S@90", "ASH-S@80 (global)"] and len(grid) == 8
     rand, refs = experiments.table4_methods([65, 90], [0, 1])
     assert [(m.percentile, m.seed) for m in rand] == [(65, 0), (65, 1), (90, 0), (90, 1)]
     assert [m.label for m in refs] == ["Softmax", "Energy", "ODIN", "ASH-B@65", "ASH-S@90"]
+
+
+_A1_BLOCKS = {1: ["ASH-P@90 block1"], 2: ["ASH-P@90 block2"],
+              3: ["ASH-P@90 block3", "ASH-S@90 block3", "ASH-S@70 block3"], 4: ["ASH-S@90 block4"]}
+
+
+@pytest.mark.parametrize("name, classes, blocks", [
+    ("densenet100", 10, {1: "trans1.merge", 3: "trans2.merge", 4: "head.merge"}),  # three stages: no block 2
+    ("resnet50", 1000, {1: "layer1.2.merge", 2: "layer2.3.merge", 3: "layer3.5.merge", 4: "layer4.2.merge"}),
+    ("mobilenet_v2", 1000, {1: "layer2.1.merge", 2: "layer3.2.merge", 3: "layer5.2.merge", 4: "layer7.0.merge"}),
+    ("smallresnet", 10, {1: "layer1.merge", 2: "layer2.merge", 3: "layer3.merge", 4: "layer4.merge"}),
+])
+def test_table_a1_puts_the_penultimate_row_at_the_feature_layer_of_each_network(name, classes, blocks):
+    """Chapter 02's placements (the stage merges, then avgpool): the paper's penultimate row at avgpool,
+    its block rows at the stages of the same relative depth, each method once (issue 37, item 1)."""
+    from ashlib.assets.models import block_merge_layers
+
+    rows = experiments.table_a1_methods([*block_merge_layers(build_model(name, classes)), "avgpool"])
+    expected = [(label, at) for b, at in blocks.items() for label in _A1_BLOCKS[b]]
+    expected.append(("ASH-S@90 penultimate", "avgpool"))
+    assert [(label, m.placement) for label, m in rows] == expected  # in Table A1's order
+    assert set(label for label, _ in rows) <= set(paper.table_a1().index)  # the paper's own labels
+    assert len({m for _, m in rows}) == len(rows)
+
+
+def test_table_a1_places_blocks_by_relative_depth():
+    assert experiments.paper_blocks(3) == {1: 1, 3: 2, 4: 3}
+    assert experiments.paper_blocks(4) == {1: 1, 2: 2, 3: 3, 4: 4}
+    assert experiments.paper_blocks(7) == {1: 2, 2: 3, 3: 5, 4: 7}
+    assert experiments.paper_blocks(0) == {}
+    penultimate = ("ASH-S@90 penultimate", experiments.ash("S", 90, placement="avgpool"))
+    assert experiments.table_a1_methods(["avgpool"]) == [penultimate]
+    with pytest.raises(ParameterError, match="must come last"):
+        experiments.table_a1_methods(["s1", "avgpool", "s2"])
 
 
 def test_a_shared_sweep_gives_the_rows_of_one_method_at_a_time(setup, monkeypatch):

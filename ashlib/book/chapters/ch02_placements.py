@@ -28,13 +28,13 @@ def cost(params: dict, work) -> tuple[float, int, list[str]]:
     layers, replayed from a layer's output held in memory when it fits the context's replay limit, else
     streamed through the whole network once per method."""
     from ashlib.book.estimate import gib
-    from ashlib.evaluation.experiments import TABLE_A1_ROWS
+    from ashlib.evaluation.experiments import table_a1_methods
 
     n, test_and_ood, stages = work.n, work.test_and_ood, work.stages
     placements = params.get("placements") or stages
     inner = [p for p in placements if p != "avgpool"]
     sweep = len(params.get("accuracy_sweep") or [])
-    a1 = [stages[i] for _, _, i in TABLE_A1_ROWS if i < len(stages)]
+    a1 = [m.placement for _, m in table_a1_methods(stages)]
     passes, peak, notes = 0.0, 0, []
     for p in inner:
         start = work.starts[p]
@@ -67,7 +67,8 @@ def _deeper_is_better(metric):
         present = [c for c in _BLOCKS if c in table and not np.isnan(at(table)[c])]
         steps = [table[b] - table[a] for a, b in zip(present, present[1:])]
         effect = smallest(*steps) if steps else pd.Series([np.nan] * len(table))
-        return effect, "blocks 1→3: " + " → ".join(fmt(at(table)[c]) for c in present)
+        compared = {c: at(table)[c] for c in present} if metric == "AUROC" else {}
+        return effect, "blocks 1→3: " + " → ".join(fmt(at(table)[c]) for c in present), compared
     return check
 
 
@@ -79,11 +80,13 @@ def _penultimate_best(metric):
         table = ev[f"a1 {metric}"].drop(columns="Energy", errors="ignore").dropna(axis=1)
         penultimate = next((c for c in table if c.endswith("penultimate")), None)
         best = at(table).idxmax()
-        if penultimate is None:  # a network with fewer stages than Table A1's rows (e.g. DenseNet's three blocks)
+        if penultimate is None:  # custom `placements` without the feature layer
             return pd.Series(np.nan, index=table.index), f"best {best} ({fmt(at(table)[best])}), no penultimate row"
         others = [c for c in table if c != penultimate]
+        best_other = at(table)[others].idxmax()
+        compared = {penultimate: at(table)[penultimate], best_other: at(table)[best_other]} if metric == "AUROC" else {}
         return table[penultimate] - table[others].max(axis=1), \
-            f"best {best} ({fmt(at(table)[best])}), penultimate {fmt(at(table)[penultimate])}"
+            f"best {best} ({fmt(at(table)[best])}), penultimate {fmt(at(table)[penultimate])}", compared
     return check
 
 
@@ -121,7 +124,7 @@ def run_evidence(run, convention: str, n_resamples: int, **params) -> dict:
         return experiments.replicate_table(methods, ctx, quantity, convention, n_resamples, labels=labels)
 
     stages = params.get("placements") or experiments.stage_placements(run.model, ctx)
-    rows = experiments.table_a1_methods(stages)
+    rows = experiments.table_a1_methods(stages, feature_layer=ctx.feature_layer)
     methods = [m for _, m in rows] + [experiments.Method("energy")]
     labels = {m.label: label for label, m in rows}
     return {f"a1 {q}": reps(methods, q).rename(columns=labels) for q in ("AUROC", "ID acc")}
