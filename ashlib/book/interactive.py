@@ -135,23 +135,28 @@ def step_title(method: str, p: float, auroc: float, iou: float) -> str:
     return f"{method}@{p:g}: AUROC {auroc:.2f} %, histogram IoU {iou:.3f}"
 
 
-def _shares(s_id: np.ndarray, s_ood: np.ndarray, bins: int):
-    """Bin centres, widths and the share (%) of ID and OOD scores per bin, on the joint equal-width bins
-    :func:`ashlib.stats.metrics.histogram_iou` uses."""
-    edges = np.histogram_bin_edges(np.concatenate([s_id, s_ood]), bins=bins)
+def _shares(s_id: np.ndarray, s_ood: np.ndarray, bins: int, shown=(0.5, 99.5)):
+    """Bin centres, widths and the share (%) of ID and OOD scores per bin, on ``bins`` equal-width bins over
+    :func:`ashlib.book.plots.shown_range` of the pooled scores (None: all of them, the bins
+    :func:`ashlib.stats.metrics.histogram_iou` uses), and the note on the scores left off the axis."""
+    from ashlib.book.plots import outside_note, shown_range
+
+    pooled = np.concatenate([s_id, s_ood])
+    edges = np.histogram_bin_edges(pooled, bins=bins, range=shown_range(pooled, shown))
     shares = [100 * np.histogram(s, edges)[0] / s.size for s in (s_id, s_ood)]
-    return (edges[:-1] + edges[1:]) / 2, np.diff(edges), shares[0], shares[1]
+    return (edges[:-1] + edges[1:]) / 2, np.diff(edges), shares[0], shares[1], outside_note(pooled, edges[0], edges[-1])
 
 
 def score_distributions(scores: Mapping, table: pd.DataFrame, method: str = "ASH-S", id_label: str = "ID",
                         ood_label: str = "OOD", bins: int = 50, score_label: str = "energy score",
-                        active=None):
+                        active=None, shown=(0.5, 99.5)):
     """Figure 6 (ID and OOD score histograms under ASH-S of increasing strength) with a slider over p.
 
     ``scores`` maps p to ``(ID scores, OOD scores)``; ``table`` is :func:`distribution_table` of them
     (index p, columns ``AUROC`` and ``IoU``). Each slider step shows the two histograms at its p and puts
     that row's numbers in the figure title (:func:`step_title`). ``active``: the p shown first (default:
-    the first).
+    the first). ``shown``: the percentiles of each step's pooled scores its bins cover (None: all), as
+    :func:`ashlib.book.plots.score_distributions`; the x-axis title says how many scores lie outside.
     """
     go = _plotly()
     scores = _check_scores("scores", scores)
@@ -163,18 +168,21 @@ def score_distributions(scores: Mapping, table: pd.DataFrame, method: str = "ASH
     ps = list(scores)
     active = ps[0] if active is None else check_choice("active", active, ps)
     fig = go.Figure()
+    axis_titles = {}
     for p in ps:
-        centres, widths, h_id, h_ood = _shares(*scores[p], bins)
+        centres, widths, h_id, h_ood, note = _shares(*scores[p], bins, shown)
+        axis_titles[p] = score_label + (f"; {note}" if note else "")
         for label, share, colour in ((id_label, h_id, ID_COLOUR), (ood_label, h_ood, OOD_COLOUR)):
             fig.add_bar(x=centres, y=share, width=widths, name=label, marker_color=colour, opacity=0.55,
                         visible=p == active, hovertemplate=f"{label}<br>{score_label} %{{x:.3g}}: %{{y:.1f}}%"
                                                            "<extra></extra>")
     titles = {p: step_title(method, p, float(table.loc[p, "AUROC"]), float(table.loc[p, "IoU"])) for p in ps}
     steps = [dict(label=f"{p:g}", method="update",
-                  args=[{"visible": [q == p for q in ps for _ in (0, 1)]}, {"title.text": titles[p]}]) for p in ps]
+                  args=[{"visible": [q == p for q in ps for _ in (0, 1)]},
+                        {"title.text": titles[p], "xaxis.title.text": axis_titles[p]}]) for p in ps]
     fig.update_layout(
         title=_title(titles[active], None), barmode="overlay", height=460, bargap=0,
-        xaxis_title=score_label, yaxis_title="share of the set's images (%)",
+        xaxis_title=axis_titles[active], yaxis_title="share of the set's images (%)",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1),
         sliders=[dict(active=ps.index(active), steps=steps, pad=dict(t=50),
                       currentvalue=dict(prefix=f"{method}, pruning percentile p = "))])

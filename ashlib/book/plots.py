@@ -7,7 +7,7 @@ import pandas as pd
 import seaborn as sns
 
 from ashlib.methods import registry
-from ashlib._checks import ParameterError
+from ashlib._checks import ParameterError, check_percentile, check_positive_int
 from ashlib.stats.metrics import histogram_iou
 
 BASELINE_MARKERS = "sD^vP*Xph<>"
@@ -133,25 +133,90 @@ def accuracy_vs_p(acc: pd.DataFrame, hue: str = "family", title: str | None = No
     return ax
 
 
+def shown_range(scores, shown=(0.5, 99.5)) -> tuple[float, float]:
+    """The score range a histogram draws: the ``shown`` percentiles (low, high; in [0, 100]) of ``scores``;
+    None: their whole range. A few extreme scores (ASH-S at high p multiplies by exp(s1/s2)) would
+    otherwise stretch the axis until the bulk of the scores is one bar."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    if scores.size == 0:
+        raise ParameterError("scores=[] is not allowed: expected at least one score.")
+    if shown is None:
+        return float(scores.min()), float(scores.max())
+    if not isinstance(shown, (tuple, list)) or len(shown) != 2:
+        raise ParameterError(f"shown={shown!r} is not allowed: expected two percentiles (low, high) or None.")
+    low, high = (check_percentile("shown", q) for q in shown)
+    if low >= high:
+        raise ParameterError(f"shown={shown!r} is not allowed: expected low < high, e.g. (0.5, 99.5).")
+    lo, hi = np.percentile(scores, [low, high])
+    return float(lo), float(hi)
+
+
+def _number(value: float) -> str:
+    """A score for a label: thousands separated, three significant digits below 100."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def outside_note(scores, lo: float, hi: float) -> str:
+    """How many of ``scores`` lie outside [lo, hi], and the whole range; "" when none do."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    below, above = int((scores < lo).sum()), int((scores > hi).sum())
+    if below + above == 0:
+        return ""
+    return (f"{below + above:,} of {scores.size:,} scores off the axis "
+            f"(all: {_number(scores.min())} to {_number(scores.max())})")
+
+
 def score_distributions(panels: dict, id_label: str = "ID", ood_label: str = "OOD", bins: int = 50,
-                        score_label: str = "energy score"):
+                        score_label: str = "energy score", shown=(0.5, 99.5)):
     """Figure 6: ID vs OOD score histograms side by side, one panel per setting, IoU in each title.
 
-    ``panels`` maps a panel title (e.g. "p = 90") to ``(score_id, score_ood)``.
+    ``panels`` maps a panel title (e.g. "p = 90") to ``(score_id, score_ood)``. Each panel draws
+    ``bins`` equal bins over :func:`shown_range` of its pooled scores (``shown``: percentiles, default
+    0.5..99.5; None: every score) and says under its axis how many scores lie outside. The y-axis is
+    the density of each set's scores: its share of *all* the set's scores per unit of score, so the
+    bars of a set cover the share of it inside the range. The IoU in the title is
+    :func:`ashlib.stats.metrics.histogram_iou` on all the scores (``bins`` bins over their whole range),
+    the number the chapter's table publishes, whatever range is drawn.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
     for ax, (name, (s_id, s_ood)) in zip(axes[0], panels.items()):
         s_id, s_ood = np.asarray(s_id, dtype=float), np.asarray(s_ood, dtype=float)
-        edges = np.histogram_bin_edges(np.concatenate([s_id, s_ood]), bins=bins)
-        ax.hist(s_id, edges, alpha=0.55, density=True, label=id_label, color="tab:blue")
-        ax.hist(s_ood, edges, alpha=0.55, density=True, label=ood_label, color="tab:red")
-        ax.set_title(f"{name}   IoU = {histogram_iou(s_id, s_ood, bins):.3f}", fontsize=10)
-        ax.set_xlabel(score_label)
-        ax.set_yticks([])
-        sns.despine(ax=ax, left=True)
+        iou = histogram_iou(s_id, s_ood, bins)  # checks the scores and bins; on all scores, as the table
+        pooled = np.concatenate([s_id, s_ood])
+        lo, hi = shown_range(pooled, shown)
+        edges = np.histogram_bin_edges(pooled, bins=bins, range=(lo, hi))
+        for scores, label, colour in ((s_id, id_label, "tab:blue"), (s_ood, ood_label, "tab:red")):
+            weights = np.full(scores.size, 1.0 / (scores.size * (edges[1] - edges[0])))
+            ax.hist(scores, edges, weights=weights, alpha=0.55, label=label, color=colour)
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_title(f"{name}   IoU = {iou:.3f}", fontsize=10)
+        note = outside_note(pooled, edges[0], edges[-1])
+        ax.set_xlabel(score_label + (f"\n{note}" if note else ""), fontsize=9)
+        ax.set_ylabel("density")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+        sns.despine(ax=ax)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+#: Line styles of reference lines, one each: dashed, dash-dot, dotted, dash-dot-dot, long dashes.
+REFERENCE_LINESTYLES = ("--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)), (0, (10, 3)))
+
+
+def reference_styles(n: int, hues: int = 0) -> list[dict]:
+    """``ls`` and ``color`` of ``n`` horizontal reference lines drawn beside ``hues`` coloured lines: each a
+    line style of :data:`REFERENCE_LINESTYLES` and a colour of the cycle after the hue lines' ("C<hues>",
+    "C<hues + 1>", ...), so no two references, and no reference and hue line, look alike."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ParameterError(f"n={n!r} is not allowed: expected an integer >= 0.")
+    if isinstance(hues, bool) or not isinstance(hues, int) or hues < 0:
+        raise ParameterError(f"hues={hues!r} is not allowed: expected an integer >= 0.")
+    if n > len(REFERENCE_LINESTYLES) or hues + n > 10:
+        raise ParameterError(f"n={n!r} is not allowed beside {hues} hue lines: expected at most "
+                             f"{min(len(REFERENCE_LINESTYLES), max(10 - hues, 0))} references (one line style each, "
+                             "and colours of the 10-colour cycle that the hue lines do not use).")
+    return [dict(ls=REFERENCE_LINESTYLES[i], color=f"C{hues + i}") for i in range(n)]
 
 
 def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AUROC", "AUPR-In"),
@@ -160,7 +225,8 @@ def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AURO
     ``style``); repeated rows (e.g. several seeds) are drawn as mean +- one standard deviation, and
     otherwise a metric's 95% interval (``<metric>_lo``, ``<metric>_hi`` of ``evaluate(intervals=...)``,
     where a row has them) as a band around its line. ``references`` (index: label, columns: metrics)
-    adds dotted horizontal lines, e.g. baselines."""
+    adds horizontal lines, e.g. baselines, each in its own line style and a colour after the hue lines'
+    (:func:`reference_styles`), named in the legend."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.6), squeeze=False)
     groups = [hue] + ([style] if style else [])
     repeated = frame.duplicated([x] + groups).any()
@@ -174,8 +240,8 @@ def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AURO
                 first = key[0] if isinstance(key, tuple) else key
                 ax.fill_between(rows[x], rows[bounds[0]], rows[bounds[1]], color=colours[first], alpha=0.2, lw=0)
         if references is not None:
-            for i, (label, row) in enumerate(references.iterrows()):
-                ax.axhline(row[metric], ls=":", lw=1.2, color=f"C{(i + 3) % 10}", label=label)
+            for (label, row), look in zip(references.iterrows(), reference_styles(len(references), frame[hue].nunique())):
+                ax.axhline(row[metric], lw=1.6, label=label, **look)
         ax.set_title(metric)
         ax.set_ylabel(f"{metric} (%)")
         sns.despine(ax=ax)
@@ -183,7 +249,7 @@ def metric_curves(frame: pd.DataFrame, x: str, hue: str, metrics=("FPR95", "AURO
             ax.get_legend().remove()
     legend = axes[0][-1].get_legend()
     if legend:
-        axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, handlelength=4)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -212,6 +278,80 @@ def interval_bars(results: pd.DataFrame, metric: str = "AUROC", title: str | Non
     if title:
         ax.set_title(title)
     return ax
+
+
+def depth_order(stages) -> list:
+    """The distinct ``stages`` of a network by depth: "stem" first, then "layer1", "layer2", ... by their
+    number (a sub-layer such as "layer2.relu" with its stage, in the order given), then every other name
+    ("penultimate", "logits", ...) in the order given. For ``line_with_band(order=...)``."""
+    import re
+
+    def depth(item):
+        i, name = item
+        match = re.match(r"layer(\d+)(?:\.|$)", str(name))
+        if name == "stem":
+            return (0, 0, i)
+        return (1, int(match.group(1)), i) if match else (2, 0, i)
+
+    distinct = list(dict.fromkeys(stages))
+    return [name for _, name in sorted(enumerate(distinct), key=depth)]
+
+
+def heatmap_grid(frame: pd.DataFrame, col: str, index: str, columns: str, value: str = "AUROC", rows=None,
+                 note: str | None = None, col_wrap: int = 3, vmin: float = 0, vmax: float = 100, center: float = 50,
+                 cbar_label: str = "AUROC (%)", fmt: str = ".0f", title: str | None = None):
+    """One annotated heat map of ``value`` (``index`` down, ``columns`` across, in the data's order) per
+    value of ``col``, ``col_wrap`` a row, sharing one colour scale and one colour bar (``cbar_label``).
+
+    ``rows``: the ``index`` values to draw, top to bottom (None: all, in the data's order). Leaving some
+    out needs a ``note`` saying why; the figure names them and prints the note under the panels.
+    """
+    missing = [c for c in (col, index, columns, value) if c not in frame.columns]
+    if missing:
+        raise ParameterError(f"frame without the columns {missing} is not allowed: expected {col}, {index}, "
+                             f"{columns} and {value}.")
+    if frame.duplicated([col, index, columns]).any():
+        raise ParameterError(f"frame with repeated ({col}, {index}, {columns}) rows is not allowed: expected one "
+                             f"{value} per cell.")
+    check_positive_int("col_wrap", col_wrap)
+    present = list(dict.fromkeys(frame[index]))
+    rows = present if rows is None else list(rows)
+    unknown = [r for r in rows if r not in present]
+    if unknown:
+        raise ParameterError(f"rows={rows!r} is not allowed: {unknown} are not values of {index!r}.")
+    left_out = [r for r in present if r not in rows]
+    if left_out and not note:
+        raise ParameterError(f"rows={rows!r} leaves out {left_out} without a note: expected note= saying why.")
+    panels = list(dict.fromkeys(frame[col]))
+    across = list(dict.fromkeys(frame[columns]))
+    ncols = min(col_wrap, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.85 * len(across) * ncols + 1.6, 0.42 * len(rows) * nrows + 1.4),
+                             squeeze=False, layout="constrained")
+    for k, ax in enumerate(axes.flat):
+        if k >= len(panels):
+            ax.axis("off")
+            continue
+        table = frame[frame[col] == panels[k]].pivot(index=index, columns=columns, values=value).reindex(
+            index=rows, columns=across)
+        sns.heatmap(table, ax=ax, vmin=vmin, vmax=vmax, center=center, cmap="RdBu", annot=True, fmt=fmt,
+                    annot_kws={"size": 10}, cbar=False, linewidths=0.5, linecolor="white")
+        ax.set_title(f"{col} = {panels[k]}", fontsize=10)
+        ax.tick_params(axis="y", rotation=0)
+        ax.tick_params(axis="x", rotation=0)
+        if k % ncols:
+            ax.set_yticks([]), ax.set_ylabel("")
+        if k + ncols < len(panels):  # a panel below shares the columns
+            ax.set_xticks([]), ax.set_xlabel("")
+    shown = [ax for ax in axes.flat if ax.axison]
+    fig.colorbar(shown[0].collections[0], ax=shown, label=cbar_label, shrink=0.9, aspect=30)
+    if left_out:
+        import textwrap
+
+        fig.supxlabel(textwrap.fill(f"Not drawn: {', '.join(map(str, left_out))}. {note}", 150), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
 
 
 def line_with_band(data: pd.DataFrame, x: str, y: str, color=None, label: str | None = None, ax=None,

@@ -57,7 +57,8 @@ def test_the_distribution_table_is_ashlibs_auroc_and_histogram_iou():
 
 
 def test_each_slider_step_shows_its_p_and_carries_exactly_the_numbers_passed_in():
-    fig = interactive.score_distributions(SCORES, GIVEN, method="ASH-S", id_label="ID test", ood_label="textures")
+    fig = interactive.score_distributions(SCORES, GIVEN, method="ASH-S", id_label="ID test", ood_label="textures",
+                                          shown=None)  # every score: the bins of histogram_iou
     (slider,) = fig.layout.sliders
     assert [s.label for s in slider.steps] == ["0", "50", "90"] and slider.active == 0
     titles = [s.args[1]["title.text"] for s in slider.steps]
@@ -73,6 +74,18 @@ def test_each_slider_step_shows_its_p_and_carries_exactly_the_numbers_passed_in(
         assert np.allclose(shown[0].y, 100 * np.histogram(s_id, edges)[0] / s_id.size)
         assert np.allclose(shown[1].y, 100 * np.histogram(s_ood, edges)[0] / s_ood.size)
         assert sum(shown[1].y) == pytest.approx(100)
+
+
+def test_a_few_huge_scores_do_not_squash_the_histogram_and_the_axis_says_how_many_are_off_it():
+    rng = np.random.default_rng(0)
+    s_id, s_ood = rng.normal(1000, 200, 990), np.r_[rng.normal(800, 200, 990), np.full(10, 40_000.0)]
+    table = interactive.distribution_table({95: (s_id, s_ood)})
+    fig = interactive.score_distributions({95: (s_id, s_ood)}, table)
+    lo, hi = np.percentile(np.r_[s_id, s_ood], [0.5, 99.5])
+    centres = np.asarray(fig.data[0].x)
+    assert lo < centres.min() and centres.max() < hi  # the bins cover the bulk, not the tail to 40,000
+    assert fig.layout.xaxis.title.text == "energy score; 20 of 1,990 scores off the axis (all: 161 to 40,000)"
+    assert fig.layout.sliders[0].steps[0].args[1]["xaxis.title.text"] == fig.layout.xaxis.title.text
 
 
 def test_the_slider_starts_at_the_active_p():

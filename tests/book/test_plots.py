@@ -148,3 +148,120 @@ def test_line_with_band_draws_the_line_and_its_interval_on_a_facet_grid():
     assert list(ax.get_lines()[-1].get_xdata()) == [0, 1, 2] and list(ax.get_lines()[-1].get_ydata()) == [50.0, 60.0, 70.0]
     with pytest.raises(ParameterError, match=r"order=\['stem'\] is not allowed: it lacks \['layer1', 'layer2'\]"):
         plots.line_with_band(data, x="stage", y="AUROC", order=["stem"])
+
+
+def test_score_distributions_have_a_labelled_density_axis_with_ticks():
+    """Issue 36: Figure 6's histograms had no y-axis (its ticks were removed)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    a = np.random.default_rng(0).normal(size=300)
+    fig = plots.score_distributions({"p = 0": (a, a + 1)})
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "density"
+    assert len(ax.get_yticks()) > 1 and ax.spines["left"].get_visible()
+    heights = [patch.get_height() for patch in ax.patches]
+    width = ax.patches[0].get_width()
+    assert np.isclose(sum(heights[:50]) * width, 0.99, atol=0.01)  # a density: the ID bars cover its share inside
+    plt.close("all")
+
+
+def test_score_distributions_draw_the_bulk_of_extreme_scores_and_count_the_rest():
+    """Issue 36: a few huge ASH-S scores at p = 95 stretched the axis to 40,000 and the bulk was one bar.
+    The axis now spans the 0.5..99.5 percentiles, the panel counts the scores off it, and the title's IoU
+    is still computed on every score."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ashlib.stats.metrics import histogram_iou
+
+    rng = np.random.default_rng(0)
+    s_id = np.concatenate([rng.normal(1000, 100, 995), [20_000, 25_000, 30_000, 35_000, 40_000]])
+    s_ood = rng.normal(900, 100, 1000)
+    ax = plots.score_distributions({"p = 95": (s_id, s_ood)}).axes[0]
+    lo, hi = np.percentile(np.concatenate([s_id, s_ood]), [0.5, 99.5])
+    assert ax.get_xlim() == (lo, hi) and hi < 2000
+    assert "20 of 2,000 scores off the axis (all: " in ax.get_xlabel() and "to 40,000)" in ax.get_xlabel()
+    assert ax.get_title() == f"p = 95   IoU = {histogram_iou(s_id, s_ood, 50):.3f}"
+    whole = plots.score_distributions({"all": (s_id, s_ood)}, shown=None).axes[0]  # the old range, on request
+    assert whole.get_xlim()[1] == 40_000 and whole.get_xlabel() == "energy score"
+    plt.close("all")
+
+
+@pytest.mark.parametrize("shown", [(99.5, 0.5), (0, 101), (50,), "0.5..99.5"])
+def test_score_distributions_refuse_a_bad_shown_range(shown):
+    from ashlib import ParameterError
+
+    with pytest.raises(ParameterError, match="shown="):
+        plots.score_distributions({"p": ([0.0, 1.0], [2.0, 3.0])}, shown=shown)
+
+
+def test_metric_curves_reference_lines_differ_from_each_other_and_from_the_hue_lines():
+    """Issue 36: ASH-RAND's three reference lines were all dotted, in C3, C4, C5."""
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(dict(p=[70, 90], family=["ASH-RAND"] * 2, AUROC=[90.0, 80.0]))
+    refs = pd.DataFrame({"AUROC": [95.0, 93.0, 92.0]}, index=["Energy", "ASH-B@65", "ASH-S@90"])
+    fig = plots.metric_curves(frame, x="p", hue="family", metrics=("AUROC",), references=refs)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    hue_colour = lines["ASH-RAND"].get_color() if "ASH-RAND" in lines else fig.axes[0].get_lines()[0].get_color()
+    looks = [(lines[name].get_linestyle(), lines[name].get_color()) for name in refs.index]
+    assert len({ls for ls, _ in looks}) == 3 and len({c for _, c in looks}) == 3
+    assert hue_colour not in {c for _, c in looks}
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert set(refs.index) <= set(labels)
+    plt.close("all")
+
+
+def test_reference_styles_skip_the_hue_colours_and_refuse_too_many():
+    from ashlib import ParameterError
+
+    assert plots.reference_styles(2, hues=3) == [dict(ls="--", color="C3"), dict(ls="-.", color="C4")]
+    with pytest.raises(ParameterError, match="n=6 is not allowed beside 1 hue lines"):
+        plots.reference_styles(6, hues=1)
+
+
+def test_depth_order_puts_the_stem_first_and_stages_by_number():
+    """Issue 36: chapter 06's depth plot read layer1 .. layer4, stem."""
+    stages = ["layer1", "layer2", "layer10", "logits", "layer4", "stem", "penultimate", "layer1"]
+    assert plots.depth_order(stages) == ["stem", "layer1", "layer2", "layer4", "layer10", "logits", "penultimate"]
+    assert plots.depth_order(["layer2.relu", "layer1.relu"]) == ["layer1.relu", "layer2.relu"]
+
+
+def _heat():
+    return pd.DataFrame([dict(ood_set=s, layer=layer, score=score, AUROC=v)
+                         for s in ("a", "b") for layer in ("layer1", "layer2")
+                         for score, v in (("max of MSP", 70.0), ("avg of ASP", 50.0))])
+
+
+def test_heatmap_grid_has_a_labelled_colour_bar_readable_numbers_and_names_the_rows_left_out():
+    """Issue 36: chapter 06's heat map had tiny numbers, no colour bar and rows constant by construction."""
+    import matplotlib.pyplot as plt
+
+    fig = plots.heatmap_grid(_heat(), col="ood_set", index="score", columns="layer", rows=["max of MSP"],
+                             note="ASP is constant.", cbar_label="AUROC (%)")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["ood_set = a", "ood_set = b"]
+    colour_bar = [ax for ax in fig.axes if ax not in panels and ax.axison]
+    assert len(colour_bar) == 1 and colour_bar[0].get_ylabel() == "AUROC (%)"
+    numbers = [t for t in panels[0].texts]
+    assert [t.get_text() for t in numbers] == ["70", "70"] and min(t.get_fontsize() for t in numbers) >= 9
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == ["max of MSP"]
+    assert "Not drawn: avg of ASP. ASP is constant." in fig.get_supxlabel()
+    plt.close("all")
+
+
+def test_heatmap_grid_refuses_rows_left_out_without_a_note_and_unknown_rows():
+    import matplotlib.pyplot as plt
+
+    from ashlib import ParameterError
+
+    with pytest.raises(ParameterError, match=r"leaves out \['avg of ASP'\] without a note"):
+        plots.heatmap_grid(_heat(), col="ood_set", index="score", columns="layer", rows=["max of MSP"])
+    with pytest.raises(ParameterError, match=r"\['MiSP'\] are not values of 'score'"):
+        plots.heatmap_grid(_heat(), col="ood_set", index="score", columns="layer", rows=["MiSP"])
+    with pytest.raises(ParameterError, match=r"frame without the columns \['AUROC'\]"):
+        plots.heatmap_grid(_heat().drop(columns="AUROC"), col="ood_set", index="score", columns="layer")
+    with pytest.raises(ParameterError, match="repeated"):
+        plots.heatmap_grid(pd.concat([_heat(), _heat()]), col="ood_set", index="score", columns="layer")
+    plt.close("all")
