@@ -45,7 +45,7 @@ def test_feature_statistics_against_numpy_and_scikit_learn():
     assert with_bounds.loc["ID test", ["s1/s2 AUROC_lo", "s1/s2 AUROC_hi"]].isna().all()
 
 
-def _evidence(lnorm, magnitude, gelu, cnn, energy=(87.0, 92.0), norm=(90.0, 55.0), draws=None):
+def _evidence(lnorm, magnitude, gelu, cnn, energy=(87.0, 92.0), norm=(90.0, 55.0), draws=None, fixed_p=90.0):
     """Evidence of one draw (the numbers on all images): each method's mean AUROC at p = 50, 90 (in
     that order), the energy score's on ViT and ResNet, the norm's on the CNN and the ViT."""
     import pandas as pd
@@ -53,7 +53,7 @@ def _evidence(lnorm, magnitude, gelu, cnn, energy=(87.0, 92.0), norm=(90.0, 55.0
     sweep = {m: pd.DataFrame([values], columns=[50.0, 90.0])
              for m, values in zip(transformer.SWEEP_METHODS, (lnorm, magnitude, gelu, cnn))}
     return transformer.evidence(sweep, pd.DataFrame([energy], columns=["ViT", "ResNet"]),
-                                pd.DataFrame([norm], columns=["cnn", "vit"]))
+                                pd.DataFrame([norm], columns=["cnn", "vit"]), fixed_p)
 
 
 def test_claims_are_computed_from_each_methods_best_p_and_can_fail():
@@ -64,12 +64,15 @@ def test_claims_are_computed_from_each_methods_best_p_and_can_fail():
     assert table["ours"].tolist() == [
         "holds: +17.0; ViT: Energy 87.0, ASH-S at best 70.0 (p = 50)",
         "holds: +18.0; ASH-S at best p minus Energy: CNN +1.0, ViT -17.0",
+        "fails: -15.0; ASH-S at p = 90 minus Energy: CNN -42.0, ViT -27.0",  # the best p flatters the CNN here
         "holds: +35.0; feature norm as a score: CNN 90.0, ViT 55.0",
         "holds: +15.0; GELU units 85.0 (p = 50), LayerNorm output 70.0 (p = 50)",
         "holds: +16.0; on magnitudes 86.0 (p = 90), ASH-S 70.0 (p = 50)",
         "fails: -1.0; best fix: ASH-S |x| at LayerNorm output 86.0 (p = 90); Energy 87.0"]
     flipped = transformer.claims_table(_evidence((90, 60), (75, 80), (85, 80), (80, 50), norm=(50.0, 55.0)), "ours")
     assert flipped["ours"].str.startswith("fails: ").all()
+    unknown = transformer.claims_table(_evidence((70, 60), (75, 86), (85, 80), (93, 50), fixed_p=95.0), "ours")
+    assert unknown["ours"][2] == "not computable: +nan; ASH-S at p = 95 minus Energy: CNN +nan, ViT +nan"
     with pytest.raises(ValueError, match="sweep has no tables for"):
         transformer.evidence({}, None, None)
 
@@ -89,8 +92,9 @@ def test_a_claim_on_replicates_is_inconclusive_inside_the_noise():
     energy = pd.DataFrame(np.vstack([[87.0, 92.0], rng.normal([87.0, 92.0], 1.0, size=(500, 2))]), columns=["ViT", "ResNet"])
     norm = pd.DataFrame(np.vstack([[90.0, 55.0], rng.normal([90.0, 55.0], 1.0, size=(500, 2))]), columns=["cnn", "vit"])
     cells = transformer.claims_table(transformer.evidence(sweep, energy, norm), "ours")["ours"]
-    assert cells[4].startswith("inconclusive: +0.5 [")  # magnitudes vs ASH-S: half a point inside the noise
-    assert cells[3].startswith("holds: +20.0 [")  # GELU vs LayerNorm: twenty points
+    assert cells[5].startswith("inconclusive: +0.5 [")  # magnitudes vs ASH-S: half a point inside the noise
+    assert cells[4].startswith("holds: +20.0 [")  # GELU vs LayerNorm: twenty points
+    assert cells[2].startswith("not computable")  # no fixed p given: said, not decided
 
 
 def test_prepare_vit_trains_once_and_builds_its_context_on_the_layernorm_output(band_benchmark, monkeypatch):
