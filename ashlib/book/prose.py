@@ -7,9 +7,10 @@ both in an executed notebook: every decimal number of its generated text must be
 printed, a value of one of the chapter's own CSV files or of the quoted reference tables (or a hundredth of
 one, a fraction printed as a percent), or be named in ``constants`` (a configuration value, not a result).
 Checking against the chapter's own tables, not the whole run's, keeps the test sharp: against all of a
-run's 11,000 values nearly any number with one decimal would pass. Integers (counts, seeds, sizes) are
-not checked: most are settings, not results; nor are durations (a number followed by " s" or " min":
-how long this machine took).
+run's 11,000 values nearly any number with one decimal would pass. A whole number printed as a percentage
+("51% of its values") is a result rounded to a whole percent and is checked too, except the level of a
+95% interval and chance's 50%; other integers (counts, seeds, sizes) are not: most are settings, not
+results; nor are durations (a number followed by " s" or " min": how long this machine took).
 """
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ from pathlib import Path
 #: A decimal number as the chapters print them: digits with a decimal point, thousands commas allowed,
 #: an optional sign (the typographic minus too).
 NUMBER = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*\.\d+(?!\w)(?!\.\d)")
+
+#: A whole number printed as a percentage ("51%"), checked at precision 0 unless it is one of
+#: :data:`PERCENT_CONSTANTS`.
+PERCENT_INTEGER = re.compile(r"(?<![\w.,])[-+−]?\d+(?=\s?%)")
+
+#: Whole percentages that are settings, not results: the level of every interval, and chance.
+PERCENT_CONSTANTS = {"95": r"\s?%\s+(?:interval|confidence)", "50": r""}
 
 #: Sentences with a slot left empty, each with what it looks like.
 EMPTY_SLOTS = {
@@ -81,19 +89,23 @@ def chapter_tables(run: str | Path, notebook: str) -> list[Path]:
 
 
 def unquoted_numbers(text: str, values: Iterable[float], constants: Iterable[str] = ()) -> list[str]:
-    """The decimal numbers of ``text`` that are no value of ``values`` at the precision printed (as printed
-    or times 100, with either sign), and not in ``constants``: "<number>: '...context...'"."""
+    """The decimal numbers and whole percentages of ``text`` that are no value of ``values`` at the
+    precision printed (as printed or times 100, with either sign), and not in ``constants``:
+    "<number>: '...context...'"."""
     import numpy as np
 
     table = np.asarray(sorted(set(values)), dtype=float)
     known = set(constants)
     out = []
-    for m in NUMBER.finditer(text):
+    percents = [m for m in PERCENT_INTEGER.finditer(text)
+                if not (m.group().lstrip("+") in PERCENT_CONSTANTS
+                        and re.match(PERCENT_CONSTANTS[m.group().lstrip("+")], text[m.end():]))]
+    for m in sorted([*NUMBER.finditer(text), *percents], key=lambda m: m.start()):
         printed = m.group()
         if printed in known or re.match(r"\**\s?(?:s|min)\b", text[m.end():]):
             continue
         digits = printed.replace(",", "").replace("−", "-").lstrip("+")
-        x, decimals = float(digits), len(digits.split(".")[1])
+        x, decimals = float(digits), len(digits.split(".")[1]) if "." in digits else 0
         candidates = np.concatenate([table, -table, 100 * table, -100 * table])
         if not np.any(np.abs(np.round(candidates, decimals) - x) < 0.5 * 10.0 ** -decimals + 1e-9):
             out.append(f"{printed}: {text[max(0, m.start() - 60):m.end() + 20]!r}")

@@ -38,6 +38,13 @@ def test_a_number_the_tables_hold_at_its_precision_passes_and_another_does_not()
     assert prose.unquoted_numbers("fitting took **1.1 s**, scoring 5.9 s, the book 12.5 min", values) == []
 
 
+def test_a_whole_percentage_is_a_result_too_but_the_interval_level_and_chance_are_not():
+    values = [0.5123, 86.2]
+    text = "51% of its values are negative, 86% for the CNN, 7% elsewhere; a 95% interval; 50% = chance."
+    assert [m.split(":")[0] for m in prose.unquoted_numbers(text, values)] == ["7"]
+    assert [m.split(":")[0] for m in prose.unquoted_numbers("95% of ID images", values)] == ["95"]  # not an interval
+
+
 def test_problems_reads_an_executed_notebooks_generated_text(tmp_path):
     path = _notebook(tmp_path, "AUROC **91.2** against 88.0.", "higher on  out of 5 sets")
     found = prose.problems(path, [91.23, 88.0])
