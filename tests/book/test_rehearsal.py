@@ -50,6 +50,92 @@ def test_fake_trees_load_through_the_real_loaders_and_weights(fake, benchmark):
     assert path.parent == root.parent / "weights" and not net.training
 
 
+@pytest.mark.parametrize("benchmark, files, label_key", [
+    ("cifar10", ["cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"], b"labels"),
+    ("cifar100", ["cifar-100-python/train", "cifar-100-python/test"], b"fine_labels"),
+])
+def test_the_fake_cifar_batches_are_python_2_pickles_as_the_official_files(tmp_path, benchmark, files, label_key):
+    """Issue 37, item 6: byte-string keys (Python 2 str), protocol 2, old numpy's module paths."""
+    import pickle
+    import pickletools
+
+    import numpy as np
+
+    root = tmp_path / "data"
+    rehearsal.fake_tree(benchmark, tmp_path)
+    for name in files:
+        raw = (root / name).read_bytes()
+        assert raw[:2] == b"\x80\x02" and b"numpy.core.multiarray\n_reconstruct" in raw and b"numpy._core" not in raw
+        ops = {op.name for op, _, _ in pickletools.genops(raw)}
+        assert "SHORT_BINSTRING" in ops and not ops & {"BINUNICODE", "SHORT_BINUNICODE", "BINBYTES", "SHORT_BINBYTES"}
+        as_bytes = pickle.loads(raw, encoding="bytes")
+        assert {b"data", label_key, b"filenames", b"batch_label"} <= set(as_bytes)
+        assert all(isinstance(k, bytes) for k in as_bytes) and isinstance(as_bytes[b"filenames"][0], bytes)
+        as_text = pickle.loads(raw, encoding="latin1")  # as ashlib.assets.data.read_cifar reads them
+        assert as_text["data"].dtype == np.uint8 and as_text["data"].shape[1] == 3072
+        assert np.array_equal(as_text["data"], as_bytes[b"data"]) and as_text[label_key.decode()] == as_bytes[label_key]
+        with pytest.raises(UnicodeDecodeError):  # Python 3's default (ASCII) fails on them, as on the official files
+            pickle.loads(raw)
+
+
+def test_the_fake_svhn_file_labels_digit_zero_10(tmp_path):
+    import numpy as np
+    import scipy.io
+
+    rehearsal.fake_tree("cifar10", tmp_path)
+    mat = scipy.io.loadmat(str(tmp_path / "data" / "svhn" / "test_32x32.mat"))
+    assert mat["X"].shape[:3] == (32, 32, 3) and mat["X"].dtype == np.uint8 and mat["y"].shape[1] == 1
+    assert set(np.unique(mat["y"])) == set(range(1, 11))  # 10 is digit 0; no 0 in the file
+
+
+@pytest.mark.parametrize("benchmark, classes", [("cifar10", 10), ("cifar100", 100)])
+def test_the_fake_densenet_checkpoint_is_dices_on_cuda(tmp_path, benchmark, classes):
+    """Issue 37, item 6: {'epoch': 100, 'state_dict': ...} in DICE's key layout, every storage tagged
+    cuda:0, so that loading it needs map_location, as the real file does."""
+    import zipfile
+
+    _, path = rehearsal.fake_weights(benchmark, tmp_path)
+    locations = []
+    ckpt = torch.load(path, map_location=lambda storage, loc: locations.append(loc) or storage, weights_only=True)
+    assert set(locations) == {"cuda:0"} and len(locations) == len(ckpt["state_dict"])
+    assert list(ckpt) == ["epoch", "state_dict"] and ckpt["epoch"] == 100
+    assert zipfile.ZipFile(path).namelist()[0] == "archive/data.pkl"  # the real files' record names
+    state = ckpt["state_dict"]
+    assert list(state)[:3] == ["conv1.weight", "block1.layer.0.bn1.weight", "block1.layer.0.bn1.bias"]
+    assert state["block1.layer.0.conv1.weight"].shape == (48, 24, 1, 1)
+    assert state["trans2.conv1.weight"].shape == (150, 300, 1, 1)
+    assert state["fc.weight"].shape == (classes, 342) and state["bn1.num_batches_tracked"].shape == ()
+    assert len(state) == 596 and not any(k.startswith("module.") for k in state)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)
+
+
+def test_the_fake_images_vary_in_size_aspect_mode_and_format(tmp_path):
+    """Issue 37, item 6: DTD-like images not square and of several sizes, a greyscale Places image,
+    ImageNet's greyscale, CMYK and PNG-named-JPEG files."""
+    from PIL import Image
+
+    def looks(folder, pattern="*"):
+        out = []
+        for f in sorted(folder.rglob(pattern)):
+            if f.is_file() and not f.name.startswith("."):
+                with Image.open(f) as im:
+                    out.append((im.size, im.mode, im.format))
+        return out
+
+    rehearsal.fake_tree("cifar10", tmp_path / "c")
+    dtd = looks(tmp_path / "c" / "data" / "dtd" / "images")
+    assert len({size for size, _, _ in dtd}) >= 3 and any(w != h for (w, h), _, _ in dtd)
+    assert {mode for _, mode, _ in looks(tmp_path / "c" / "data" / "places365")} == {"RGB", "L"}
+    assert len({size for size, _, _ in looks(tmp_path / "c" / "data" / "LSUN")}) > 1
+    rehearsal.fake_tree("imagenet", tmp_path / "i")
+    train = looks(tmp_path / "i" / "data" / "imagenet" / "train", "*.JPEG")
+    assert {mode for _, mode, _ in train} == {"RGB", "CMYK"} and {fmt for _, _, fmt in train} == {"JPEG", "PNG"}
+    assert "L" in {mode for _, mode, _ in looks(tmp_path / "i" / "data" / "imagenet" / "val")}
+    assert len({size for size, _, _ in train}) > 1
+
+
 def test_a_removed_or_corrupted_fake_file_fails_at_once_with_what_a_user_would_read(fake):
     root = fake("cifar10")
     (root / "cifar-10-batches-py" / "data_batch_3").unlink()
@@ -59,7 +145,7 @@ def test_a_removed_or_corrupted_fake_file_fails_at_once_with_what_a_user_would_r
         load_benchmark("cifar10")
     msg = str(err.value)
     assert "2 data set(s)" in msg and "1 missing (data_batch_3)" in msg and "1 changed (" in msg
-    assert f"python -m ashlib fetch cifar10 --force --root {root}" in msg
+    assert f"python -m ashlib fetch cifar10/train --force --root {root}" in msg  # the archive alone, not all 8 entries
     assert f"python -m ashlib fetch dtd --force --root {root}" in msg
     assert fetch.verify("cifar10", root).state == "corrupt" and fetch.verify("dtd", root).state == "corrupt"
     import shutil
