@@ -988,7 +988,9 @@ class _PaperContext:
             raise DataNotFoundError(
                 f"Benchmark {self.bench!r}: {len(self.missing)} data set(s) missing under the data root "
                 f"{self.root} (argument root=, default $ASHLIB_CACHE/data). Nothing is downloaded "
-                "automatically; fetch them as follows (URLs and checksums: data_manifest.yaml):\n"
+                f"automatically. Fetch every file the benchmark reads, checked, with  python -m ashlib fetch "
+                f"{self.bench} --root {self.root}  (sets with no published checksum also need --allow-unverified), "
+                "or each set as follows (URLs and checksums: data_manifest.yaml):\n"
                 + "\n".join(self.missing)
             )
 
@@ -1041,6 +1043,13 @@ def files_under(dest: Path) -> dict[str, Path]:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dest).parts)}
 
 
+def fetch_command(entry: dict, *flags: str, root=None) -> str:
+    """The ``python -m ashlib fetch`` command for ``entry`` alone (:func:`ashlib.assets.fetch.command`)."""
+    from ashlib.assets.fetch import command  # fetch reads this module's benchmarks: imported when needed
+
+    return command(entry, *flags, root=root)
+
+
 def check_target(entry: dict, root: str | Path) -> tuple[str, str | None]:
     """(kind, problem) for ``<root>/<target>`` of manifest ``entry``: kind "ok" (problem None),
     "missing", "layout", "unchecked" (nothing records its checksums) or "checksum".
@@ -1064,9 +1073,9 @@ def check_target(entry: dict, root: str | Path) -> tuple[str, str | None]:
         return "layout", layout
     expected = _expected_contents(entry, dest)
     if expected is None:
-        return "unchecked", (f"{dest}: no record of its files' checksums, so it cannot be checked. If `python -m ashlib fetch "
-                f"{entry['name']}` did not unpack it, record the copy you trust with `python -m ashlib fetch "
-                f"{entry['name']} --adopt --root {root}` (or fetch it again with --force).")
+        return "unchecked", (f"{dest}: no record of its files' checksums, so it cannot be checked. If `{fetch_command(entry)}` "
+                f"did not unpack it, record the copy you trust with `{fetch_command(entry, '--adopt', root=root)}` "
+                "(or fetch it again with --force).")
     alg, digests, others_allowed, source = expected
     files = files_under(dest)
     missing = sorted(set(digests) - set(files))
@@ -1091,23 +1100,32 @@ def check_target(entry: dict, root: str | Path) -> tuple[str, str | None]:
              for what, v in (("changed", changed), ("missing", missing), ("added", added)) if v]
     if parts:
         return "checksum", (f"{dest}: its files differ from the {alg} checksums ({source}): {'; '.join(parts)}. Delete it "
-                f"and fetch it again: python -m ashlib fetch {entry['name']} --force --root {root}")
+                f"and fetch it again: {fetch_command(entry, '--force', root=root)}")
     ashcache.save(stamp, torch.ones(1), stamp_key)
     return "ok", None
 
 
 def how_to_get(entry: dict, root: Path) -> str:
-    """One line: what data set ``entry`` is, where it comes from and where it must end up under ``root``."""
+    """One line: what data set ``entry`` is, the fetch command that gets it, and by hand: where it comes
+    from, where it must end up under ``root`` and the command that records a copy unpacked by hand."""
+    from ashlib.assets.fetch import command
+
     dest = root / entry["target"]
     sums = ", ".join(f"{alg} {entry[alg]}" for alg in ("md5", "sha256") if entry.get(alg))
-    sums = f" ({sums})" if sums else " (no checksum published)"
     if entry["kind"] == "manual":
-        return f"  - {entry['title']}: {entry['instructions'].format(root=root, dest=dest)}"
+        return (f"  - {entry['title']}: {entry['instructions'].format(root=root, dest=dest)}. A folder that "
+                f"fetch did not write is recorded once with {command(entry, '--adopt', root=root)}")
+    fetch = command(entry, *([] if sums else ["--allow-unverified"]), root=root)
+    sums = f" ({sums})" if sums else " (no checksum published)"
     url = entry["urls"][0]
     if entry.get("unpack", "none") == "none":
-        return f"  - {entry['title']}: download {url}{sums} and save it as {dest}"
+        return (f"  - {entry['title']}: run {fetch} (downloads and checks it), or download {url}{sums} and save "
+                f"it as {dest}")
     into = root / entry.get("unpack_to", ".")
-    return f"  - {entry['title']}: download {url}{sums} and unpack it into {into}, giving {dest}"
+    # a copy unpacked by hand is checked against published md5s (contents_md5), else recorded once
+    adopt = "" if entry.get("contents_md5") else f", then record it once: {command(entry, '--adopt', root=root)}"
+    return (f"  - {entry['title']}: run {fetch} (downloads, checks and unpacks it), or download {url}{sums} "
+            f"and unpack it into {into}, giving {dest}{adopt}")
 
 
 def _folder_set(ctx: _PaperContext, set_name: str, entry: str, size, n_ood, first: int | None = None):

@@ -1,8 +1,9 @@
 """Fetch the paper-scale data sets and pretrained weights listed in ``data_manifest.yaml``, verified.
 
     python -m ashlib fetch --list                        # what can be fetched, where it goes, what is there
-    python -m ashlib fetch cifar10 svhn_test dtd         # download, verify, unpack
-    python -m ashlib fetch fmnist                        # a benchmark's name: every file it reads
+    python -m ashlib fetch svhn_test dtd                 # download, verify, unpack
+    python -m ashlib fetch cifar10 --allow-unverified    # a benchmark's name: every file it reads, weights too
+    python -m ashlib fetch cifar10/train                 # one set of a benchmark (used_by): CIFAR-10's archive
     python -m ashlib fetch all --allow-unverified        # every download entry a benchmark uses
     python -m ashlib fetch --verify all                  # check what is on disk, download nothing
     python -m ashlib fetch imagenet_val                  # licence-gated: instructions, checks what you placed
@@ -19,7 +20,8 @@ Where things go is where the loaders look:
 
 Everything is downloaded here, by one downloader (below), and weights are found and verified here
 only: :func:`weights_path` gives :func:`ashlib.assets.models.pretrained_model` the checked path of its weights
-file (looking where ``fetch`` puts it, downloading it the same way when it is missing);
+file (looking where ``fetch`` puts it, downloading it the same way when it is missing and has a published
+checksum, refusing a file it cannot check);
 :mod:`ashlib.assets.models` builds the network and loads it. (:mod:`ashlib.assets.data` checks the data sets it reads.)
 
 Downloads go through :func:`pooch.retrieve` with the manifest's ``md5:``/``sha256:`` as ``known_hash``:
@@ -33,8 +35,11 @@ into place, so a half-unpacked set never looks complete.
 Checksums: a file already on disk is checked (size first where the manifest gives one, then its hash)
 and used only if it matches; a truncated or corrupt file is deleted and downloaded again. Entries with
 no published checksum are refused unless ``allow_unverified=True`` (``--allow-unverified``): the file is
-then downloaded, its sha256 printed and recorded next to it in ``<file>.sha256`` (trust on first use);
-later runs verify against that record and tell you to add it to the manifest.
+then downloaded (or the one already there taken as it is), its sha256 printed and recorded next to it in
+``<file>.sha256`` (trust on first use); later runs verify against that record and tell you to add it to
+the manifest. Without it, a weights file with nothing to check it against is "unchecked": ``--verify``
+fails on it and :func:`weights_path` refuses it. Files written here get the mode any new file gets
+(0644 under umask 022), not the 0600 of the temporary files they are written through.
 
 System copies: an entry with ``system_paths`` (Fashion-MNIST, which Debian's ``dataset-fashion-mnist``
 installs under ``/usr/share/datasets/fashion-mnist``) is read there when present; its decompressed
@@ -56,7 +61,6 @@ import sys
 import tarfile
 import urllib.parse
 import urllib.request
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -69,8 +73,8 @@ from ashlib._checks import ParameterError, check_choice
 __all__ = [
     "COMMAND", "FetchError", "DownloadError", "ChecksumMismatch", "UnverifiedError", "Status",
     "fetchable", "manual_entries", "entry", "destination", "download_path", "fetch", "fetch_all", "verify",
-    "recorded_sha256", "record_sha256", "WeightsNotFoundError", "weights_dir", "weights_entry", "weights_path",
-    "listing", "add_arguments", "main",
+    "recorded_sha256", "record_sha256", "cli_name", "command", "WeightsNotFoundError", "weights_dir",
+    "weights_entry", "weights_path", "listing", "add_arguments", "main",
 ]
 
 #: How the command is spelled in messages (``ashlib/book/cli.py`` registers ``fetch`` under it).
@@ -200,21 +204,47 @@ def _benchmark_names(bench: str, entries: dict[str, dict]) -> list[str]:
     return [n for n, e in entries.items() if any(str(u).split("/")[0] == bench for u in e.get("used_by") or [])]
 
 
+def _set_names(word: str, entries: dict[str, dict]) -> list[str]:
+    """The entries that give one set of a benchmark (``used_by`` holds ``word``, e.g. ``cifar10/SVHN``);
+    ParameterError naming the benchmark's sets if none does."""
+    bench = word.split("/")[0]
+    sets = sorted({str(u) for e in entries.values() for u in e.get("used_by") or [] if str(u).startswith(bench + "/")})
+    check_choice("name", word, sets)
+    return [n for n, e in entries.items() if word in (e.get("used_by") or [])]
+
+
 def _expand(names, entries: dict[str, dict]) -> list[str]:
-    """Entry names, ``all``, or a benchmark name that is no entry's (``fmnist``: its four files)."""
-    benchmarks = [b for b in _data().BENCHMARKS if b not in entries]
+    """What the command-line names select, in manifest order per name: ``all``; a benchmark's name
+    (``cifar10``, ``imagenet``, ``fmnist``): every entry it reads, weights included, whether or not an
+    entry has that name too; ``<benchmark>/<set>`` as in ``used_by`` (``cifar10/train``: the CIFAR-10
+    archive alone); else an entry's name."""
+    benchmarks = list(_data().BENCHMARKS)
     out: list[str] = []
     for n in names:
         if n == "all":
             group = _all_names(entries)
         elif n in benchmarks:
             group = _benchmark_names(n, entries)
+        elif str(n).split("/")[0] in benchmarks and "/" in str(n):
+            group = _set_names(n, entries)
         else:
             group = [check_choice("name", n, [*entries, "all", *benchmarks])]
         for m in group:
             if m not in out:
                 out.append(m)
     return out
+
+
+def cli_name(e: dict) -> str:
+    """The word that selects entry ``e`` alone on the command line: its name, or, where a benchmark has
+    that name (``cifar10``: the benchmark), the first set it gives (``cifar10/train``)."""
+    return e["used_by"][0] if e["name"] in _data().BENCHMARKS and e.get("used_by") else e["name"]
+
+
+def command(e: dict, *flags: str, root=None) -> str:
+    """The fetch command for entry ``e`` alone, with ``flags`` and, for a data set, ``--root``."""
+    where = [] if e.get("_section") == "weights" or root is None else ["--root", str(root)]
+    return " ".join([COMMAND, cli_name(e), *flags, *where])
 
 
 # --------------------------------------------------------------------------------------------- paths
@@ -355,6 +385,40 @@ def _alternatives(e: dict) -> list[tuple[Path, bool]]:
     return out
 
 
+def _own_expected(e: dict, path: Path, same: bool) -> _Expected | None:
+    """What a weights file at ``path`` is checked against: the entry's checksum (published, else recorded)
+    where it holds the entry's file (``same``), else only the sha256 recorded beside it (ASH's copy of a
+    DenseNet is another file than DICE's, so DICE's checksum does not apply to it)."""
+    if same:
+        return _expected(e, path)
+    recorded = recorded_sha256(path)
+    return _Expected("sha256", recorded, _record_path(path)) if recorded else None
+
+
+def _published(e: dict) -> bool:
+    return any(e.get(k) for k in ("sha256", "md5", "sha256_prefix", "content_sha256"))
+
+
+def _unchecked_text(e: dict, path: Path, root=None) -> str:
+    """Why a file with nothing to check it against is not used, and the commands that settle it."""
+    text = (f"{path}: no checksum is published for it and none is recorded beside it, so it cannot be checked "
+            f"and is not used. If you trust it as it is, record its sha256 once (every later fetch, --verify and "
+            f"load checks against it): {command(e, '--allow-unverified', root=root)}")
+    if e["_section"] == "weights":
+        text += f"; or load it as your own weights: -p checkpoint {path} (checkpoint='{path}' in Python)"
+    if _published(e):
+        text += f"; or delete it and fetch the published, checked file: {command(e, root=root)}"
+    return text + "."
+
+
+def _usual_mode(path) -> None:
+    """Give a file written through a temporary file (created 0600) the mode a new file gets here
+    (0644 under umask 022), so a shared data root stays readable."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _content_problem(path: Path, e: dict) -> str | None:
     """None if ``path``'s decompressed content has the entry's ``content_sha256``, else what differs."""
     import gzip
@@ -391,14 +455,13 @@ def _by_hand(e: dict, root, exp: _Expected | None) -> str:
     lines += [f"  or        {u}" for u in urls[1:]]
     lines.append(f"  checksum  {exp if exp else 'none published'}")
     lines.append(f"  save as   {file}")
-    flag = ("" if exp else " --allow-unverified") + (f" --root {root}" if root is not None and
-                                                      e["_section"] == "datasets" else "")
+    then = command(e, *([] if exp else ["--allow-unverified"]), root=root)
     if _unpack(e):
         into = _into(e, root)
-        lines.append(f"  then run  {COMMAND} {e['name']}{flag}   (verifies it, unpacks it into {into}"
+        lines.append(f"  then run  {then}   (verifies it, unpacks it into {into}"
                      + (f", giving {dest})" if e["_section"] == "datasets" else ")"))
     else:
-        lines.append(f"  then run  {COMMAND} {e['name']}{flag}   (verifies it)")
+        lines.append(f"  then run  {then}   (verifies it)")
     lines += [f"  or        {a}" for a in e.get("alternatives", [])]
     return "\n".join(lines)
 
@@ -429,17 +492,20 @@ def verify(name: str, root: str | Path | None = None) -> Status:
     file, dest = _file(e, root), _dest(e, root)
     exp = _expected(e, file)
     if file.is_file():
+        if exp is None and e["_section"] == "weights":  # pretrained_model would refuse it
+            return Status(name, "unchecked", [file], _unchecked_text(e, file))
         if exp is None:
             state, what = "unverified", f"{file} (no checksum published; none recorded)"
         else:
             problem = _check(file, exp, e.get("size"))
             if problem:
-                return Status(name, "corrupt", [file], f"{file}: {problem}. Run {COMMAND} {name} to "
+                return Status(name, "corrupt", [file], f"{file}: {problem}. Run {command(e, root=root)} to "
                                                        "download it again.")
             state, what = "verified", f"{file} ({exp.short} matches)"
         if _unpack(e) and not _present(dest):
+            flags = [] if exp else ["--allow-unverified"]
             return Status(name, "incomplete", [file], f"{what} is not unpacked: {dest} is missing. Run "
-                                                      f"{COMMAND} {name} to unpack it.")
+                                                      f"{command(e, *flags, root=root)} to unpack it.")
         if _unpack(e) and e["_section"] == "datasets":
             unpacked = _verify_unpacked(e, root, dest)
             if unpacked.state != "verified":  # what the loaders would refuse, --verify reports
@@ -453,12 +519,15 @@ def verify(name: str, root: str | Path | None = None) -> Status:
         return system
     for alt, same in _alternatives(e):
         if alt.is_file():
-            if same and exp is not None:
-                problem = _check(alt, exp, e.get("size"))
-                if problem:
-                    return Status(name, "corrupt", [alt], f"{alt}: {problem}")
-                return Status(name, "verified", [alt], f"{alt} ({exp.short} matches)")
-            return Status(name, "unverified", [alt], f"{alt} (an accepted alternative name; no checksum)")
+            alt_exp = _own_expected(e, alt, same)
+            if alt_exp is None:
+                return Status(name, "unchecked", [alt], _unchecked_text(e, alt))
+            problem = _check(alt, alt_exp, e.get("size") if same else None)
+            if problem:
+                flags = [] if exp else ["--allow-unverified"]
+                return Status(name, "corrupt", [alt], f"{alt}: {problem}. Run {command(e, *flags)} to download "
+                                                      "the entry's own file.")
+            return Status(name, "verified", [alt], f"{alt} ({alt_exp.short} matches)")
     return Status(name, "missing", [], f"{dest} is missing.\n" + _by_hand(e, root, exp))
 
 
@@ -482,21 +551,58 @@ def _verify_unpacked(e: dict, root, dest: Path) -> Status:
 
 def adopt(name: str, root: str | Path | None = None) -> Status:
     """Record the sha256 of every file of a data set you unpacked yourself (trust on first use), so the
-    loaders and ``--verify`` can check it from now on; its layout must already be what the loaders read."""
+    loaders and ``--verify`` can check it from now on.
+
+    Only a folder that nothing checks yet is recorded, and only after its layout is checked; one that the
+    manifest's checksums cover (CIFAR's ``contents_md5``), or whose files fail the record they have, is
+    reported as ``--verify`` reports it and never recorded anew. An entry that is no unpacked data set (a
+    single file, weights) has nothing to adopt: its ``--verify`` status, saying how it is checked."""
     e = entry(name)
     if e.get("kind") not in ("download", "manual") or e["_section"] != "datasets" or (
             e.get("kind") == "download" and not _unpack(e)):
-        raise FetchError(f"{name}: --adopt applies to unpacked data sets (archives and ImageNet folders); "
-                         f"'{name}' is checked against its published checksum instead.")
+        return _nothing_to_adopt(e, root)
     dest = _dest(e, root)
     if not _present(dest):
         return Status(name, "missing", [], f"{dest} is missing; nothing to adopt.")
     layout = _data()._layout_problem(e, dest, _data().data_root(root))
     if layout:
         return Status(name, "incomplete", [dest], layout)
+    status = _target_status(e, root, dest)
+    if status.state == "corrupt":
+        why = _why_not_adopted(e, root, dest)
+        return Status(name, status.state, status.paths, f"not adopted: {status.message}{why}")
+    if status.state != "unchecked":
+        return Status(name, status.state, status.paths, f"nothing to adopt: {status.message}")
     record = _record_contents(e, dest)
-    _say(f"{name}: trusting {dest} as it is; the sha256 of its files is recorded in {record}")
-    return _target_status(e, root, dest)
+    status = _target_status(e, root, dest)
+    if status.state != "verified":  # changed while it was hashed
+        return status
+    return Status(name, "verified", [dest], f"{dest}: the sha256 of its {len(_data().files_under(dest))} files "
+                                            f"is recorded in {record} (trust on first use); the loaders and "
+                                            "--verify check them from now on")
+
+
+def _why_not_adopted(e: dict, root, dest: Path) -> str:
+    record = _contents_record(dest)
+    if e.get("contents_md5") or not record.is_file():
+        return (". Its files are checked against the md5s published in data_manifest.yaml (contents_md5), "
+                "which --adopt cannot replace")
+    return (f". If you changed them on purpose and trust them as they are, delete {record} and run "
+            f"{command(e, '--adopt', root=root)} again")
+
+
+def _nothing_to_adopt(e: dict, root) -> Status:
+    """--adopt on an entry that is no unpacked data set: what --verify says, and how the entry is checked."""
+    status = verify(e["name"], root)
+    if e.get("kind") == "generated":
+        how = "it is made at load time"
+    elif status.state == "unchecked" or not _published(e):
+        how = (f"a file with nothing to check it against is taken as it is, its sha256 recorded, by "
+               f"{command(e, '--allow-unverified', root=root)}")
+    else:
+        how = "it is checked against its published checksum"
+    return Status(e["name"], status.state, status.paths, "nothing to adopt: --adopt records data-set folders you "
+                                                         f"unpacked yourself; {how}. {status.message}")
 
 
 class _Hashing:
@@ -654,6 +760,7 @@ class _Tracked:
     def __call__(self, url, output_file, pooch_obj=None):
         self.calls += 1
         self.inner(url, output_file, pooch_obj)
+        _usual_mode(getattr(output_file, "name", output_file))  # before pooch moves it to its name
         if self.exp is None or self.exp.alg == "sha256-prefix":
             self.sha256 = pooch.file_hash(str(output_file), alg="sha256")
             if self.exp is not None and not self.sha256.startswith(self.exp.value):
@@ -799,6 +906,9 @@ def _after_unpack(e: dict, root, names: list[str], force: bool) -> list[Path]:
             tmp = target.with_name(target.name + ".part")
             shutil.copyfile(hits[0], tmp)
             os.replace(tmp, target)
+            # the archive was checked (or let in by --allow-unverified): what it held is recorded, so
+            # weights_path can check the copy at every load
+            record_sha256(target, pooch.file_hash(str(target), alg="sha256"), e, f"{hits[0]} (unpacked)")
             placed.append(target)
         else:
             placed.append(target)
@@ -806,6 +916,33 @@ def _after_unpack(e: dict, root, names: list[str], force: bool) -> list[Path]:
         raise FetchError(f"{e['name']}: unpacked into {dest}, but it holds no {', '.join(missing)} "
                          "(contents_expected in data_manifest.yaml).")
     return [dest, *placed]
+
+
+def _used(e: dict, root, dest: Path) -> bool:
+    """Whether the downloaded file itself is what the loaders use: weights, a file not unpacked, or an
+    archive whose unpacked target is not verified (so fetch would unpack it)."""
+    return e["_section"] == "weights" or not _unpack(e) or _verify_unpacked(e, root, dest).state != "verified"
+
+
+def _placed_alternative(e: dict, allow_unverified: bool) -> Status | None:
+    """A weights file already under another accepted name or in torch hub's cache, checked as
+    :func:`weights_path` checks it; with ``allow_unverified`` one with nothing to check it against gets
+    its sha256 recorded (you vouch for it). None: nothing usable there, the entry's file is downloaded."""
+    for alt, same in _alternatives(e):
+        if not alt.is_file():
+            continue
+        exp = _own_expected(e, alt, same)
+        where = f"{alt} is in place (pretrained_model looks there too); not downloaded"
+        if exp is None and allow_unverified:
+            sha = pooch.file_hash(str(alt), alg="sha256")
+            rec = record_sha256(alt, sha, e, "a file already on disk")
+            return Status(e["name"], "unverified", [alt], f"{where}; its sha256 {sha} is recorded in {rec} "
+                                                          "(trust on first use)")
+        problem = _check(alt, exp, e.get("size") if same else None) if exp else "nothing to check it against"
+        if problem is None:
+            return Status(e["name"], "verified", [alt], f"{where} ({exp.short} matches)")
+        _say(f"{e['name']}: {alt} is not used: {problem}")
+    return None
 
 
 def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, allow_unverified: bool,
@@ -822,6 +959,8 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
         if file.is_file():
             problem = _check(file, exp, e.get("size")) if exp else None
             if problem is None:
+                if exp is None and not allow_unverified and _used(e, root, dest):
+                    raise UnverifiedError(f"{name}: {_unchecked_text(e, file, root)}")
                 if exp is None and allow_unverified:
                     sha = pooch.file_hash(str(file), alg="sha256")
                     rec = record_sha256(file, sha, e, "a file already on disk")
@@ -853,11 +992,8 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
             notes.append("replaced changed unpacked files")
         elif (system := _system_copy(e)) is not None and system.ok:
             return system
-        else:
-            for alt, same in _alternatives(e):
-                if alt.is_file() and (not same or exp is None or _check(alt, exp, e.get("size")) is None):
-                    return Status(name, "verified" if same and exp else "unverified", [alt],
-                                  f"{alt} is in place (pretrained_model looks there too); not downloaded")
+        elif (placed := _placed_alternative(e, allow_unverified)) is not None:
+            return placed
 
     if exp is None and not allow_unverified:
         raise UnverifiedError(
@@ -865,7 +1001,9 @@ def _fetch_download(e: dict, root, *, force: bool, progress: bool, downloader, a
             f"could not be verified. Downloading it unverified is opt-in: pass allow_unverified=True "
             f"(--allow-unverified); its sha256 is then printed and recorded in {_record_path(file)} "
             "(trust on first use) so that later fetches are checked against it and you can add it to "
-            "data_manifest.yaml." + (f" Manifest note: {e['note']}" if e.get("note") else ""))
+            "data_manifest.yaml." + (f" Manifest note: {e['note']}" if e.get("note") else "")
+            + "".join(f" {alt} is there but cannot be checked either; --allow-unverified records it as it "
+                      "is, instead of downloading." for alt, _ in _alternatives(e) if alt.is_file()))
 
     file.parent.mkdir(parents=True, exist_ok=True)
     if file.exists():  # force: keep the old file until the new one is verified
@@ -977,54 +1115,60 @@ def _missing_weights(e: dict, model: str, dest: Path, reason: str) -> WeightsNot
     check = (f"its sha256 must start with {e['sha256_prefix']}" if e.get("sha256_prefix")
              else f"sha256 {e['sha256']}" if e.get("sha256")
              else "no checksum is published for it")
+    flags = [] if _published(e) else ["--allow-unverified"]
     alternatives = "".join(f"\n  or: {a}" for a in e.get("alternatives", []))
     return WeightsNotFoundError(
         f"{model}: pretrained weights '{e['name']}' ({e['title']}) are not available: {reason}. "
-        f"Download {e['urls'][0]} and save it as {dest} ({check}), or pass "
-        f"checkpoint=<path to the file>.{alternatives}"
+        f"Fetch them: {command(e, *flags)}; or download {e['urls'][0]} and save it as {dest} ({check})"
+        + ("" if _published(e) else f", then record it once: {command(e, *flags)}")
+        + f"; or use your own file: -p checkpoint PATH (checkpoint=PATH in Python).{alternatives}"
     )
 
 
 def _download_weights(e: dict, model: str, dest: Path, progress: bool) -> Path:
-    """Download the weights file to ``dest`` as :func:`fetch` does (checked before it gets its name); with
-    no published checksum, record its sha256 (trust on first use) and warn."""
+    """Download the weights file to ``dest`` as :func:`fetch` does (checked before it gets its name).
+    Only a file with a published checksum is downloaded here: one without needs ``fetch --allow-unverified``."""
     exp = _expected(e, dest)
+    if exp is None:
+        raise _missing_weights(e, model, dest, f"no file at {dest}, and no checksum is published for it, so it is "
+                                               "not downloaded without your --allow-unverified")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        url, tracked = _download(e, None, dest, exp, downloader=None, progress=progress,
-                                 timeout=CONNECT_TIMEOUT, by_hand=False)
+        _download(e, None, dest, exp, downloader=None, progress=progress, timeout=CONNECT_TIMEOUT, by_hand=False)
     except FetchError as err:  # offline, HTTP error, checksum mismatch: one message saying what to do
         raise _missing_weights(e, model, dest, f"download failed ({type(err).__name__}: {err})") from err
-    if exp is None:
-        rec = record_sha256(dest, tracked.sha256, e, url)
-        warnings.warn(f"{dest}: downloaded from {url}; no checksum is published, its sha256 {tracked.sha256} "
-                      f"is recorded in {rec} (trust on first use) and checked at every load.", stacklevel=4)
     return dest
 
 
-def _verify_weights(path: Path, e: dict) -> None:
-    """Check ``path`` against the entry's published checksum, else the sha256 recorded beside it at its
-    first download (``<file>.sha256``); :class:`ashlib.assets.data.ChecksumError` if it differs."""
-    exp = _expected(e, path)
-    problem = _check(path, exp) if exp is not None else None
+def _verify_weights(e: dict, path: Path, same: bool) -> None:
+    """Check ``path`` as :func:`_own_expected` says; :class:`ashlib.assets.data.ChecksumError` if it differs
+    or there is nothing to check it against."""
+    exp = _own_expected(e, path, same)
+    if exp is None:
+        raise _data().ChecksumError(_unchecked_text(e, path))
+    problem = _check(path, exp, e.get("size") if same else None)
     if problem:
+        again = command(e, "--force", *([] if _published(e) else ["--allow-unverified"]))
         raise _data().ChecksumError(f"{path} does not match '{e['name']}': {problem}. Delete it and fetch it "
-                                    f"again ({COMMAND} {e['name']} --force).")
+                                    f"again ({again}).")
 
 
 def weights_path(name: str, model: str | None = None, *, checkpoint: str | Path | None = None,
                  download: bool = True, progress: bool = True) -> Path:
     """The file of weights entry ``name`` (``model``: who asks, for messages), verified.
 
-    ``checkpoint`` (a file you supply) is returned as it is: it is not the published file, so it is not
-    checked against its checksum. Otherwise the file is looked up at ``$ASHLIB_CACHE/weights/<file>``,
-    then under the entry's ``local_names`` there (ASH's names for the DenseNets), then in torch hub's
-    cache (torchvision files); a file found is checked against the published checksum (sha256 or its
-    prefix) or the one recorded at its first download, every time (:class:`ashlib.assets.data.ChecksumError`).
-    Only then, with ``download``, it is downloaded where :func:`fetch` puts it, by the same code (pooch,
-    checked before the file gets its name; no published checksum: its sha256 is recorded, with a
-    warning). Missing, offline or a failed download: :class:`WeightsNotFoundError` saying what to
-    download, from where and where to put it.
+    ``checkpoint`` (a file you supply: you vouch for it) is returned as it is: it is not the published
+    file, so it is not checked against its checksum. Otherwise the file is looked up at
+    ``$ASHLIB_CACHE/weights/<file>``, then under the entry's ``local_names`` there (ASH's names for the
+    DenseNets), then in torch hub's cache (torchvision files). A file found is checked every time: the
+    entry's file against its published checksum (sha256 or its prefix) or the sha256 recorded beside it;
+    a file under another name against the sha256 recorded beside it only. One with nothing to check it
+    against is refused (:class:`ashlib.assets.data.ChecksumError` saying how to record it), as is one
+    that differs. Only then, with ``download`` and a published checksum, it is downloaded where
+    :func:`fetch` puts it, by the same code (pooch, checked before the file gets its name); a file with
+    no published checksum is never downloaded here (``fetch NAME --allow-unverified``). Missing, offline
+    or a failed download: :class:`WeightsNotFoundError` saying what to run, or download from where and
+    where to put it.
     """
     e = {**weights_entry(name), "_section": "weights"}
     model = model or name
@@ -1034,13 +1178,13 @@ def weights_path(name: str, model: str | None = None, *, checkpoint: str | Path 
         if not path.is_file():
             raise _missing_weights(e, model, dest, f"checkpoint={str(checkpoint)!r} is not a file")
         return path
-    path = next((p for p in [dest, *(alt for alt, _ in _alternatives(e))] if p.is_file()), None)
-    if path is None:
+    found = next(((p, same) for p, same in [(dest, True), *_alternatives(e)] if p.is_file()), None)
+    if found is None:
         if not download:
             raise _missing_weights(e, model, dest, f"no file at {dest} and download=False")
         return _download_weights(e, model, dest, progress)
-    _verify_weights(path, e)
-    return path
+    _verify_weights(e, *found)
+    return found[0]
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -1075,7 +1219,9 @@ def listing(root: str | Path | None = None) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
     skipped = sum(1 for e in entries.values() if e.get("kind") not in ("download", "manual"))
-    lines.append(f"'all' = every download entry a benchmark uses. Manual entries (ImageNet) are licence-gated: "
+    lines.append(f"'all' = every download entry a benchmark uses; a benchmark's name ({', '.join(_data().BENCHMARKS)}) "
+                 "= every entry it reads, weights included; BENCHMARK/SET (as used_by names it, e.g. cifar10/train, "
+                 "cifar10/SVHN) = that set's entries. Manual entries (ImageNet) are licence-gated: "
                  f"'{COMMAND} NAME' prints how to get them and checks what you placed. Not listed: {skipped} "
                  "entries that installed packages ship or ashlib generates (nothing to fetch; --verify NAME "
                  "checks them).")
@@ -1085,7 +1231,9 @@ def listing(root: str | Path | None = None) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the fetch command's arguments to ``parser`` (a subcommand parser); run it with :func:`main`."""
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="manifest entries (see --list), or 'all': every download entry a benchmark uses")
+                        help="manifest entries (see --list); a benchmark's name (cifar10, imagenet, ...): every "
+                             "entry it reads, weights included; BENCHMARK/SET (cifar10/train: the CIFAR-10 archive "
+                             "alone); or 'all': every download entry a benchmark uses")
     parser.add_argument("--root", default=None,
                         help="data root for the data sets (default $ASHLIB_CACHE/data, where load_benchmark "
                              "looks); weights always go to $ASHLIB_CACHE/weights")
@@ -1093,11 +1241,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--verify", action="store_true",
                         help="check what is on disk against the manifest checksums; download nothing")
     parser.add_argument("--allow-unverified", action="store_true",
-                        help="download entries that have no published checksum; their sha256 is printed and "
-                             "recorded next to the file (trust on first use)")
+                        help="download entries that have no published checksum, or accept such a file already "
+                             "there; its sha256 is printed and recorded next to the file (trust on first use)")
     parser.add_argument("--adopt", action="store_true",
                         help="record the sha256 of the files of a data set you unpacked yourself (trust on first "
-                             "use), so the loaders can check it from now on")
+                             "use), so the loaders can check it from now on; a folder that fails the checksums "
+                             "it has is not recorded. A weights file is recorded with --allow-unverified")
     parser.add_argument("--subset-from", metavar="TAR", default=None,
                         help="imagenet_train: stream ILSVRC2012_img_train.tar (a path, or - for standard input) "
                              "and keep only the images the benchmark uses (--per-class, default 10 per class)")

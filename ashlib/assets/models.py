@@ -618,16 +618,18 @@ def pretrained_model(name: str, num_classes: int | None = None, *, dataset: str 
     - ``densenet100``: the DenseNet-BC-100 checkpoints DICE trained and ASH evaluates, for
       ``dataset`` "cifar10" or "cifar100" (default: from ``num_classes`` 10 or 100).
 
-    The file comes from :func:`ashlib.assets.fetch.weights_path`: ``checkpoint`` (a path you supply), else
-    ``$ASHLIB_CACHE/weights/<file>`` (file names in ``data_manifest.yaml``; the DenseNet also under the
-    names ASH's checkpoints.zip uses), else torch hub's cache for torchvision files, and only then
-    downloaded (``download=True``) as ``python -m ashlib fetch`` does. Offline or missing:
-    :class:`WeightsNotFoundError` saying what to download, from where and where to put it; never a
-    silently random model. A file found is checked against its published checksum (torchvision: the
-    sha256 prefix in its name), or the one recorded at its first download, every time it is loaded
-    (:class:`ashlib.assets.data.ChecksumError`); your own ``checkpoint`` is not the published file and is not
-    checked against its checksum (its keys must still fit). Checkpoints are read with
-    ``torch.load(..., weights_only=True)``. ``with_path``: return (model, path of the weights file read).
+    The file comes from :func:`ashlib.assets.fetch.weights_path`: ``checkpoint`` (a path you supply,
+    ``-p checkpoint PATH`` on the command line), else ``$ASHLIB_CACHE/weights/<file>`` (file names in
+    ``data_manifest.yaml``; the DenseNet also under the names ASH's checkpoints.zip uses), else torch hub's
+    cache for torchvision files, and only then downloaded (``download=True``) as ``python -m ashlib fetch``
+    does, if it has a published checksum. Offline or missing: :class:`WeightsNotFoundError` saying what to
+    run, or download from where and where to put it; never a silently random model. A file found is
+    checked every time it is loaded (:class:`ashlib.assets.data.ChecksumError`): against its published
+    checksum (DICE: the sha256 of the committed file; torchvision: the sha256 prefix in its name), or the
+    sha256 recorded beside it by ``fetch --allow-unverified``; a file with neither is refused, with the
+    command that records it. Your own ``checkpoint`` is not the published file and is not checked against
+    its checksum (its keys must still fit). Checkpoints are read with ``torch.load(..., weights_only=True)``.
+    ``with_path``: return (model, path of the weights file read).
     """
     check_choice("model", name, PRETRAINED)
     if name == "densenet100":

@@ -6,6 +6,7 @@
     python -m ashlib run --profile imagenet --dry-run            # what a run reads, writes and costs
     python -m ashlib book --run runs/embedded                    # the site from a run folder
     python -m ashlib fetch --list                                # data sets and weights
+    python -m ashlib fetch --verify cifar10                      # every file a benchmark reads, weights too
     python -m ashlib classroom release ash --out student/        # the student version of an assignment
     python -m ashlib classroom grade ash submissions/ --out grades/  # gradebook.csv and feedback/
     python -m ashlib classroom lab ash                           # open the student version in JupyterLab

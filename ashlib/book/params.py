@@ -69,9 +69,10 @@ def check_device(device: str) -> str:
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ParameterError(f"device={device!r} is not available: torch.cuda.is_available() is False here; "
-                             "use device='cpu'.")
+                             "use --device cpu (-p device cpu for one notebook; device='cpu' in Python).")
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ParameterError("device='mps' is not available on this machine; use device='cpu'.")
+        raise ParameterError("device='mps' is not available on this machine; use --device cpu (-p device cpu "
+                             "for one notebook; device='cpu' in Python).")
     return device
 
 

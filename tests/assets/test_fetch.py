@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import io
 import os
+import shutil
 import socket
 import tarfile
 import threading
@@ -509,7 +510,7 @@ def test_a_benchmark_name_fetches_every_file_it_reads():
     names = F._expand(["fmnist"], entries)
     assert {"fmnist_train_images", "fmnist_train_labels", "fmnist_test_images", "fmnist_test_labels",
             "mnist_5k", "DejaVuSans", "lfw_subset", "noise"} <= set(names)
-    assert F._expand(["cifar10"], entries) == ["cifar10"]  # an entry's own name wins
+    assert "cifar10" in F._expand(["cifar10"], entries)  # the benchmark, its own archive among its entries
     with pytest.raises(F.ParameterError, match="'fmnist'"):
         F._expand(["fmnis"], entries)
 
@@ -572,3 +573,176 @@ def test_a_record_and_the_loaders_see_the_same_files_hidden_ones_left_out(tmp_pa
     record = json.loads(F._record_contents(e, dest).read_text())["files"]
     assert list(record) == ["imgs/a.png"] and list(data.files_under(dest)) == ["imgs/a.png"]
     assert data.check_target(e, tmp_path) == ("ok", None)
+
+
+# ----------------------------------------------- a benchmark's name, weights held to data, messages, modes
+
+
+@pytest.mark.parametrize("bench", ["cifar10", "cifar100", "imagenet"])
+def test_a_benchmark_name_means_every_entry_it_reads_for_fetch_verify_and_adopt(bench, tmp_path, monkeypatch,
+                                                                                capsys):
+    """`fetch --verify cifar10` checked the CIFAR archive alone ("1 of 1 in place", the OOD sets and the
+    weights unchecked) while `imagenet` expanded: a benchmark's name is one rule for all three."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    entries = F._entries()
+    expected = [n for n, e in entries.items() if any(u.split("/")[0] == bench for u in e.get("used_by") or [])]
+    assert len(expected) == 8 and any(entries[n]["_section"] == "weights" for n in expected)
+    assert F._expand([bench], entries) == expected
+    root = ["--root", str(tmp_path / "empty")]
+    assert F.main(["--verify", bench, *root]) == 1
+    out = capsys.readouterr().out
+    assert all(f"] {n} " in out for n in expected) and f"0 of {len(expected)} in place" in out
+    assert F.main([bench, "--adopt", *root]) == 1
+    out = capsys.readouterr().out
+    assert all(f"] {n} " in out for n in expected) and f"0 of {len(expected)} in place" in out
+    calls = []
+    statuses = F.fetch_all(bench, tmp_path / "empty", progress=False,
+                           downloader=lambda url, out, p=None: calls.append(url) or 1 / 0)
+    assert list(statuses) == expected and all(not s.ok for s in statuses.values())
+
+
+def test_one_set_of_a_benchmark_is_named_benchmark_slash_set():
+    """The entry that shares a benchmark's name is reached alone as the set it gives (used_by)."""
+    entries = F._entries()
+    assert F._expand(["cifar10/train"], entries) == ["cifar10"]
+    assert F._expand(["cifar100/SVHN", "imagenet/resnet50"], entries) == ["svhn_test", "resnet50_imagenet1k_v1"]
+    with pytest.raises(F.ParameterError, match=r"name='cifar10/nope' is not allowed.*cifar10/train"):
+        F._expand(["cifar10/nope"], entries)
+    for name, e in entries.items():  # the word messages give for one entry selects it alone
+        assert F._expand([F.cli_name(e)], entries) == [name], name
+    assert F.command(entries["cifar10"], "--force", root="/d") == f"{F.COMMAND} cifar10/train --force --root /d"
+
+
+def _unpublished_weights(world, monkeypatch, **extra) -> dict:
+    """Add weights 'nosumw' (no checksum published; also accepted as alt.pth) to the test manifest."""
+    (world.server.dir / "nosumw.pth").write_bytes(b"unpublished weights" * 50)
+    e = {"kind": "download", "title": "unpublished weights", "source": "github", "name": "nosumw",
+         "urls": [f"{world.server.url}/nosumw.pth"], "file": "nosumw.pth", "sha256": None, "size": None,
+         "local_names": ["alt.pth"], "used_by": ["test/w"], **extra}
+    _install(monkeypatch, world.manifest, world.datasets, [*world.weight_entries, e])
+    return e
+
+
+def test_weights_without_a_checksum_are_never_downloaded_by_a_load(world, monkeypatch):
+    """pretrained_model (weights_path) downloaded the unverified DICE file on its own; fetch refused it."""
+    _unpublished_weights(world, monkeypatch)
+    with pytest.raises(F.WeightsNotFoundError) as err:
+        F.weights_path("nosumw", "densenet100", progress=False)
+    msg = str(err.value)
+    assert world.server.requests == [] and not (F.weights_dir() / "nosumw.pth").exists()
+    assert f"{F.COMMAND} nosumw --allow-unverified" in msg
+    assert "-p checkpoint" in msg and "checkpoint=" in msg
+    F.fetch("nosumw", progress=False, allow_unverified=True)  # the user's explicit opt-in
+    assert F.weights_path("nosumw", progress=False) == F.weights_dir() / "nosumw.pth"
+    assert world.server.requests == ["/nosumw.pth"]
+
+
+@pytest.mark.parametrize("where", ["nosumw.pth", "alt.pth"])
+def test_a_hand_placed_weights_file_with_nothing_to_check_it_against_is_refused(world, monkeypatch, capsys, where):
+    """It loaded with no check and no warning, and --verify called it 'unverified' yet exited 0."""
+    _unpublished_weights(world, monkeypatch)
+    placed = F.weights_dir() / where
+    placed.write_bytes(b"weights from somewhere")
+    with pytest.raises(data.ChecksumError, match="cannot be checked") as err:
+        F.weights_path("nosumw", progress=False)
+    assert f"{F.COMMAND} nosumw --allow-unverified" in str(err.value) and f"-p checkpoint {placed}" in str(err.value)
+    assert F.weights_path("nosumw", checkpoint=placed) == placed  # the user vouching for the file
+    status = F.verify("nosumw")
+    assert status.state == "unchecked" and not status.ok and "--allow-unverified" in status.message
+    assert F.main(["--verify", "nosumw"]) == 1
+    assert "not in place: nosumw (unchecked)" in capsys.readouterr().out
+    assert F.main(["nosumw", "--no-progress"]) == 1  # fetch does not bless it either
+    assert "--allow-unverified" in capsys.readouterr().out
+    assert F.main(["nosumw", "--adopt"]) == 1
+    out = capsys.readouterr().out
+    assert "--allow-unverified" in out and "published checksum instead" not in out
+    assert F.main(["nosumw", "--allow-unverified", "--no-progress"]) == 0  # the file already there, recorded
+    assert world.server.requests == [] and F.recorded_sha256(placed) == _sha(b"weights from somewhere")
+    assert F.weights_path("nosumw", progress=False) == placed and F.verify("nosumw").state == "verified"
+    placed.write_bytes(b"changed")
+    with pytest.raises(data.ChecksumError, match="does not match"):
+        F.weights_path("nosumw", progress=False)
+    assert F.main(["--verify", "nosumw"]) == 1
+
+
+def test_an_alternative_weights_file_is_not_held_to_the_published_checksum_of_another(world, monkeypatch):
+    """ASH's densenet100_cifar10.pth is another file than DICE's: the DICE sha256 does not apply to it,
+    the record beside it does."""
+    _unpublished_weights(world, monkeypatch, sha256=_sha(b"unpublished weights" * 50))
+    alt = F.weights_dir() / "alt.pth"
+    alt.write_bytes(b"ASH's copy")
+    with pytest.raises(data.ChecksumError, match="cannot be checked"):
+        F.weights_path("nosumw", download=False)
+    assert F.verify("nosumw").state == "unchecked"
+    F.record_sha256(alt, _sha(b"ASH's copy"), F.entry("nosumw"), "a test")
+    assert F.weights_path("nosumw", download=False) == alt and F.verify("nosumw").state == "verified"
+
+
+def test_the_weights_a_benchmark_uses_have_a_published_checksum():
+    """The DICE DenseNet checkpoints, pinned from the DICE repository (commit 8acfb8d; git blob = file)."""
+    for name in F.fetchable():
+        e = F.entry(name)
+        if e["_section"] == "weights" and e.get("used_by"):
+            assert e.get("sha256") or e.get("sha256_prefix"), name
+    dice = F.entry("densenet100_cifar10_dice")
+    assert dice["sha256"] == "deaefd082911a1c6c92aacdcfecf03c71b932acc5c08b779c85c44eccdc0c817"
+    assert dice["size"] == 3381795
+    assert any("8acfb8d52eee997a7bf6f9d17ff5363fd91ba47b" in u for u in dice["urls"])
+
+
+def test_adopt_checks_before_it_trusts_and_never_rewrites_a_record_that_fails(world, monkeypatch, capsys):
+    """`fetch cifar10 --adopt` on files that differ from the published md5s printed "trusting ... as it
+    is" before "corrupt"; a folder with a record that its files fail was silently recorded anew."""
+    world.datasets[1]["contents_md5"] = {"a.png": "0" * 32}
+    _install(monkeypatch, world.manifest, world.datasets, world.weight_entries)
+    (world.root / "setA").mkdir(parents=True)
+    (world.root / "setA" / "a.png").write_bytes(b"not the published file")
+    status = F.adopt("sets", world.root)
+    out = capsys.readouterr().out
+    assert status.state == "corrupt" and "trust" not in out + status.message
+    assert not data.contents_record(world.root / "setA").exists()
+    assert "published" in status.message
+
+    del world.datasets[1]["contents_md5"]
+    _install(monkeypatch, world.manifest, world.datasets, world.weight_entries)
+    shutil.rmtree(world.root / "setA")
+    F.fetch("sets", world.root, progress=False)
+    record = data.contents_record(world.root / "setA")
+    before = record.read_text()
+    (world.root / "setA" / "a.png").write_bytes(b"edited after fetch")
+    status = F.adopt("sets", world.root)
+    assert status.state == "corrupt" and record.read_text() == before and str(record) in status.message
+    record.unlink()
+    status = F.adopt("sets", world.root)  # nothing records it: now the user's copy is recorded, after the check
+    assert status.state == "verified" and "recorded" in status.message and "trust on first use" in status.message
+
+
+def test_the_missing_data_error_names_the_fetch_and_adopt_commands(tmp_path):
+    """It gave URLs and "unpack it into ..." only, so a folder unpacked by hand failed again as unchecked."""
+    root = tmp_path / "empty"
+    with pytest.raises(data.DataNotFoundError) as err:
+        data.load_benchmark("cifar10", root=root)
+    msg = str(err.value)
+    assert f"python -m ashlib fetch cifar10 --root {root}" in msg  # everything at once
+    assert f"python -m ashlib fetch lsun_crop --root {root}" in msg
+    assert f"python -m ashlib fetch lsun_crop --adopt --root {root}" in msg
+    assert f"python -m ashlib fetch isun --allow-unverified --root {root}" in msg
+    assert f"python -m ashlib fetch cifar10/train --root {root}" in msg  # the CIFAR archive alone
+    assert f"python -m ashlib fetch svhn_test --root {root}" in msg
+
+
+def test_downloads_get_the_usual_permissions(world):
+    """pooch's temporary files are 0600, and moving one kept that: a shared data root was unreadable."""
+    old = os.umask(0o022)
+    try:
+        paths = [*F.fetch("plain", world.root, progress=False), *F.fetch("sets", world.root, progress=False),
+                 *F.fetch("tvw", progress=False), *F.fetch("zipw", progress=False, allow_unverified=True),
+                 *F.fetch("nosum", world.root, progress=False, allow_unverified=True)]
+        files = [p for p in paths if p.is_file()] + [world.root / "free.tar.gz.sha256"]
+        assert len(files) >= 6
+        assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}
+        os.umask(0o002)
+        path = F.fetch("plain", world.root, force=True, progress=False)[0]
+        assert oct(path.stat().st_mode & 0o777) == "0o664"
+    finally:
+        os.umask(old)

@@ -182,9 +182,14 @@ def test_pretrained_densenet_from_local_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch, "_default_downloader", lambda *a, **k: pytest.fail("downloaded"))
     model = pretrained_model("densenet100", 100, checkpoint=path)
     assert not model.training and torch.equal(model.fc.weight, official["fc.weight"])
-    # ASH's plain state dict under its own file name in $ASHLIB_CACHE/weights is found too
+    # ASH's plain state dict under its own file name in $ASHLIB_CACHE/weights is found too; it is another
+    # file than DICE's, so DICE's published sha256 does not apply: it loads once its own is recorded
     ash_file = fetch.weights_dir() / "densenet100_cifar10.pth"
     torch.save(_official_densenet_state(num_classes=10, seed=2), ash_file)
+    with pytest.raises(ChecksumError, match="cannot be checked") as err:
+        pretrained_model("densenet100", dataset="cifar10")
+    assert "python -m ashlib fetch densenet100_cifar10_dice --allow-unverified" in str(err.value)
+    assert fetch.main(["densenet100_cifar10_dice", "--allow-unverified", "--no-progress"]) == 0  # not downloaded
     model10 = pretrained_model("densenet100", dataset="cifar10")
     assert model10.fc.out_features == 10
     torch.save({"state_dict": {k: v for k, v in official.items() if not k.startswith("trans2")}}, path)
@@ -566,22 +571,25 @@ def offline(tmp_path, monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("name, url, file", [
-    ("resnet50", "https://download.pytorch.org/models/resnet50-0676ba61.pth", "resnet50-0676ba61.pth"),
-    ("mobilenet_v2", "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth", "mobilenet_v2-b0353104.pth"),
-    ("densenet100", "https://github.com/deeplearning-wisc/dice/raw/master/checkpoints/CIFAR-10/densenet/"
-                    "checkpoint_100.pth.tar", "densenet100_cifar10_dice.pth.tar"),
+DICE = "https://github.com/deeplearning-wisc/dice/raw/{}/checkpoints/CIFAR-10/densenet/checkpoint_100.pth.tar"
+
+
+@pytest.mark.parametrize("name, urls, file", [
+    ("resnet50", ["https://download.pytorch.org/models/resnet50-0676ba61.pth"], "resnet50-0676ba61.pth"),
+    ("mobilenet_v2", ["https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"], "mobilenet_v2-b0353104.pth"),
+    ("densenet100", [DICE.format("8acfb8d52eee997a7bf6f9d17ff5363fd91ba47b"), DICE.format("master")],
+     "densenet100_cifar10_dice.pth.tar"),
 ])
-def test_pretrained_offline_is_a_clear_error(name, url, file, offline):
+def test_pretrained_offline_is_a_clear_error(name, urls, file, offline):
     num_classes = 10 if name == "densenet100" else None
     with pytest.raises(WeightsNotFoundError) as err:
         pretrained_model(name, num_classes)
     msg = str(err.value)
-    assert offline == [url]
-    assert url in msg and str(fetch.weights_dir() / file) in msg and "URLError" in msg
-    assert "checkpoint=" in msg
+    assert offline == urls
+    assert urls[0] in msg and str(fetch.weights_dir() / file) in msg and "URLError" in msg
+    assert "-p checkpoint PATH (checkpoint=PATH in Python)" in msg and "python -m ashlib fetch " in msg
     if name == "densenet100":
-        assert "checkpoints.zip" in msg and "no checksum is published" in msg
+        assert "checkpoints.zip" in msg and "sha256 deaefd082911a1c6c92aacdcfecf03c71b932acc5c08b779c85c44eccdc0c817" in msg
     else:
         assert f"must start with {file.split('-')[-1][:8]}" in msg
 
@@ -623,22 +631,28 @@ def test_pretrained_download_path_on_a_local_file_url(tmp_path, monkeypatch):
     assert not [p for p in fetch.weights_dir().iterdir() if "mnv2-bad" in p.name]  # nor a temporary file
 
 
-def test_pretrained_unpublished_checksum_is_recorded_at_download_and_checked_at_every_load(tmp_path, monkeypatch):
-    """DICE's DenseNet has no published checksum: the first download records its sha256 beside it
-    (the same ``<file>.sha256`` as ``ashlib fetch`` writes) and a later change to the file is refused."""
+def test_pretrained_unpublished_checksum_is_never_downloaded_by_a_load_and_checked_at_every_load(tmp_path,
+                                                                                                 monkeypatch):
+    """Weights with no published checksum (DICE's DenseNet, before its sha256 was pinned) are not
+    downloaded by pretrained_model: fetch them with --allow-unverified, which records their sha256 beside
+    the file (``<file>.sha256``); every load checks it and a later change to the file is refused."""
     from ashlib.assets.fetch import recorded_sha256
 
     src = tmp_path / "served" / "checkpoint_100.pth.tar"
     src.parent.mkdir()
-    torch.save({"state_dict": _official_densenet_state(num_classes=10, seed=3)}, src)
-    entry = dict(fetch.weights_entry("densenet100_cifar10_dice"), urls=[src.as_uri()], local_names=[])
-    monkeypatch.setattr(fetch, "weights_entry", lambda name: entry)
+    torch.save({"epoch": 100, "state_dict": _official_densenet_state(num_classes=10, seed=3)}, src)
+    entries = fetch._entries()
+    entries["densenet100_cifar10_dice"].update(urls=[src.as_uri()], local_names=[], sha256=None, size=None)
+    monkeypatch.setattr(fetch, "_entries", lambda: entries)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.warns(UserWarning, match="trust on first use"):
+    with pytest.raises(WeightsNotFoundError, match="not downloaded without your --allow-unverified") as err:
         pretrained_model("densenet100", 10, progress=False)
-    dest = fetch.weights_dir() / entry["file"]
+    assert "python -m ashlib fetch densenet100_cifar10_dice --allow-unverified" in str(err.value)
+    dest = fetch.weights_dir() / "densenet100_cifar10_dice.pth.tar"
+    assert not dest.exists()
+    fetch.fetch("densenet100_cifar10_dice", progress=False, allow_unverified=True)
     assert recorded_sha256(dest) == hashlib.sha256(src.read_bytes()).hexdigest()
-    pretrained_model("densenet100", 10, progress=False)  # unchanged: loads without downloading again
+    pretrained_model("densenet100", 10, progress=False)  # checked against the record
     torch.save({"state_dict": _official_densenet_state(num_classes=10, seed=4)}, dest)  # changed on disk
     with pytest.raises(ChecksumError, match="recorded in .*at its first download"):
         pretrained_model("densenet100", 10, progress=False)
