@@ -160,7 +160,8 @@ def paper_evidence(chapter: str, benchmark: str = "cifar10") -> dict:
 def run_evidence(chapter: str, run, convention: str = "paper", n_resamples: int | None = None, **params) -> dict:
     """The evidence for ``chapter``'s claims from a prepared run (:func:`ashlib.book.runs.prepare`), or from a
     list of runs of the same network trained with different seeds (:func:`ashlib.book.runs.seed_runs`: the
-    mean over seeds, replicates by the hierarchical bootstrap), with the chapter's parameters:
+    mean over seeds, replicates by the hierarchical bootstrap; a table of one row, numbers quoted beside
+    an effect, is the mean over seeds alone), with the chapter's parameters:
     01 ``percentiles`` (dict, default the paper's for the benchmark) and ``accuracy_sweep``;
     02 ``placements`` (default: every stage, then the feature layer); 03 ``percentiles`` (list);
     04 ``rand_percentiles`` and ``seeds`` (ASH-RAND's own seeds, not the network's). ``n_resamples``: None
@@ -173,7 +174,17 @@ def run_evidence(chapter: str, run, convention: str = "paper", n_resamples: int 
     if not seeds:
         raise ParameterError("run=[] is not allowed: expected a run or a non-empty list of runs (one per seed).")
     per_seed = [module.run_evidence(r, convention, n_resamples, **params) for r in seeds]
-    return {name: experiments.across_seeds([ev[name] for ev in per_seed], n_resamples) for name in per_seed[0]}
+    return {name: (experiments.across_seeds([ev[name] for ev in per_seed], n_resamples) if len(per_seed[0][name]) > 1
+                   else _mean_of_row_0([ev[name] for ev in per_seed]))
+            for name in per_seed[0]}
+
+
+def _mean_of_row_0(tables):
+    """Evidence of one row (the values on all images, no replicates: numbers a cell quotes, no effect):
+    their mean over the seeds."""
+    import pandas as pd
+
+    return pd.concat([t.iloc[[0]] for t in tables]).mean().to_frame().T.rename_axis("draw")
 
 
 def verdicts(chapter: str, evidence: dict) -> list[str]:
